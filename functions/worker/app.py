@@ -1,0 +1,78 @@
+"""Worker function: SQS work messages → summaries (Powertools BatchProcessor, partial batch responses).
+
+Thin by design: parse the message, call ``process_report``, map ``RequeueError`` to a batch item
+failure with a shorter visibility timeout (the queue's redrive policy is the outer retry loop).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from medsum.adapters.bedrock import BedrockSummarizer
+from medsum.adapters.dynamodb import DynamoReportRepository
+from medsum.adapters.sns import SnsEventPublisher
+from medsum.adapters.sqs import SqsWorkQueue
+from medsum.logic.process import RequeueError, WorkerDeps, process_report
+from medsum.models import WorkMessage
+from medsum.observability import logger, metrics, tracer
+from medsum.settings import get_worker_settings
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@lru_cache(maxsize=1)
+def _deps() -> WorkerDeps:
+    settings = get_worker_settings()
+    return WorkerDeps(
+        repository=DynamoReportRepository(settings.table_name),
+        summarizer=BedrockSummarizer(settings.bedrock_model_id, settings.bedrock_max_tokens),
+        publisher=SnsEventPublisher(settings.events_topic_arn),
+        public_api_url=settings.public_api_url,
+        lease_seconds=settings.lease_seconds,
+        max_receive_count=settings.max_receive_count,
+        max_attempts=settings.bedrock_max_attempts,
+        budget_seconds=settings.bedrock_retry_budget_seconds,
+        requeue_base_delay_seconds=settings.requeue_base_delay_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def _queue() -> SqsWorkQueue:
+    return SqsWorkQueue(get_worker_settings().work_queue_url)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    """Process one work message; raising makes it a batch item failure (it is retried)."""
+    message = WorkMessage.model_validate_json(record.body)
+    receive_count = int(record.attributes.approximate_receive_count or "1")
+    logger.append_keys(report_id=message.report_id, message_id=record.message_id)
+    try:
+        outcome = process_report(
+            message.report_id,
+            receive_count,
+            _deps(),
+            remaining_seconds=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+        )
+        logger.info("work message done", outcome=outcome.value)
+    except RequeueError as requeue:
+        logger.info(
+            "work message returned to queue", reason=requeue.reason, delay_seconds=requeue.delay_seconds
+        )
+        _queue().retry_later(record.receipt_handle, requeue.delay_seconds)
+        raise
+    finally:
+        logger.remove_keys(["report_id", "message_id"])
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

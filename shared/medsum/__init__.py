@@ -1,0 +1,1 @@
+"""medsum shared layer: models, settings, domain logic, ports and their AWS adapters."""

@@ -1,0 +1,31 @@
+"""SNS implementation of ``EventPublisher``: thin events, ids and links only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from medsum.adapters.clients import client as default_client
+from medsum.errors import PublishError
+from medsum.models import ReportEvent
+from medsum.ports import EventPublisher
+
+
+class SnsEventPublisher(EventPublisher):
+    def __init__(self, topic_arn: str, sns_client: Any | None = None) -> None:
+        self._topic = topic_arn
+        self._client = sns_client or default_client("sns")
+
+    def publish(self, event: ReportEvent, owner: str) -> None:
+        try:
+            self._client.publish(
+                TopicArn=self._topic,
+                Message=event.model_dump_json(),
+                MessageAttributes={
+                    "type": {"DataType": "String", "StringValue": event.type},
+                    "status": {"DataType": "String", "StringValue": event.data.status.value},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise PublishError("event topic unavailable") from exc

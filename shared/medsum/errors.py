@@ -1,0 +1,80 @@
+"""Domain exceptions. Messages are fixed strings: never interpolate report text or summaries."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medsum.models import Report
+
+
+class MedsumError(Exception):
+    """Base class of every domain error."""
+
+
+class ReportNotFoundError(MedsumError):
+    """The report does not exist, or belongs to another owner (indistinguishable on purpose)."""
+
+
+class InvalidPageTokenError(MedsumError):
+    """A ``next_token`` that we did not issue for this query."""
+
+
+class ReportTooLargeError(MedsumError):
+    """The report does not fit in a stored item even after compression."""
+
+
+class EnqueueError(MedsumError):
+    """The work message could not be sent to the queue."""
+
+
+class RepositoryError(MedsumError):
+    """The report store failed in a way the caller cannot fix."""
+
+
+class ConflictError(MedsumError):
+    """A conditional write lost a race (state changed underneath us).
+
+    ``current`` is the item as it was when the condition failed (read in the same call).
+    """
+
+    def __init__(self, message: str, current: Report | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class LeaseHeldError(MedsumError):
+    """Another worker holds a live lease on the report; the message must be retried later."""
+
+
+class SummarizerError(MedsumError):
+    """Base class of summarizer failures."""
+
+    code = "summarizer_error"
+
+
+class RetryableSummarizerError(SummarizerError):
+    """Throttling, unavailability, timeouts, connection errors: worth retrying."""
+
+    code = "model_unavailable"
+
+
+class NonRetryableSummarizerError(SummarizerError):
+    """Validation, access denied, content too long: retrying cannot help."""
+
+    code = "model_rejected"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidModelOutputError(SummarizerError):
+    """The model's reply did not match the summary contract (after one repair attempt)."""
+
+    code = "invalid_model_output"
+
+
+class PublishError(MedsumError):
+    """An event could not be published."""

@@ -1,0 +1,47 @@
+"""HTTP mapping helpers shared by the api function: error bodies, owner identity, pre-checks.
+
+Every error the API returns has the shape ``{"error": {"code", "message"}}`` with a fixed message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_BODY_BYTES = 1_048_576  # 1 MiB: 100,000 characters of report text fit with room to spare
+_JSON_CONTENT_TYPE = re.compile(r"^application/(?:[a-z0-9.+-]*\+)?json\s*(?:;.*)?$", re.IGNORECASE)
+_ASSUMED_ROLE = re.compile(r"^(arn:[^:]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> str:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return json.dumps({"error": error})
+
+
+def owner_from_identity(identity: dict[str, Any] | None) -> str | None:
+    """The caller's IAM principal, as API Gateway's IAM authorizer reports it.
+
+    Assumed-role sessions are reduced to the role (``…:assumed-role/Role``) so that every session
+    of one role owns the same reports.
+    """
+    if not identity:
+        return None
+    arn = identity.get("userArn") or identity.get("caller")
+    if not arn or not isinstance(arn, str):
+        return None
+    match = _ASSUMED_ROLE.match(arn)
+    return match.group(1) if match else arn
+
+
+def is_json_content_type(value: str | None) -> bool:
+    return bool(value) and bool(_JSON_CONTENT_TYPE.match(value or ""))
+
+
+def body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    return len(body.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""Domain logic: takes and returns models, talks to the outside world only through ports."""

@@ -1,0 +1,216 @@
+"""The worker's use case: claim a report, summarize it, record the outcome, announce it.
+
+Outcomes for one work message:
+- report gone, or already COMPLETED/FAILED: acknowledged, no model call (its event is re-published
+  if an earlier attempt crashed between the state change and the publish);
+- held by a live lease: ``RequeueError`` (another delivery is working on it);
+- non-retryable model error or invalid output: FAILED at once, acknowledged;
+- retryable errors that outlast the budget: ``RequeueError`` with a backoff delay; on the last allowed
+  receive the report is first marked FAILED (``dead_lettered``) so its state matches the DLQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from medsum.clock import new_id, utcnow
+from medsum.errors import (
+    ConflictError,
+    InvalidModelOutputError,
+    NonRetryableSummarizerError,
+    PublishError,
+    ReportNotFoundError,
+    RetryableSummarizerError,
+)
+from medsum.logic.summarize import RetryPolicy, summarize_text
+from medsum.models import ErrorInfo, EventData, Links, Report, ReportEvent, ReportStatus
+from medsum.observability import logger, metrics
+from medsum.ports import EventPublisher, ModelReply, ReportRepository, Summarizer
+
+MAX_REQUEUE_DELAY_SECONDS = 900
+# Time kept back from the Lambda's remaining time for the final write and the publish.
+SAFETY_MARGIN_SECONDS = 10.0
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class RequeueError(Exception):
+    """Return the message to the queue; it becomes visible again after ``delay_seconds``."""
+
+    def __init__(self, reason: str, delay_seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_seconds = delay_seconds
+
+
+@dataclass(frozen=True)
+class WorkerDeps:
+    repository: ReportRepository
+    summarizer: Summarizer
+    publisher: EventPublisher
+    public_api_url: str
+    lease_seconds: int
+    max_receive_count: int
+    max_attempts: int
+    budget_seconds: float
+    requeue_base_delay_seconds: int
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+def report_link(public_api_url: str, report_id: str) -> str:
+    return f"{public_api_url.rstrip('/')}/reports/{report_id}"
+
+
+def requeue_delay(base_seconds: int, receive_count: int) -> int:
+    """Outer-loop backoff: base · 2^(n-1), capped (SQS redelivery is the outer retry loop)."""
+    return int(min(MAX_REQUEUE_DELAY_SECONDS, base_seconds * 2 ** max(0, receive_count - 1)))
+
+
+def publish_terminal_event(deps: WorkerDeps, report: Report) -> None:
+    """Publish ``report.completed``/``report.failed`` and remember that it was published.
+
+    Raises ``PublishError``: the message is then retried, and the redelivery re-publishes because
+    the report's ``event_published`` flag is still unset (at-least-once; the event id is stable).
+    """
+    status = report.status
+    event = ReportEvent(
+        type="report.completed" if status is ReportStatus.COMPLETED else "report.failed",
+        id=f"evt_{report.report_id}_{status.value.lower()}",
+        timestamp=deps.clock(),
+        data=EventData(
+            report_id=report.report_id,
+            status=status,
+            links=Links(self=report_link(deps.public_api_url, report.report_id)),
+        ),
+    )
+    deps.publisher.publish(event, owner=report.owner)
+    deps.repository.mark_event_published(report.report_id, status)
+
+
+def process_report(
+    report_id: str,
+    receive_count: int,
+    deps: WorkerDeps,
+    remaining_seconds: Callable[[], float],
+) -> Outcome:
+    """Process one work message for ``report_id`` (see the module docstring for outcomes).
+
+    Raises
+    ------
+    RequeueError
+        The message must go back to the queue (leased elsewhere, retryable errors, no time left).
+    PublishError
+        The terminal state was written but its event could not be published.
+    """
+    if remaining_seconds() < SAFETY_MARGIN_SECONDS * 2:
+        raise RequeueError("not enough time left in this invocation", 0)
+    lease_token = new_id()
+    try:
+        report = deps.repository.claim(report_id, deps.clock(), deps.lease_seconds, lease_token)
+    except ReportNotFoundError:
+        logger.info("report no longer exists; acknowledging", report_id=report_id)
+        return Outcome.SKIPPED
+    except ConflictError as conflict:
+        current = conflict.current
+        if current is None:
+            return Outcome.SKIPPED
+        if current.status.terminal:
+            logger.info("report already terminal; acknowledging", report_id=report_id, status=current.status)
+            if not current.event_published:
+                publish_terminal_event(deps, current)
+            return Outcome.SKIPPED
+        lease_left = (current.lease_expires_at or deps.clock()) - deps.clock()
+        raise RequeueError(
+            "report is leased by another delivery", max(1, int(lease_left.total_seconds()))
+        ) from None
+
+    text = report.text or ""
+    logger.info("report claimed", report_id=report_id, attempt=report.attempts, receive_count=receive_count)
+    policy = RetryPolicy(
+        max_attempts=deps.max_attempts,
+        budget_seconds=max(1.0, min(deps.budget_seconds, remaining_seconds() - SAFETY_MARGIN_SECONDS)),
+    )
+    try:
+        result, ungrounded = summarize_text(
+            text, report.report_type, deps.summarizer, policy, on_retry=_on_retry, on_reply=_on_reply
+        )
+    except NonRetryableSummarizerError as exc:
+        error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
+        return _fail(deps, report_id, lease_token, error)
+    except InvalidModelOutputError:
+        error = ErrorInfo(
+            code="invalid_model_output",
+            message="the model's reply did not match the summary format after one repair attempt",
+        )
+        return _fail(deps, report_id, lease_token, error)
+    except RetryableSummarizerError as exc:
+        metrics.add_metric(name="BedrockThrottled", unit=MetricUnit.Count, value=1)
+        if receive_count >= deps.max_receive_count:
+            error = ErrorInfo(
+                code="dead_lettered",
+                message=(
+                    f"the model stayed unavailable for {receive_count} deliveries; "
+                    "the work message was moved to the dead-letter queue"
+                ),
+            )
+            _fail(deps, report_id, lease_token, error)
+            raise RequeueError("retry budget exhausted on the last allowed delivery", 0) from exc
+        deps.repository.release(report_id, lease_token, deps.clock())
+        delay = requeue_delay(deps.requeue_base_delay_seconds, receive_count)
+        logger.warning(
+            "model unavailable; returning message to queue", report_id=report_id, delay_seconds=delay
+        )
+        raise RequeueError("model unavailable", delay) from exc
+
+    if ungrounded:
+        metrics.add_metric(name="UngroundedEvidence", unit=MetricUnit.Count, value=ungrounded)
+    try:
+        done = deps.repository.complete(report_id, lease_token, result.summary, result.usage, deps.clock())
+    except (ConflictError, ReportNotFoundError):
+        logger.warning("lease lost before completion; result discarded", report_id=report_id)
+        return Outcome.SKIPPED
+    metrics.add_metric(name="ReportsCompleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="BedrockInputTokens", unit=MetricUnit.Count, value=result.usage.input_tokens)
+    metrics.add_metric(name="BedrockOutputTokens", unit=MetricUnit.Count, value=result.usage.output_tokens)
+    logger.info(
+        "report completed",
+        report_id=report_id,
+        findings=len(result.summary.key_findings),
+        model_calls=result.model_calls,
+        ungrounded_quotes=ungrounded,
+    )
+    publish_terminal_event(deps, done)
+    return Outcome.COMPLETED
+
+
+def _fail(deps: WorkerDeps, report_id: str, lease_token: str, error: ErrorInfo) -> Outcome:
+    try:
+        failed = deps.repository.fail(report_id, error, deps.clock(), lease_token=lease_token)
+    except (ConflictError, ReportNotFoundError):
+        logger.warning("lease lost before failure was recorded", report_id=report_id)
+        return Outcome.SKIPPED
+    metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
+    logger.warning("report failed", report_id=report_id, error_code=error.code)
+    publish_terminal_event(deps, failed)
+    return Outcome.FAILED
+
+
+def _on_retry(attempt: int, error_code: str) -> None:
+    metrics.add_metric(name="BedrockRetries", unit=MetricUnit.Count, value=1)
+    logger.warning("bedrock call failed; retrying", attempt=attempt, error_code=error_code)
+
+
+def _on_reply(reply: ModelReply) -> None:
+    metrics.add_metric(name="BedrockLatency", unit=MetricUnit.Milliseconds, value=reply.latency_ms)
+
+
+__all__ = ["Outcome", "PublishError", "RequeueError", "WorkerDeps", "process_report", "requeue_delay"]

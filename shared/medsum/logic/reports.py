@@ -1,0 +1,94 @@
+"""Client-facing use cases: submit, read, list and delete reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from medsum.errors import EnqueueError, ReportNotFoundError, RepositoryError
+from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest
+from medsum.observability import logger
+from medsum.ports import Page, ReportRepository, WorkQueue
+
+ENQUEUE_FAILED = ErrorInfo(
+    code="enqueue_failed",
+    message="the report could not be queued for processing; submit it again",
+)
+
+
+@dataclass(frozen=True)
+class SubmitDeps:
+    repository: ReportRepository
+    queue: WorkQueue
+
+
+def submit_report(
+    request: SummarizeRequest,
+    owner: str,
+    deps: SubmitDeps,
+    *,
+    report_id: str,
+    now: datetime,
+    retention_days: int,
+) -> Report:
+    """Store a PENDING report and enqueue its work message.
+
+    The record is written first, then the message sent. If the send fails the record is marked
+    FAILED (``enqueue_failed``) before the error is raised, so it never stays PENDING with no message
+    to move it on (see docs/decisions.md).
+
+    Raises
+    ------
+    ReportTooLargeError, RepositoryError
+        The record could not be written (nothing was enqueued).
+    EnqueueError
+        The record was written but could not be queued; it is now FAILED.
+    """
+    report = Report(
+        report_id=report_id,
+        owner=owner,
+        patient_id=request.patient_id,
+        report_type=request.report_type,
+        status=ReportStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        text=request.report_text,
+        metadata=dict(request.metadata),
+        expires_at=int((now + timedelta(days=retention_days)).timestamp()),
+    )
+    deps.repository.create(report)
+    try:
+        deps.queue.enqueue(report_id)
+    except EnqueueError:
+        logger.error("enqueue failed; marking report failed", report_id=report_id)
+        try:
+            deps.repository.fail(report_id, ENQUEUE_FAILED, now)
+        except RepositoryError:
+            # Both stores failing at once: the record stays PENDING with no message until its TTL
+            # removes it. The client got a 5xx and retries; the error log is the operator's signal.
+            logger.exception("could not mark report failed after enqueue failure", report_id=report_id)
+        raise
+    logger.info("report accepted", report_id=report_id, text_chars=len(request.report_text))
+    return report
+
+
+def get_report(repository: ReportRepository, owner: str, report_id: str) -> Report:
+    """The caller's report. Another owner's report is indistinguishable from a missing one."""
+    report = repository.get(report_id)
+    if report is None or report.owner != owner:
+        raise ReportNotFoundError("report not found")
+    return report
+
+
+def list_reports(
+    repository: ReportRepository, owner: str, patient_id: str, limit: int, next_token: str | None
+) -> Page:
+    """The caller's reports for one patient, newest first."""
+    return repository.list_for_patient(owner, patient_id, limit, next_token)
+
+
+def delete_report(repository: ReportRepository, owner: str, report_id: str) -> None:
+    """Erase the caller's report (text and summary). Raises ``ReportNotFoundError``."""
+    if not repository.delete(owner, report_id):
+        raise ReportNotFoundError("report not found")
+    logger.info("report deleted", report_id=report_id)

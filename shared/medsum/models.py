@@ -1,0 +1,219 @@
+"""Pydantic models, one per boundary: API request/response, stored item, queue message, event.
+
+Nothing in this module performs I/O. Stored items and queue messages are validated when read back
+at the edge (repository and worker), so a malformed record fails loudly instead of half-working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+MAX_REPORT_CHARS = 100_000
+MAX_METADATA_PAIRS = 16
+PROMPT_VERSION = "2026-11-26.1"
+
+PatientId = Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
+
+
+class ReportStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (ReportStatus.COMPLETED, ReportStatus.FAILED)
+
+
+class ReportType(StrEnum):
+    RADIOLOGY = "radiology"
+    DISCHARGE = "discharge"
+    PATHOLOGY = "pathology"
+    PROGRESS_NOTE = "progress_note"
+    CONSULTATION = "consultation"
+    LABORATORY = "laboratory"
+    OPERATIVE = "operative"
+    OTHER = "other"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary contract (see BRIEF.md "Summary contract")
+# --------------------------------------------------------------------------------------------------
+class EvidenceSpan(StrictModel):
+    """Character offsets into the submitted report text: ``text[start:end]`` is the evidence."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class SummaryItem(StrictModel):
+    text: str
+    evidence: list[EvidenceSpan] = Field(default_factory=list)
+
+
+class Summary(StrictModel):
+    summary: str
+    key_findings: list[SummaryItem] = Field(default_factory=list)
+    diagnoses: list[SummaryItem] = Field(default_factory=list)
+    medications: list[SummaryItem] = Field(default_factory=list)
+    follow_up: list[SummaryItem] = Field(default_factory=list)
+    model_id: str
+    prompt_version: str
+
+
+# What we ask the model for: the same contract, but evidence as verbatim quotes. Offsets are
+# computed by us against the submitted text (models are bad at counting characters).
+class ModelItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    evidence: list[Annotated[str, StringConstraints(min_length=1, max_length=2_000)]] = Field(
+        default_factory=list, max_length=10
+    )
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
+    key_findings: list[ModelItem] = Field(default_factory=list, max_length=50)
+    diagnoses: list[ModelItem] = Field(default_factory=list, max_length=50)
+    medications: list[ModelItem] = Field(default_factory=list, max_length=50)
+    follow_up: list[ModelItem] = Field(default_factory=list, max_length=50)
+
+
+class Usage(StrictModel):
+    model_id: str
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+
+
+class ErrorInfo(StrictModel):
+    code: str
+    message: str
+
+
+# --------------------------------------------------------------------------------------------------
+# API boundary
+# --------------------------------------------------------------------------------------------------
+class SummarizeRequest(StrictModel):
+    patient_id: PatientId
+    report_text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REPORT_CHARS)]
+    report_type: ReportType = ReportType.OTHER
+    metadata: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
+
+    @field_validator("report_text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("report_text must not be blank")
+        return value
+
+
+class Links(StrictModel):
+    self: str
+
+
+class SubmitResponse(StrictModel):
+    report_id: str
+    status: ReportStatus
+    links: Links
+
+
+class ReportView(StrictModel):
+    """What ``GET /reports/{id}`` returns. Never carries the report text."""
+
+    report_id: str
+    patient_id: str
+    report_type: ReportType
+    status: ReportStatus
+    created_at: datetime
+    updated_at: datetime
+    attempts: int
+    metadata: dict[str, str] = Field(default_factory=dict)
+    summary: Summary | None = None
+    error: ErrorInfo | None = None
+    usage: Usage | None = None
+    links: Links
+
+
+class ReportListItem(StrictModel):
+    report_id: str
+    patient_id: str
+    report_type: ReportType
+    status: ReportStatus
+    created_at: datetime
+    updated_at: datetime
+    links: Links
+
+
+class ReportPage(StrictModel):
+    items: list[ReportListItem]
+    next_token: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Storage boundary
+# --------------------------------------------------------------------------------------------------
+class Report(BaseModel):
+    """A report as stored in the ``PatientReports`` table (text decoded)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    report_id: str
+    owner: str
+    patient_id: str
+    report_type: ReportType
+    status: ReportStatus
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = 0
+    lease_expires_at: datetime | None = None
+    lease_token: str | None = None
+    text: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    summary: Summary | None = None
+    error: ErrorInfo | None = None
+    usage: Usage | None = None
+    batch_id: str | None = None
+    custom_id: str | None = None
+    expires_at: int
+    version: int = 1
+    event_published: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Queue and event boundaries (ids only: never report text, summary or patient_id)
+# --------------------------------------------------------------------------------------------------
+class WorkMessage(StrictModel):
+    report_id: str
+    version: Literal[1] = 1
+
+
+EventType = Literal["report.completed", "report.failed"]
+
+
+class EventData(StrictModel):
+    report_id: str
+    status: ReportStatus
+    links: Links
+
+
+class ReportEvent(StrictModel):
+    type: EventType
+    id: str
+    timestamp: datetime
+    data: EventData

@@ -1,0 +1,49 @@
+"""Environment, modeled once per cold start and read through cached getters.
+
+Every name is set by ``template.yaml``; there are no silent defaults for required names.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class ApiSettings(_Env):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    report_retention_days: int = Field(alias="REPORT_RETENTION_DAYS", ge=1)
+    retry_after_seconds: int = Field(alias="RETRY_AFTER_SECONDS", ge=1, default=5)
+
+
+class WorkerSettings(_Env):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    bedrock_model_id: str = Field(alias="BEDROCK_MODEL_ID", min_length=1)
+    public_api_url: str = Field(alias="PUBLIC_API_URL", min_length=1)
+    max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
+    lease_seconds: int = Field(alias="LEASE_SECONDS", ge=1)
+    bedrock_retry_budget_seconds: float = Field(alias="BEDROCK_RETRY_BUDGET_SECONDS", gt=0)
+    bedrock_max_attempts: int = Field(alias="BEDROCK_MAX_ATTEMPTS", ge=1)
+    bedrock_max_tokens: int = Field(alias="BEDROCK_MAX_TOKENS", ge=64, default=2048)
+    requeue_base_delay_seconds: int = Field(alias="REQUEUE_BASE_DELAY_SECONDS", ge=0)
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    """Validate the api function's environment once per cold start."""
+    return ApiSettings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def get_worker_settings() -> WorkerSettings:
+    """Validate the worker function's environment once per cold start."""
+    return WorkerSettings.model_validate(dict(os.environ))
