@@ -122,8 +122,8 @@ def _base_url() -> str:
     """Absolute URL of the API root as the client called it (stage or custom base path kept)."""
     event = app.current_event
     context = event.request_context
-    host = event.get_header_value("Host") or context.domain_name or "localhost"
-    proto = event.get_header_value("X-Forwarded-Proto") or "https"
+    host = event.headers.get("Host") or context.domain_name or "localhost"
+    proto = event.headers.get("X-Forwarded-Proto") or "https"
     full_path = context.path or event.path
     prefix = full_path[: len(full_path) - len(event.path)] if full_path.endswith(event.path) else ""
     return f"{proto}://{host}{prefix}"

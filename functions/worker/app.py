@@ -22,7 +22,9 @@ from medsum.models import WorkMessage
 from medsum.observability import logger, metrics, tracer
 from medsum.settings import get_worker_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# Always answer with a partial batch response, even when every record failed: each failure has
+# already set its own retry delay, and a whole-invocation error would count as a worker crash.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @lru_cache(maxsize=1)

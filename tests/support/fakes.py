@@ -65,7 +65,9 @@ class InMemoryRepository(ReportRepository):
     def claim(self, report_id: str, now: datetime, lease_seconds: int, lease_token: str) -> Report:
         def allowed(r: Report) -> bool:
             return r.status is ReportStatus.PENDING or (
-                r.status is ReportStatus.PROCESSING and r.lease_expires_at is not None and r.lease_expires_at < now
+                r.status is ReportStatus.PROCESSING
+                and r.lease_expires_at is not None
+                and r.lease_expires_at < now
             )
 
         current = self.items.get(report_id)
@@ -80,7 +82,9 @@ class InMemoryRepository(ReportRepository):
             attempts=attempts,
         )
 
-    def complete(self, report_id: str, lease_token: str, summary: Summary, usage: Usage, now: datetime) -> Report:
+    def complete(
+        self, report_id: str, lease_token: str, summary: Summary, usage: Usage, now: datetime
+    ) -> Report:
         return self._update(
             report_id,
             lambda r: r.status is ReportStatus.PROCESSING and r.lease_token == lease_token,
@@ -100,7 +104,12 @@ class InMemoryRepository(ReportRepository):
             return r.status in (ReportStatus.PENDING, ReportStatus.PROCESSING)
 
         return self._update(
-            report_id, allowed, status=ReportStatus.FAILED, error=error, updated_at=now, lease_expires_at=None,
+            report_id,
+            allowed,
+            status=ReportStatus.FAILED,
+            error=error,
+            updated_at=now,
+            lease_expires_at=None,
             lease_token=None,
         )
 
@@ -161,7 +170,9 @@ class ScriptedSummarizer(Summarizer):
         step = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
         if isinstance(step, Exception):
             raise step
-        return ModelReply(text=step, input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0)
+        return ModelReply(
+            text=step, input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0
+        )
 
 
 class FixedClock:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from medsum.http import body_size, error_body, is_json_content_type, owner_from_identity
 from medsum.models import SummarizeRequest
+from pydantic import ValidationError
 
 
 @pytest.mark.parametrize(
@@ -56,7 +55,12 @@ def test_owner_from_identity() -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("application/json", True), ("application/json; charset=utf-8", True), ("text/plain", False), (None, False)],
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("text/plain", False),
+        (None, False),
+    ],
 )
 def test_json_content_type(value: str | None, ok: bool) -> None:
     assert is_json_content_type(value) is ok

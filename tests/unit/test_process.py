@@ -6,17 +6,19 @@ import json
 from datetime import timedelta
 
 import pytest
-
 from medsum.errors import NonRetryableSummarizerError, PublishError, RetryableSummarizerError
 from medsum.logic.process import Outcome, RequeueError, WorkerDeps, process_report, requeue_delay
 from medsum.models import Report, ReportStatus, ReportType
+
 from tests.support.fakes import FakePublisher, FixedClock, InMemoryRepository, ScriptedSummarizer
 
 TEXT = "FINDINGS: Small left pleural effusion. No pneumothorax.\nIMPRESSION: Small left effusion."
 GOOD_REPLY = json.dumps(
     {
         "summary": "Small left pleural effusion.",
-        "key_findings": [{"text": "Small left pleural effusion", "evidence": ["Small left pleural effusion"]}],
+        "key_findings": [
+            {"text": "Small left pleural effusion", "evidence": ["Small left pleural effusion"]}
+        ],
         "diagnoses": [{"text": "Pleural effusion", "evidence": ["Small left effusion"]}],
         "medications": [],
         "follow_up": [],
@@ -24,7 +26,9 @@ GOOD_REPLY = json.dumps(
 )
 
 
-def make_deps(summarizer: ScriptedSummarizer, **overrides: object) -> tuple[WorkerDeps, InMemoryRepository, FakePublisher]:
+def make_deps(
+    summarizer: ScriptedSummarizer, **overrides: object
+) -> tuple[WorkerDeps, InMemoryRepository, FakePublisher]:
     repo, publisher, clock = InMemoryRepository(), FakePublisher(), FixedClock()
     values: dict[str, object] = {
         "repository": repo,
@@ -76,7 +80,7 @@ def test_completes_with_grounded_evidence_and_publishes_thin_event() -> None:
     assert report.usage is not None and report.usage.input_tokens == 100
     assert report.lease_token is None and report.attempts == 1
     # And exactly one thin event was published, with no text, summary or patient id
-    (event, owner), = publisher.events
+    ((event, owner),) = publisher.events
     assert event.type == "report.completed" and owner.endswith("clinic-a")
     payload = event.model_dump_json()
     assert "effusion" not in payload and "p-1" not in payload
@@ -133,7 +137,7 @@ def test_retryable_errors_are_retried_then_message_requeued_with_backoff() -> No
 
 def test_retry_then_success_within_budget() -> None:
     summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException"), GOOD_REPLY])
-    deps, repo, _ = make_deps(summarizer, budget_seconds=30.0)
+    deps, _, _ = make_deps(summarizer, budget_seconds=30.0)
     assert process_report("r1", 1, deps, plenty) is Outcome.COMPLETED
     assert len(summarizer.calls) == 2
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from medsum.errors import EnqueueError, ReportNotFoundError
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
 from medsum.models import ReportStatus, SummarizeRequest
+
 from tests.support.fakes import FakeQueue, FixedClock, InMemoryRepository
 
 OWNER_A = "arn:aws:iam::123456789012:user/clinic-a"
@@ -19,7 +19,9 @@ def request(patient: str = "p-1") -> SummarizeRequest:
 
 def test_submit_writes_pending_and_enqueues_id_only() -> None:
     repo, queue, clock = InMemoryRepository(), FakeQueue(), FixedClock()
-    report = submit_report(request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30)
+    report = submit_report(
+        request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30
+    )
     assert repo.items["r1"].status is ReportStatus.PENDING
     assert repo.items["r1"].owner == OWNER_A
     assert queue.sent == ["r1"]
@@ -29,7 +31,9 @@ def test_submit_writes_pending_and_enqueues_id_only() -> None:
 def test_enqueue_failure_marks_the_record_failed_and_raises() -> None:
     repo, queue, clock = InMemoryRepository(), FakeQueue(fail=True), FixedClock()
     with pytest.raises(EnqueueError):
-        submit_report(request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30)
+        submit_report(
+            request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30
+        )
     stored = repo.items["r1"]
     assert stored.status is ReportStatus.FAILED
     assert stored.error is not None and stored.error.code == "enqueue_failed"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from medsum.errors import RetryableSummarizerError
 from medsum.logic.summarize import (
     RetryPolicy,
@@ -17,6 +16,7 @@ from medsum.logic.summarize import (
     summarize_text,
 )
 from medsum.models import ModelItem, ReportType
+
 from tests.support.fakes import ScriptedSummarizer
 
 TEXT = "IMPRESSION:  Mild   cardiomegaly.\nNo pneumothorax."

@@ -1,0 +1,536 @@
+"""A small, SigV4-signed HTTP client for the medsum API.
+
+Requests are signed for service ``execute-api`` with botocore's own signer and sent with ``requests``.
+Every call has a timeout; ``429`` and ``503`` answers are retried (tenacity) a few times with a small
+exponential backoff that honours ``Retry-After``. Responses are returned as the API's JSON, unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from medsum_cli._version import __version__
+
+JSONObject = dict[str, Any]
+StatusCallback = Callable[[JSONObject], None]
+
+SERVICE_NAME = "execute-api"
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED"})
+RETRY_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
+DEFAULT_MAX_ATTEMPTS = 4
+MAX_RETRY_AFTER = 20.0  # never sleep longer than this between retries, whatever the server says
+DEFAULT_POLL_INTERVAL = 1.0
+MAX_POLL_INTERVAL = 5.0
+_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)  # 0.5, 1, 2, 4 s (+ jitter)
+
+
+class MedsumClientError(Exception):
+    """Base class of every error raised by :class:`MedsumClient`."""
+
+
+class ApiError(MedsumClientError):
+    """The API answered with an error (or with something that is not the API's JSON).
+
+    Parameters
+    ----------
+    status
+        HTTP status code.
+    code
+        The ``error.code`` of the API's error body (or a code derived from the status).
+    message
+        The ``error.message`` of the API's error body (or the status phrase).
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    @property
+    def is_client_error(self) -> bool:
+        """Whether this is a ``4xx`` answer: the request must change before it can succeed."""
+        return 400 <= self.status < 500
+
+
+class TransportError(MedsumClientError):
+    """No HTTP answer: connection refused or reset, DNS failure, TLS error or timeout."""
+
+
+class ConnectionFailedError(TransportError):
+    """The API could not be reached at all (refused, reset, DNS or TLS failure, connect timeout)."""
+
+
+class WaitTimeoutError(MedsumClientError):
+    """A report did not reach a terminal status within the wait timeout.
+
+    Parameters
+    ----------
+    report_id
+        The report waited for.
+    timeout
+        The timeout, in seconds.
+    last_status
+        The last status seen (``None`` if the report was never read).
+    """
+
+    def __init__(self, report_id: str, timeout: float, last_status: str | None) -> None:
+        super().__init__(
+            f"timed out after {timeout:g}s waiting for report {report_id} "
+            f"(last status: {last_status or 'unknown'})"
+        )
+        self.report_id = report_id
+        self.timeout = timeout
+        self.last_status = last_status
+
+
+class _RetryableResponse(Exception):
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class MedsumClient:
+    """Client of the medsum REST API.
+
+    Parameters
+    ----------
+    api_url
+        Base URL of the API, e.g. ``http://127.0.0.1:3000`` or an API Gateway stage URL.
+    credentials
+        botocore credentials used to sign every request.
+    region
+        Signing region.
+    session
+        ``requests.Session`` to send with (tests inject one with a fake transport adapter).
+    timeout
+        ``(connect, read)`` timeout in seconds, applied to every HTTP call.
+    max_attempts
+        Attempts per call when the API answers ``429`` or ``503``.
+    sleep, clock
+        Injectable ``time.sleep`` and ``time.monotonic`` (for tests).
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        credentials: Any,
+        region: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.region = region
+        self._credentials = credentials
+        self._session = session if session is not None else requests.Session()
+        self._timeout = timeout
+        self._max_attempts = max(1, max_attempts)
+        self._sleep = sleep if sleep is not None else time.sleep
+        self._clock = clock if clock is not None else time.monotonic
+
+    # ------------------------------------------------------------------------------------------
+    # API operations
+    # ------------------------------------------------------------------------------------------
+    def submit(
+        self,
+        *,
+        patient_id: str,
+        report_text: str,
+        report_type: str = "other",
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JSONObject:
+        """Submit a report for summarization (``POST /summarize``).
+
+        Parameters
+        ----------
+        patient_id
+            The caller's patient identifier (``[A-Za-z0-9._-]{1,64}``).
+        report_text
+            The report, verbatim; evidence offsets in the summary index into this string.
+        report_type
+            One of the API's report types (``radiology``, ``discharge``, ...).
+        metadata
+            Free-form string pairs stored with the report.
+        idempotency_key
+            Sent as the ``Idempotency-Key`` header so that a retried submit is not accepted twice.
+
+        Returns
+        -------
+        dict
+            The ``202`` body: ``{"report_id", "status", "links"}``.
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the request.
+        TransportError
+            If the API cannot be reached.
+        """
+        body = {
+            "patient_id": patient_id,
+            "report_text": report_text,
+            "report_type": report_type,
+            "metadata": dict(metadata or {}),
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._call("POST", "/summarize", body=body, headers=headers)
+
+    def get(self, report_id: str) -> JSONObject:
+        """Read one report (``GET /reports/{id}``).
+
+        Parameters
+        ----------
+        report_id
+            The id returned by :meth:`submit`.
+
+        Returns
+        -------
+        dict
+            The report view: status, and summary or error once the report is done.
+
+        Raises
+        ------
+        ApiError
+            ``404`` if the report does not exist or belongs to someone else.
+        TransportError
+            If the API cannot be reached.
+        """
+        return self._call("GET", f"/reports/{_segment(report_id)}")
+
+    def list(self, patient_id: str, limit: int | None = None, next_token: str | None = None) -> JSONObject:
+        """Read one page of a patient's reports (``GET /patients/{pid}/reports``).
+
+        Parameters
+        ----------
+        patient_id
+            The patient whose reports to list (only the caller's own reports are returned).
+        limit
+            Page size.
+        next_token
+            Token of the page to read, from a previous page's ``next_token``.
+
+        Returns
+        -------
+        dict
+            ``{"items": [...], "next_token": str | None}``.
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the request (e.g. an invalid ``next_token``).
+        TransportError
+            If the API cannot be reached.
+        """
+        params: dict[str, str] = {}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if next_token:
+            params["next_token"] = next_token
+        return self._call("GET", f"/patients/{_segment(patient_id)}/reports", params=params)
+
+    def iter_pages(
+        self, patient_id: str, limit: int | None = None, next_token: str | None = None
+    ) -> Iterator[JSONObject]:
+        """Yield every page of a patient's reports, following ``next_token``.
+
+        Parameters
+        ----------
+        patient_id
+            The patient whose reports to list.
+        limit
+            Page size.
+        next_token
+            Page to start from (default: the first).
+
+        Yields
+        ------
+        dict
+            Each page, as returned by :meth:`list`.
+        """
+        token = next_token
+        seen: set[str] = set()
+        while True:
+            page = self.list(patient_id, limit=limit, next_token=token)
+            yield page
+            token = page.get("next_token")
+            if not token or token in seen:  # a repeated token would loop forever
+                return
+            seen.add(token)
+
+    def delete(self, report_id: str) -> None:
+        """Delete a report (``DELETE /reports/{id}``).
+
+        Parameters
+        ----------
+        report_id
+            The report to delete.
+
+        Raises
+        ------
+        ApiError
+            ``404`` if the report does not exist or belongs to someone else.
+        TransportError
+            If the API cannot be reached.
+        """
+        self._call("DELETE", f"/reports/{_segment(report_id)}", expect_body=False)
+
+    def wait(
+        self,
+        report_id: str,
+        timeout: float = 300.0,
+        on_status: StatusCallback | None = None,
+        *,
+        poll_interval: float | None = None,
+    ) -> JSONObject:
+        """Poll a report until it is ``COMPLETED`` or ``FAILED``.
+
+        Parameters
+        ----------
+        report_id
+            The report to wait for.
+        timeout
+            Give up after this many seconds.
+        on_status
+            Called with every report view read (e.g. to update a spinner).
+        poll_interval
+            First delay between polls (default 1 s); it grows up to 5 s.
+
+        Returns
+        -------
+        dict
+            The terminal report view.
+
+        Raises
+        ------
+        WaitTimeoutError
+            If the report is still pending or processing when ``timeout`` expires.
+        ApiError, TransportError
+            As :meth:`get`.
+        """
+        deadline = self._clock() + timeout
+        interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
+        last_status: str | None = None
+        while True:
+            report = self.get(report_id)
+            last_status = str(report.get("status"))
+            if on_status is not None:
+                on_status(report)
+            if last_status in TERMINAL_STATUSES:
+                return report
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise WaitTimeoutError(report_id, timeout, last_status)
+            self._sleep(min(interval, remaining))
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+    # ------------------------------------------------------------------------------------------
+    # HTTP plumbing
+    # ------------------------------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: JSONObject | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect_body: bool = True,
+    ) -> JSONObject:
+        url = self.api_url + path
+        if params:
+            url += "?" + urlencode(sorted(params.items()), quote_via=quote, safe="-_.~")
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        response = self._send_with_retries(method, url, data, headers or {})
+        if response.status_code >= 400:
+            raise _api_error(response)
+        if not expect_body or response.status_code == HTTPStatus.NO_CONTENT:
+            return {}
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ApiError(
+                response.status_code, "invalid_response", "the API did not answer with JSON"
+            ) from exc
+        if not isinstance(payload, dict):
+            raise ApiError(
+                response.status_code, "invalid_response", "the API did not answer with a JSON object"
+            )
+        return payload
+
+    def _send_with_retries(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+    ) -> requests.Response:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_RetryableResponse),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_wait_retry_after,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._send(method, url, data, headers)
+                    if response.status_code in RETRY_STATUSES:
+                        raise _RetryableResponse(response)
+                    return response
+        except _RetryableResponse as exc:
+            return exc.response
+        raise AssertionError("unreachable: tenacity either returns, retries or re-raises")  # pragma: no cover
+
+    def _send(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+    ) -> requests.Response:
+        signed = self.sign(method, url, data, headers)
+        try:
+            return self._session.request(
+                method, url, data=data, headers=signed, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.ConnectTimeout as exc:
+            raise ConnectionFailedError(f"cannot connect to {self.api_url} (timed out)") from exc
+        except requests.Timeout as exc:
+            raise TransportError(f"{method} {url} timed out") from exc
+        except requests.ConnectionError as exc:
+            raise ConnectionFailedError(f"cannot connect to {self.api_url}") from exc
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} {url} failed: {type(exc).__name__}") from exc
+
+    def sign(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
+        """Sign a request with SigV4 for ``execute-api`` and return the headers to send.
+
+        Parameters
+        ----------
+        method
+            HTTP method.
+        url
+            Full URL, query string included, exactly as it will be sent.
+        data
+            Exact body bytes (``None`` for no body).
+        headers
+            Extra headers to send (and sign).
+
+        Returns
+        -------
+        dict
+            ``headers`` plus ``Content-Type``/``Accept``, ``X-Amz-Date``, ``Authorization`` and, for
+            temporary credentials, ``X-Amz-Security-Token``.
+        """
+        all_headers: dict[str, str] = {"Accept": "application/json", **headers}
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        request = AWSRequest(method=method, url=url, data=data or b"", headers=all_headers)
+        SigV4Auth(self._credentials, SERVICE_NAME, self.region).add_auth(request)
+        signed = {str(name): str(value) for name, value in request.headers.items()}
+        # User-Agent is never signed (botocore skips it); it only helps server logs.
+        signed["User-Agent"] = f"medsum-cli/{__version__}"
+        return signed
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _wait_retry_after(state: RetryCallState) -> float:
+    backoff = float(_BACKOFF(state))
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    if isinstance(exc, _RetryableResponse):
+        retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+    return backoff
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` header (delay in seconds, or an HTTP date).
+
+    Parameters
+    ----------
+    value
+        The header value.
+
+    Returns
+    -------
+    float or None
+        Seconds to wait (never negative), or ``None`` if the header is absent or unparseable.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _api_error(response: requests.Response) -> ApiError:
+    status = response.status_code
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = response.reason or "error"
+    code, message = f"http_{status}", phrase
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            code = str(error.get("code") or code)
+            message = str(error.get("message") or message)
+        elif isinstance(payload.get("message"), str):
+            # API Gateway's own answers (e.g. a bad signature) look like {"message": "..."}.
+            code = response.headers.get("x-amzn-ErrorType", "").split(":")[0] or code
+            message = payload["message"]
+    return ApiError(status, code, message)
+
+
+def collect_items(pages: Iterator[JSONObject]) -> list[JSONObject]:
+    """Concatenate the ``items`` of pages from :meth:`MedsumClient.iter_pages`.
+
+    Parameters
+    ----------
+    pages
+        Pages to read.
+
+    Returns
+    -------
+    list of dict
+        Every item, in page order.
+    """
+    items: list[JSONObject] = []
+    for page in pages:
+        items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
+    return items

@@ -1,0 +1,200 @@
+"""The api function's handler with API Gateway REST events, against the template's resources in moto."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+from medsum.adapters.sqs import SqsWorkQueue
+from medsum.logic.reports import SubmitDeps
+
+from tests.integration.conftest import Stack
+from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function
+
+REPORT = {
+    "patient_id": "pt-001",
+    "report_text": "FINDINGS: Mild cardiomegaly. No effusion.",
+    "report_type": "radiology",
+}
+
+
+@pytest.fixture
+def api(stack: Stack) -> ModuleType:
+    module = load_function("api")
+    for cached in (module._repository, module._submit_deps, module._idempotent_submit):
+        cached.cache_clear()
+    return module
+
+
+def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    response = api.lambda_handler(event, FakeLambdaContext())
+    body = json.loads(response["body"]) if response.get("body") else None
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers.setdefault(key.lower(), values[0])
+    return response["statusCode"], headers, body
+
+
+def submit(api: ModuleType, body: dict[str, Any] = REPORT, caller: str = CLINIC_A, **headers: str) -> Any:
+    return call(api, api_event("POST", "/summarize", body=body, caller=caller, headers=headers))
+
+
+def queue_messages(stack: Stack) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    response = sqs.receive_message(QueueUrl=stack.resources["WorkQueue"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in response.get("Messages", [])]
+
+
+def test_health_check_needs_no_identity(api: ModuleType) -> None:
+    status, _, body = call(api, api_event("GET", "/", caller=None))
+    assert status == 200 and body["status"] == "ok"
+
+
+def test_submit_answers_202_writes_pending_and_enqueues_ids_only(api: ModuleType, stack: Stack) -> None:
+    # When a client submits a report
+    status, headers, body = submit(api)
+    # Then it gets 202 with the id, a self link, Location and Retry-After
+    assert status == 202
+    report_id = body["report_id"]
+    assert body["status"] == "PENDING"
+    expected = f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/reports/{report_id}"
+    assert body["links"]["self"] == expected
+    assert headers["location"] == expected and headers["retry-after"] == "5"
+    # And one work message carries the id only (never the text)
+    assert queue_messages(stack) == [{"report_id": report_id, "version": 1}]
+    # And the report reads back PENDING, owned by the caller, without its text
+    status, _, view = call(api, api_event("GET", f"/reports/{report_id}", caller=CLINIC_A))
+    assert status == 200
+    assert view["status"] == "PENDING" and view["patient_id"] == "pt-001" and view["attempts"] == 0
+    assert "report_text" not in view and "cardiomegaly" not in json.dumps(view)
+
+
+def test_other_owner_gets_the_same_404_as_a_missing_report(api: ModuleType) -> None:
+    _, _, created = submit(api)
+    other = call(api, api_event("GET", f"/reports/{created['report_id']}", caller=CLINIC_B))
+    missing = call(api, api_event("GET", "/reports/0123456789abcdef0123456789abcdef", caller=CLINIC_A))
+    assert other[0] == missing[0] == 404
+    assert other[2] == missing[2] == {"error": {"code": "not_found", "message": "report not found"}}
+    assert call(api, api_event("DELETE", f"/reports/{created['report_id']}", caller=CLINIC_B))[0] == 404
+
+
+def test_delete_erases_the_report(api: ModuleType, stack: Stack) -> None:
+    _, _, created = submit(api)
+    path = f"/reports/{created['report_id']}"
+    status, _, body = call(api, api_event("DELETE", path))
+    assert status == 204 and body is None
+    assert call(api, api_event("GET", path))[0] == 404
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.resources["PatientReports"], Key={"report_id": {"S": created["report_id"]}}
+    )
+    assert "Item" not in item
+
+
+def test_list_is_newest_first_paginated_and_per_owner(api: ModuleType) -> None:
+    ids = [submit(api)[2]["report_id"] for _ in range(3)]
+    submit(api, caller=CLINIC_B)
+    submit(api, body={**REPORT, "patient_id": "pt-002"})
+    path = "/patients/pt-001/reports"
+    status, _, first = call(api, api_event("GET", path, query={"limit": "2"}))
+    assert status == 200
+    assert [i["report_id"] for i in first["items"]] == ids[::-1][:2]
+    assert first["next_token"]
+    _, _, second = call(api, api_event("GET", path, query={"limit": "2", "next_token": first["next_token"]}))
+    assert [i["report_id"] for i in second["items"]] == ids[:1]
+    assert second["next_token"] is None
+    # A token from one listing is refused for another (no peeking across patients or owners)
+    status, _, error = call(
+        api, api_event("GET", "/patients/pt-002/reports", query={"next_token": first["next_token"]})
+    )
+    assert status == 400 and error["error"]["code"] == "invalid_next_token"
+    status, _, error = call(api, api_event("GET", path, query={"next_token": "garbage!"}))
+    assert status == 400
+
+
+def test_idempotency_key_replays_the_original_202(api: ModuleType, stack: Stack) -> None:
+    first = submit(api, **{"Idempotency-Key": "key-1"})
+    again = submit(api, **{"Idempotency-Key": "key-1"})
+    assert first[0] == again[0] == 202
+    assert first[2]["report_id"] == again[2]["report_id"]
+    assert len(queue_messages(stack)) == 1
+    # The same key with another body is refused
+    status, _, body = submit(api, body={**REPORT, "report_text": "different"}, **{"Idempotency-Key": "key-1"})
+    assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
+    # The same key from another owner is another request
+    other = submit(api, caller=CLINIC_B, **{"Idempotency-Key": "key-1"})
+    assert other[0] == 202 and other[2]["report_id"] != first[2]["report_id"]
+
+
+def test_enqueue_failure_answers_503_and_marks_report_failed(
+    api: ModuleType, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/does-not-exist")
+    deps = SubmitDeps(repository=api._repository(), queue=broken)
+    monkeypatch.setattr(api, "_submit_deps", lambda: deps)
+    status, _, body = submit(api)
+    assert status == 503 and body == {
+        "error": {"code": "unavailable", "message": "the service is temporarily unavailable; retry"}
+    }
+    items = stack.client("dynamodb").scan(TableName=stack.resources["PatientReports"])["Items"]
+    assert len(items) == 1
+    assert items[0]["status"]["S"] == "FAILED" and items[0]["error"]["M"]["code"]["S"] == "enqueue_failed"
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        (
+            api_event(
+                "POST", "/summarize", raw_body="{not json", headers={"Content-Type": "application/json"}
+            ),
+            400,
+            "invalid_json",
+        ),
+        (
+            api_event(
+                "POST", "/summarize", raw_body=json.dumps(REPORT), headers={"Content-Type": "text/plain"}
+            ),
+            415,
+            "unsupported_media_type",
+        ),
+        (api_event("POST", "/summarize", body={**REPORT, "extra": 1}), 400, "invalid_request"),
+        (api_event("POST", "/summarize", body={"report_text": "x"}), 400, "invalid_request"),
+        (api_event("POST", "/summarize", body={**REPORT, "patient_id": "../etc"}), 400, "invalid_request"),
+        (api_event("POST", "/summarize", body={**REPORT, "report_text": ""}), 400, "invalid_request"),
+        (
+            api_event("POST", "/summarize", body={**REPORT, "report_text": "x" * 100_001}),
+            400,
+            "invalid_request",
+        ),
+        (api_event("POST", "/summarize", body={**REPORT, "report_type": "poem"}), 400, "invalid_request"),
+        (api_event("POST", "/summarize", body=[1, 2]), 400, "invalid_request"),
+        (
+            api_event(
+                "POST", "/summarize", raw_body="x" * 1_100_000, headers={"Content-Type": "application/json"}
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (api_event("GET", "/nope"), 404, "route_not_found"),
+        (api_event("PUT", "/summarize", body=REPORT), 405, "method_not_allowed"),
+        (api_event("GET", "/patients/pt-001/reports", query={"limit": "0"}), 400, "invalid_request"),
+        (api_event("GET", "/patients/pt-001/reports", query={"limit": "many"}), 400, "invalid_request"),
+        (api_event("GET", "/patients/bad%20id/reports"), 400, "invalid_request"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
+    api: ModuleType, stack: Stack, event: dict[str, Any], status: int, code: str
+) -> None:
+    got_status, _, body = call(api, event)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert set(body) == {"error"} and body["error"]["message"]
+    assert stack.client("dynamodb").scan(TableName=stack.resources["PatientReports"])["Count"] == 0
+    assert queue_messages(stack) == []
+
+
+def test_openapi_document_lists_the_routes(api: ModuleType) -> None:
+    status, _, document = call(api, api_event("GET", "/openapi.json", caller=None))
+    assert status == 200
+    assert {"/summarize", "/reports/{report_id}", "/patients/{patient_id}/reports"} <= set(document["paths"])
