@@ -1,0 +1,679 @@
+"""Specs for ``template.yaml``: lint-clean, least privilege, durable data, and deployable offline.
+
+The template is the source of truth for AWS *and* for the local stack, so these tests also translate it
+with aws-sam-translator and deploy it into moto's CloudFormation exactly as the local stack does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.api import lint_file
+from medsum.settings import ApiSettings, WorkerSettings
+from medsum_local.template import (
+    MOTO_BROKEN_TYPES,
+    MOTO_MISSING_TYPES,
+    MOTO_UNSUPPORTED_TYPES,
+    load_template,
+    strip_unsupported,
+    translate,
+)
+from moto import mock_aws
+from moto.cloudformation.parsing import get_model_map
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+REGION = "us-east-1"
+ARTIFACT_BUCKET = "medsum-artifacts"
+
+FUNCTIONS = ("ApiFunction", "WorkerFunction")
+
+# Actions AWS only grants on Resource "*" (none is needed today). Anything added here needs a reason.
+WILDCARD_RESOURCE_ALLOWED_ACTIONS: frozenset[str] = frozenset()
+
+API_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "sqs:SendMessage",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+}
+WORKER_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+    "sns:Publish",
+    "bedrock:InvokeModel",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Builders and fixtures
+# --------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = template["Resources"]
+    return result
+
+
+def _artifact_location(local_path: str) -> tuple[str, str]:
+    return ARTIFACT_BUCKET, local_path.strip("/").replace("/", "-") + ".zip"
+
+
+@pytest.fixture(scope="module")
+def translated(template: dict[str, Any]) -> dict[str, Any]:
+    return translate(template, REGION, _artifact_location)
+
+
+def _props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    props: dict[str, Any] = resources[logical_id]["Properties"]
+    return props
+
+
+def _role_statements(translated: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    """Every inline statement of a function's execution role, after translation."""
+    role = translated["Resources"][f"{function_id}Role"]["Properties"]
+    statements: list[dict[str, Any]] = []
+    for policy in role.get("Policies", []):
+        statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _managed_policy_name(arn: str | dict[str, str]) -> str:
+    text = arn["Fn::Sub"] if isinstance(arn, dict) else arn
+    prefix, _, name = text.partition(":iam::aws:policy/")
+    assert prefix in {"arn:aws", "arn:${AWS::Partition}"}, arn
+    return name
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _aliases(settings: type[BaseModel], *, required_only: bool) -> set[str]:
+    return {
+        str(field.alias)
+        for field in settings.model_fields.values()
+        if field.is_required() or not required_only
+    }
+
+
+def _zip_with_handler() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def moto_stack(translated: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Deploy the translated template into moto's CloudFormation; yield the stack description."""
+    with pytest.MonkeyPatch.context() as env, mock_aws():
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
+            env.setenv(name, value)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+        for resource in translated["Resources"].values():
+            properties = resource.get("Properties", {})
+            code = properties.get("Code") or properties.get("Content")
+            if resource["Type"] in {"AWS::Lambda::Function", "AWS::Lambda::LayerVersion"}:
+                s3.put_object(Bucket=code["S3Bucket"], Key=code["S3Key"], Body=_zip_with_handler())
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(
+            StackName="medsum-test",
+            TemplateBody=json.dumps(strip_unsupported(translated)),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        yield cloudformation.describe_stacks(StackName="medsum-test")["Stacks"][0]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Lint
+# --------------------------------------------------------------------------------------------------------
+def test_cfn_lint_reports_no_errors_and_no_warnings() -> None:
+    # When
+    matches = lint_file(TEMPLATE_PATH)
+
+    # Then
+    assert [str(match) for match in matches] == []
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------------------
+def test_titan_text_express_is_an_allowed_model_and_the_default_is_allowed(template: dict[str, Any]) -> None:
+    # Given
+    model = template["Parameters"]["BedrockModelId"]
+
+    # Then
+    assert "amazon.titan-text-express-v1" in model["AllowedValues"]
+    assert model["Default"] in model["AllowedValues"]
+
+
+def test_lease_outlives_the_worker_and_expires_before_redelivery(template: dict[str, Any]) -> None:
+    # Given
+    lease = template["Parameters"]["LeaseSeconds"]
+    worker_timeout = _props(template["Resources"], "WorkerFunction")["Timeout"]
+    visibility = _props(template["Resources"], "WorkQueue")["VisibilityTimeout"]
+
+    # Then: a live worker never loses its lease; a crashed worker's lease is over when SQS redelivers
+    assert lease["MinValue"] > worker_timeout
+    assert lease["MaxValue"] < visibility
+    assert lease["MinValue"] <= lease["Default"] <= lease["MaxValue"]
+
+
+def test_bedrock_retry_budget_fits_in_one_worker_invocation(template: dict[str, Any]) -> None:
+    # Given
+    budget = template["Parameters"]["BedrockRetryBudgetSeconds"]
+    worker_timeout = _props(template["Resources"], "WorkerFunction")["Timeout"]
+
+    # Then: room is left to record the outcome after the last attempt
+    assert budget["MaxValue"] < worker_timeout
+    assert budget["Default"] <= budget["MaxValue"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# IAM
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_function_runs_with_its_own_role(translated: dict[str, Any], function_id: str) -> None:
+    # Given
+    function = translated["Resources"][function_id]["Properties"]
+
+    # Then
+    assert function["Role"] == {"Fn::GetAtt": [f"{function_id}Role", "Arn"]}
+    assert translated["Resources"][f"{function_id}Role"]["Type"] == "AWS::IAM::Role"
+
+
+def test_api_function_policies_are_inline_statements_not_policy_templates(resources: dict[str, Any]) -> None:
+    # SAM policy templates and managed policy names bring wildcards; only plain statements are allowed.
+    policies = _props(resources, "ApiFunction")["Policies"]
+    assert policies
+    assert all(isinstance(policy, dict) and set(policy) == {"Version", "Statement"} for policy in policies)
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_function_role_statements_name_their_resources(translated: dict[str, Any], function_id: str) -> None:
+    # Given
+    statements = _role_statements(translated, function_id)
+
+    # Then
+    assert statements
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in _as_list(statement["Action"])), statement
+        for resource in _as_list(statement["Resource"]):
+            if isinstance(resource, str) and "*" in resource:
+                assert set(_as_list(statement["Action"])) <= WILDCARD_RESOURCE_ALLOWED_ACTIONS, statement
+
+
+@pytest.mark.parametrize(
+    ("function_id", "expected_actions"), [("ApiFunction", API_ACTIONS), ("WorkerFunction", WORKER_ACTIONS)]
+)
+def test_function_roles_grant_exactly_the_actions_the_function_needs(
+    translated: dict[str, Any], function_id: str, expected_actions: set[str]
+) -> None:
+    # When
+    granted = {
+        action
+        for statement in _role_statements(translated, function_id)
+        for action in _as_list(statement["Action"])
+    }
+
+    # Then
+    assert granted == expected_actions
+
+
+def test_api_function_reaches_the_owner_patient_index_and_nothing_else(translated: dict[str, Any]) -> None:
+    # Given
+    (reports,) = [s for s in _role_statements(translated, "ApiFunction") if "dynamodb:Query" in s["Action"]]
+
+    # Then
+    assert reports["Resource"] == [
+        {"Fn::GetAtt": ["PatientReports", "Arn"]},
+        {"Fn::Sub": "${PatientReports.Arn}/index/ByOwnerPatient"},
+    ]
+
+
+def test_worker_may_invoke_only_the_configured_bedrock_model(translated: dict[str, Any]) -> None:
+    # Given
+    statements = [
+        s
+        for s in _role_statements(translated, "WorkerFunction")
+        if "bedrock:InvokeModel" in _as_list(s["Action"])
+    ]
+
+    # Then
+    assert [s["Resource"] for s in statements] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${BedrockModelId}"}
+    ]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
+    translated: dict[str, Any], function_id: str
+) -> None:
+    # Given: e.g. not AWSLambdaSQSQueueExecutionRole, which SAM adds for SQS events (every queue, "*")
+    role = translated["Resources"][f"{function_id}Role"]["Properties"]
+
+    # When
+    names = sorted(_managed_policy_name(arn) for arn in role["ManagedPolicyArns"])
+
+    # Then
+    assert names == ["AWSXrayWriteOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Environment
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("function_id", "settings", "service"),
+    [("ApiFunction", ApiSettings, "medsum-api"), ("WorkerFunction", WorkerSettings, "medsum-worker")],
+)
+def test_each_function_gets_every_setting_its_code_requires(
+    resources: dict[str, Any], function_id: str, settings: type[BaseModel], service: str
+) -> None:
+    # Given
+    variables = set(_props(resources, function_id)["Environment"]["Variables"])
+
+    # Then
+    assert _aliases(settings, required_only=True) <= variables
+    assert _props(resources, function_id)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service
+
+
+def test_globals_keep_phi_out_of_logs_and_traces(template: dict[str, Any]) -> None:
+    # Given
+    function_globals = template["Globals"]["Function"]
+    variables = function_globals["Environment"]["Variables"]
+
+    # Then
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Medsum"
+    assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert variables["POWERTOOLS_TRACER_CAPTURE_ERROR"] == "false"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Queues
+# --------------------------------------------------------------------------------------------------------
+def test_work_queue_redrives_to_the_dead_letter_queue(resources: dict[str, Any]) -> None:
+    # Given
+    queue = _props(resources, "WorkQueue")
+    dlq = _props(resources, "WorkDeadLetterQueue")
+    worker = _props(resources, "WorkerFunction")
+
+    # Then
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "MaxReceiveCount"},
+    }
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # a function-level DLQ only applies to asynchronous invokes, never to an SQS event source
+    assert "DeadLetterQueue" not in worker
+
+
+def test_worker_consumes_the_work_queue_with_partial_batch_failures(resources: dict[str, Any]) -> None:
+    # Given
+    events = _props(resources, "WorkerFunction")["Events"]
+
+    # Then
+    assert [event["Type"] for event in events.values()] == ["SQS"]
+    (work,) = events.values()
+    assert work["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["WorkQueue", "Arn"]},
+        "BatchSize": 5,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "key_property"),
+    [
+        ("WorkQueue", "KmsMasterKeyId"),
+        ("WorkDeadLetterQueue", "KmsMasterKeyId"),
+        ("ReportEventsTopic", "KmsMasterKeyId"),
+        ("AlarmTopic", "KmsMasterKeyId"),
+        ("ApiAccessLogGroup", "KmsKeyId"),
+        ("ApiFunctionLogGroup", "KmsKeyId"),
+        ("WorkerFunctionLogGroup", "KmsKeyId"),
+    ],
+)
+def test_every_store_is_encrypted_with_the_data_key(
+    resources: dict[str, Any], logical_id: str, key_property: str
+) -> None:
+    assert _props(resources, logical_id)[key_property] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+
+
+def test_data_key_rotates_and_survives_stack_deletion(resources: dict[str, Any]) -> None:
+    assert _props(resources, "DataKey")["EnableKeyRotation"] is True
+    assert resources["DataKey"]["DeletionPolicy"] == "Retain"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("logical_id", "ttl_attribute"), [("PatientReports", "expires_at"), ("IdempotencyTable", "expiration")]
+)
+def test_tables_are_durable_encrypted_and_expire_items(
+    resources: dict[str, Any], logical_id: str, ttl_attribute: str
+) -> None:
+    # Given
+    table = _props(resources, logical_id)
+
+    # Then
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+    assert table["TimeToLiveSpecification"] == {"AttributeName": ttl_attribute, "Enabled": True}
+    assert table["DeletionProtectionEnabled"] is True
+    assert resources[logical_id]["DeletionPolicy"] == "Retain"
+    assert resources[logical_id]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_patient_reports_keys_and_owner_scoped_index(resources: dict[str, Any]) -> None:
+    # Given
+    table = _props(resources, "PatientReports")
+
+    # Then: GetItem by report id; list by (owner, patient) newest first, with list fields only
+    assert table["KeySchema"] == [{"AttributeName": "report_id", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "ByOwnerPatient"
+    assert index["KeySchema"] == [
+        {"AttributeName": "owner_patient", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["patient_id", "status", "report_type", "updated_at", "owner"],
+    }
+    assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == {
+        "report_id": "S",
+        "owner_patient": "S",
+        "created_at": "S",
+    }
+
+
+def test_idempotency_table_is_keyed_for_powertools(resources: dict[str, Any]) -> None:
+    assert _props(resources, "IdempotencyTable")["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+# --------------------------------------------------------------------------------------------------------
+# API
+# --------------------------------------------------------------------------------------------------------
+def test_api_routes_and_only_health_and_openapi_are_unauthenticated(resources: dict[str, Any]) -> None:
+    # Given
+    events = _props(resources, "ApiFunction")["Events"].values()
+
+    # When
+    routes = {
+        (e["Properties"]["Method"].upper(), e["Properties"]["Path"]): e["Properties"]
+        .get("Auth", {})
+        .get("Authorizer")
+        for e in events
+    }
+
+    # Then
+    assert routes == {
+        ("GET", "/"): "NONE",
+        ("GET", "/openapi.json"): "NONE",
+        ("POST", "/summarize"): None,
+        ("GET", "/reports/{report_id}"): None,
+        ("DELETE", "/reports/{report_id}"): None,
+        ("GET", "/patients/{patient_id}/reports"): None,
+        ("ANY", "/{proxy+}"): None,
+    }
+    assert _props(resources, "MedsumApi")["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+
+
+def test_gateway_errors_use_the_application_error_shape(resources: dict[str, Any]) -> None:
+    # Given
+    responses = _props(resources, "MedsumApi")["GatewayResponses"]
+
+    # Then
+    assert set(responses) == {
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "ACCESS_DENIED",
+        "INVALID_SIGNATURE",
+        "THROTTLED",
+    }
+    for response in responses.values():
+        body = response["ResponseTemplates"]["application/json"]
+        # the template is JSON once API Gateway substitutes its (already quoted) message string
+        parsed = json.loads(body.replace("$context.error.messageString", '"message"'))
+        assert set(parsed) == {"error"}
+        assert set(parsed["error"]) == {"code", "message"}
+
+
+def test_access_logs_never_carry_bodies_or_concrete_paths(resources: dict[str, Any]) -> None:
+    # Given
+    access_log = _props(resources, "MedsumApi")["AccessLogSetting"]
+    fields = json.loads(access_log["Format"])
+
+    # Then
+    assert access_log["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert {"requestId", "caller", "httpMethod", "resourcePath", "status", "responseLatency"} <= set(fields)
+    assert not any(
+        token in access_log["Format"]
+        for token in ("$input", "$context.path", "requestOverride", "$context.authorizer")
+    )
+
+
+def test_api_throttling_and_tracing_come_from_parameters(resources: dict[str, Any]) -> None:
+    # Given
+    api = _props(resources, "MedsumApi")
+    (settings,) = api["MethodSettings"]
+
+    # Then
+    assert api["StageName"] == {"Ref": "StageName"}
+    assert api["TracingEnabled"] is True
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["DataTraceEnabled"] is False
+
+
+# --------------------------------------------------------------------------------------------------------
+# Observability
+# --------------------------------------------------------------------------------------------------------
+def test_every_alarm_notifies_the_alarm_topic(resources: dict[str, Any]) -> None:
+    # Given
+    alarms = {lid: r["Properties"] for lid, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+    # Then
+    assert set(alarms) == {
+        "DeadLetterQueueNotEmptyAlarm",
+        "WorkQueueOldestMessageAlarm",
+        "WorkerErrorRateAlarm",
+        "ApiLatencyP99Alarm",
+        "ReportsTableThrottleAlarm",
+        "BedrockThrottlingAlarm",
+    }
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_bedrock_alarm_watches_the_metric_the_worker_emits(resources: dict[str, Any]) -> None:
+    # Given
+    alarm = _props(resources, "BedrockThrottlingAlarm")
+
+    # Then: Powertools Metrics publishes to the namespace with the default "service" dimension
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Medsum", "BedrockThrottled")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "medsum-worker"}]
+
+
+def test_dead_letter_alarm_fires_on_the_first_message(resources: dict[str, Any]) -> None:
+    alarm = _props(resources, "DeadLetterQueueNotEmptyAlarm")
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["WorkDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+
+
+def test_dashboard_body_is_json_once_substituted(resources: dict[str, Any]) -> None:
+    # Given
+    body = _props(resources, "Dashboard")["DashboardBody"]["Fn::Sub"]
+
+    # When
+    dashboard = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+
+    # Then
+    assert dashboard["widgets"]
+    assert all(widget["properties"]["metrics"] for widget in dashboard["widgets"])
+
+
+def test_dashboard_shows_latency_percentiles_queues_and_bedrock_usage(resources: dict[str, Any]) -> None:
+    # Given
+    body = _props(resources, "Dashboard")["DashboardBody"]["Fn::Sub"]
+
+    # Then
+    for fragment in (
+        '"p50"',
+        '"p95"',
+        '"p99"',
+        '"5XXError"',
+        '"4XXError"',
+        '"ApproximateNumberOfMessagesVisible"',
+        '"BedrockInputTokens"',
+        '"BedrockOutputTokens"',
+        '"BedrockLatency"',
+    ):
+        assert fragment in body
+
+
+# --------------------------------------------------------------------------------------------------------
+# Translation and offline deployment (what the local stack does)
+# --------------------------------------------------------------------------------------------------------
+def test_translation_leaves_no_sam_resources_and_uses_the_uploaded_artifacts(
+    translated: dict[str, Any],
+) -> None:
+    # Given
+    resources = translated["Resources"]
+
+    # Then
+    assert "Transform" not in translated
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::Serverless::")]
+    assert resources["ApiFunction"]["Properties"]["Code"] == {
+        "S3Bucket": ARTIFACT_BUCKET,
+        "S3Key": "functions-api.zip",
+    }
+    (layer,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+    assert layer["Properties"]["Content"] == {"S3Bucket": ARTIFACT_BUCKET, "S3Key": "shared.zip"}
+
+
+def test_moto_unsupported_types_are_exactly_the_ones_moto_cannot_create(translated: dict[str, Any]) -> None:
+    # Given
+    moto_types = set(get_model_map())
+    template_types = {r["Type"] for r in translated["Resources"].values()}
+
+    # Then: the list is honest both ways, so the local stack strips nothing moto could create
+    assert not MOTO_MISSING_TYPES & moto_types
+    assert moto_types >= MOTO_BROKEN_TYPES
+    assert template_types - moto_types <= MOTO_UNSUPPORTED_TYPES
+
+
+def test_strip_unsupported_refuses_to_leave_dangling_references() -> None:
+    # Given: a kept resource that needs a removed one
+    template = {
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "DependsOn": "Policy"},
+            "Policy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {"Queues": [{"Ref": "Queue"}]}},
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Fn::Sub": "${Policy}"}}},
+        }
+    }
+
+    # Then
+    with pytest.raises(ValueError, match="Topic -> Policy"):
+        strip_unsupported(template)
+
+
+def test_load_template_expands_short_form_intrinsics(template: dict[str, Any]) -> None:
+    worker = _props(template["Resources"], "WorkerFunction")
+    assert worker["Events"]["Work"]["Properties"]["Queue"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    assert template["Conditions"]["HasAlarmEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]
+    }
+
+
+def test_template_deploys_into_moto_cloudformation(moto_stack: dict[str, Any]) -> None:
+    # Then
+    assert moto_stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {o["OutputKey"] for o in moto_stack["Outputs"]} == {
+        "ApiUrl",
+        "PatientReportsTableName",
+        "IdempotencyTableName",
+        "WorkQueueUrl",
+        "WorkDeadLetterQueueUrl",
+        "ReportEventsTopicArn",
+        "AlarmTopicArn",
+    }
+
+
+def test_deployed_resources_carry_the_template_settings(moto_stack: dict[str, Any]) -> None:
+    # Given
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in moto_stack["Outputs"]}
+    sqs = boto3.client("sqs", region_name=REGION)
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+
+    # When
+    queue = sqs.get_queue_attributes(QueueUrl=outputs["WorkQueueUrl"], AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(
+        QueueUrl=outputs["WorkDeadLetterQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    functions = {f["FunctionName"]: f for f in lambda_.list_functions()["Functions"]}
+    (worker,) = [f for name, f in functions.items() if "WorkerFunction" in name]
+    (mapping,) = lambda_.list_event_source_mappings(FunctionName=worker["FunctionName"])[
+        "EventSourceMappings"
+    ]
+    table = dynamodb.describe_table(TableName=outputs["PatientReportsTableName"])["Table"]
+
+    # Then
+    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
+    assert queue["VisibilityTimeout"] == "720"
+    assert mapping["EventSourceArn"] == queue["QueueArn"]
+    assert mapping["BatchSize"] == 5
+    assert worker["Environment"]["Variables"]["TABLE_NAME"] == outputs["PatientReportsTableName"]
+    assert worker["Environment"]["Variables"]["WORK_QUEUE_URL"] == outputs["WorkQueueUrl"]
+    assert worker["Environment"]["Variables"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["ByOwnerPatient"]
