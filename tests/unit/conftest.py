@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aws_xray_sdk.core  # noqa: F401 - creates its UDP emitter socket once, before sockets are disabled
 import pytest
 from pytest_socket import disable_socket
 
