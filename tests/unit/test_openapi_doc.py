@@ -14,7 +14,12 @@ def test_committed_openapi_document_is_current() -> None:
 
 def test_document_describes_every_route_and_the_request_model() -> None:
     document = json.loads(render())
-    assert set(document["paths"]) >= {"/", "/summarize", "/reports/{report_id}", "/patients/{patient_id}/reports"}
+    assert set(document["paths"]) >= {
+        "/",
+        "/summarize",
+        "/reports/{report_id}",
+        "/patients/{patient_id}/reports",
+    }
     request = document["components"]["schemas"]["SummarizeRequest"]
     assert set(request["required"]) == {"patient_id", "report_text"}
     assert request["additionalProperties"] is False
