@@ -55,8 +55,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _example_file(root: Path) -> str:
-    examples = sorted((root / "examples").glob("*.json")) if (root / "examples").is_dir() else []
-    return str(examples[0].relative_to(root)) if examples else "examples/<report>.json"
+    preferred = root / "examples" / "chest-xray-pneumonia.txt"
+    if preferred.is_file():
+        return str(preferred.relative_to(root))
+    examples = sorted((root / "examples").glob("*.txt")) if (root / "examples").is_dir() else []
+    return str(examples[0].relative_to(root)) if examples else "examples/<report>.txt"
 
 
 def banner(info: StackInfo, *, state_file: Path, project_root: Path) -> str:
@@ -80,11 +83,13 @@ medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
   Identities (access key ids; secret keys in the state file):
 {identities}
 
-  Try it:
-    medsum submit {example} --wait
+  Try it (in another shell, after `source .venv/bin/activate`):
+    medsum submit {example} --type radiology --wait
     curl --aws-sigv4 "aws:amz:{info.region}:execute-api" \\
       --user "$(jq -r '{user}' {state_file})" \\
-      -H 'Content-Type: application/json' -d @{example} {info.api_url}/summarize
+      -H 'Content-Type: application/json' \\
+      -d '{{"patient_id": "pt-001", "report_text": "FINDINGS: Small left effusion. No pneumothorax."}}' \\
+      {info.api_url}/summarize
 """
 
 
