@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from medsum.errors import EnqueueError, ReportNotFoundError, RepositoryError
 from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest
-from medsum.observability import logger
+from medsum.observability import logger, safe_exception_fields
 from medsum.ports import Page, ReportRepository, WorkQueue
 
 ENQUEUE_FAILED = ErrorInfo(
@@ -63,10 +63,14 @@ def submit_report(
         logger.error("enqueue failed; marking report failed", report_id=report_id)
         try:
             deps.repository.fail(report_id, ENQUEUE_FAILED, now)
-        except RepositoryError:
+        except RepositoryError as exc:
             # Both stores failing at once: the record stays PENDING with no message until its TTL
             # removes it. The client got a 5xx and retries; the error log is the operator's signal.
-            logger.exception("could not mark report failed after enqueue failure", report_id=report_id)
+            logger.error(
+                "could not mark report failed after enqueue failure",
+                report_id=report_id,
+                extra=safe_exception_fields(exc),
+            )
         raise
     logger.info("report accepted", report_id=report_id, text_chars=len(request.report_text))
     return report
