@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,12 +31,13 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=100)
     args = parser.parse_args()
     text = (ROOT / "examples" / "discharge-summary-chf.txt").read_text(encoding="utf-8")
+    state_dir = Path(tempfile.mkdtemp(prefix="medsum-bench-"))
     config = LocalStackConfig.from_env(
         project_root=ROOT,
         api_port=0,
         emulator_port=0,
         bedrock_port=0,
-        state_file=Path("/tmp/medsum-bench/.medsum/local-stack.json"),
+        state_file=state_dir / ".medsum" / "local-stack.json",
         bedrock_faults={},
     )
     started = time.monotonic()

@@ -60,7 +60,6 @@ cors = CORSConfig(
     max_age=600,
 )
 app = APIGatewayRestResolver(enable_validation=True, cors=cors)
-app.enable_swagger(path="/docs", title="medsum API", version=SERVICE_VERSION)
 
 
 # --------------------------------------------------------------------------------------------------

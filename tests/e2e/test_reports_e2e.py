@@ -186,9 +186,12 @@ def test_bad_input_gets_a_clear_4xx(
     assert response.json()["error"]["code"] == code
 
 
-def test_unknown_route_and_bad_query_are_4xx(api: ApiClient) -> None:
+def test_unknown_route_wrong_method_and_bad_query_are_4xx(api: ApiClient) -> None:
     unknown = api.get("/no/such/route")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "route_not_found"
+    wrong_method = api.request("PUT", "/summarize", json={"patient_id": "p", "report_text": "x"})
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert wrong_method.headers["Allow"] == "POST"
     bad_limit = api.get("/patients/pt-e2e/reports", params={"limit": "1000"})
     assert bad_limit.status_code == 400
 

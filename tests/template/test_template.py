@@ -459,6 +459,9 @@ def test_api_routes_and_only_health_and_openapi_are_unauthenticated(resources: d
         ("GET", "/reports/{report_id}"): None,
         ("DELETE", "/reports/{report_id}"): None,
         ("GET", "/patients/{patient_id}/reports"): None,
+        ("ANY", "/summarize"): None,
+        ("ANY", "/reports/{report_id}"): None,
+        ("ANY", "/patients/{patient_id}/reports"): None,
         ("ANY", "/{proxy+}"): None,
     }
     assert _props(resources, "MedsumApi")["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
