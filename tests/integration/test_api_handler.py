@@ -37,7 +37,10 @@ def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], A
     return response["statusCode"], headers, body
 
 
-def submit(api: ModuleType, body: dict[str, Any] = REPORT, caller: str = CLINIC_A, **headers: str) -> Any:
+def submit(
+    api: ModuleType, body: dict[str, Any] = REPORT, caller: str = CLINIC_A, idempotency_key: str | None = None
+) -> Any:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return call(api, api_event("POST", "/summarize", body=body, caller=caller, headers=headers))
 
 
@@ -114,16 +117,16 @@ def test_list_is_newest_first_paginated_and_per_owner(api: ModuleType) -> None:
 
 
 def test_idempotency_key_replays_the_original_202(api: ModuleType, stack: Stack) -> None:
-    first = submit(api, **{"Idempotency-Key": "key-1"})
-    again = submit(api, **{"Idempotency-Key": "key-1"})
+    first = submit(api, idempotency_key="key-1")
+    again = submit(api, idempotency_key="key-1")
     assert first[0] == again[0] == 202
     assert first[2]["report_id"] == again[2]["report_id"]
     assert len(queue_messages(stack)) == 1
     # The same key with another body is refused
-    status, _, body = submit(api, body={**REPORT, "report_text": "different"}, **{"Idempotency-Key": "key-1"})
+    status, _, body = submit(api, body={**REPORT, "report_text": "different"}, idempotency_key="key-1")
     assert status == 422 and body["error"]["code"] == "idempotency_key_reused"
     # The same key from another owner is another request
-    other = submit(api, caller=CLINIC_B, **{"Idempotency-Key": "key-1"})
+    other = submit(api, caller=CLINIC_B, idempotency_key="key-1")
     assert other[0] == 202 and other[2]["report_id"] != first[2]["report_id"]
 
 
