@@ -6,70 +6,57 @@ through moto's CloudFormation), so a table key or queue setting that drifts from
 
 from __future__ import annotations
 
-import io
-import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
-from medsum.adapters import clients
-from medsum.settings import get_api_settings, get_worker_settings
-from medsum_local.template import load_template, strip_unsupported, translate
 from moto import mock_aws
 
-from tests.support.events import ROOT
+from medsum.adapters import clients
+from medsum.settings import get_api_settings, get_worker_settings
+from medsum_local.deploy import deploy_template
+from tests.support.events import ACCOUNT, ROOT
 
 REGION = "us-east-1"
-ARTIFACTS = "medsum-test-artifacts"
+#: Fast retries, as in the e2e tests (the values must satisfy the template's constraints).
+PARAMETERS = {"BedrockRetryBudgetSeconds": "1", "BedrockMaxAttempts": "2", "RequeueBaseDelaySeconds": "1"}
 
 
 @dataclass(frozen=True)
 class Stack:
     outputs: dict[str, str]
     resources: dict[str, str]
+    environments: dict[str, dict[str, str]]
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
 
 
-def _empty_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.txt", "code runs from the repository in tests")
-    return buffer.getvalue()
+class InProcessEmulator:
+    """What ``medsum_local.deploy.deploy_template`` needs of an emulator, over ``mock_aws`` in-process."""
+
+    region = REGION
+    account_id = ACCOUNT
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
 
 
-def deploy_template(parameters: dict[str, str] | None = None) -> Stack:
-    """Create the application stack from template.yaml inside the active moto mock."""
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=ARTIFACTS)
-
-    def upload(path: str) -> tuple[str, str]:
-        key = path.strip("/").replace("/", "-") + ".zip"
-        s3.put_object(Bucket=ARTIFACTS, Key=key, Body=_empty_zip())
-        return ARTIFACTS, key
-
-    template = strip_unsupported(translate(load_template(ROOT / "template.yaml"), REGION, upload))
-    import json
-
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    cfn.create_stack(
-        StackName="medsum-test",
-        TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+def deploy() -> Stack:
+    """Deploy template.yaml into the active moto mock exactly as the offline stack does."""
+    deployed = deploy_template(
+        InProcessEmulator(),  # type: ignore[arg-type]
+        ROOT / "template.yaml",
+        parameter_overrides=PARAMETERS,
+        stack_name="medsum-test",
     )
-    stack = cfn.describe_stacks(StackName="medsum-test")["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    resources = {
-        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
-        for r in cfn.describe_stack_resources(StackName="medsum-test")["StackResources"]
-    }
-    return Stack(outputs=outputs, resources=resources)
+    return Stack(
+        outputs=deployed.outputs,
+        resources=deployed.physical_ids,
+        environments={name: fn.environment for name, fn in deployed.functions.items()},
+    )
 
 
 @pytest.fixture
@@ -91,24 +78,12 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.delenv(name, raising=False)
     clients.client.cache_clear()
     with mock_aws():
-        deployed = deploy_template()
-        env = {
-            "TABLE_NAME": deployed.resources["PatientReports"],
-            "IDEMPOTENCY_TABLE_NAME": deployed.resources["IdempotencyTable"],
-            "WORK_QUEUE_URL": deployed.resources["WorkQueue"],
-            "EVENTS_TOPIC_ARN": deployed.resources["ReportEventsTopic"],
-            "REPORT_RETENTION_DAYS": "30",
-            "RETRY_AFTER_SECONDS": "5",
-            "BEDROCK_MODEL_ID": "amazon.nova-lite-v1:0",
-            "PUBLIC_API_URL": "https://abc123.execute-api.us-east-1.amazonaws.com/v1",
-            "MAX_RECEIVE_COUNT": "5",
-            "LEASE_SECONDS": "60",
-            "BEDROCK_RETRY_BUDGET_SECONDS": "1",
-            "BEDROCK_MAX_ATTEMPTS": "2",
-            "REQUEUE_BASE_DELAY_SECONDS": "1",
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+        deployed = deploy()
+        # The functions' environment exactly as the template defines it (resolved by CloudFormation)
+        for function in ("ApiFunction", "WorkerFunction"):
+            for name, value in deployed.environments[function].items():
+                if not name.startswith("POWERTOOLS_"):
+                    monkeypatch.setenv(name, value)
         get_api_settings.cache_clear()
         get_worker_settings.cache_clear()
         yield deployed
@@ -117,4 +92,4 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     get_worker_settings.cache_clear()
 
 
-__all__ = ["REGION", "Stack", "deploy_template", "os"]
+__all__ = ["REGION", "Stack", "deploy"]
