@@ -12,11 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from medsum.adapters import clients
 from medsum.settings import get_api_settings, get_worker_settings
 from medsum_local.deploy import deploy_template
+from moto import mock_aws
+
 from tests.support.events import ACCOUNT, ROOT
 
 REGION = "us-east-1"
