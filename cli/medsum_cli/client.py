@@ -2,7 +2,8 @@
 
 Requests are signed for service ``execute-api`` with botocore's own signer and sent with ``requests``.
 Every call has a timeout; ``429`` and ``503`` answers are retried (tenacity) a few times with a small
-exponential backoff that honours ``Retry-After``. Responses are returned as the API's JSON, unchanged.
+exponential backoff that honours ``Retry-After``. Responses are returned as the API's JSON, unchanged
+(batch results as the API's NDJSON bytes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import requests
@@ -31,15 +32,19 @@ from medsum_cli._version import __version__
 
 JSONObject = dict[str, Any]
 StatusCallback = Callable[[JSONObject], None]
+WaitKind = Literal["report", "batch"]
 
 SERVICE_NAME = "execute-api"
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED"})
+BATCH_TERMINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
 RETRY_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
 DEFAULT_MAX_ATTEMPTS = 4
 MAX_RETRY_AFTER = 20.0  # never sleep longer than this between retries, whatever the server says
 DEFAULT_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 5.0
+DEFAULT_BATCH_POLL_INTERVAL = 1.0  # batches are polled at a steady pace (a progress bar is watching)
 _BACKOFF = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)  # 0.5, 1, 2, 4 s (+ jitter)
 
 
@@ -81,26 +86,31 @@ class ConnectionFailedError(TransportError):
 
 
 class WaitTimeoutError(MedsumClientError):
-    """A report did not reach a terminal status within the wait timeout.
+    """A report (or a batch) did not reach a terminal status within the wait timeout.
 
     Parameters
     ----------
     report_id
-        The report waited for.
+        The report (or batch) waited for.
     timeout
         The timeout, in seconds.
     last_status
-        The last status seen (``None`` if the report was never read).
+        The last status seen (``None`` if it was never read).
+    kind
+        What was waited for: ``"report"`` or ``"batch"``.
     """
 
-    def __init__(self, report_id: str, timeout: float, last_status: str | None) -> None:
+    def __init__(
+        self, report_id: str, timeout: float, last_status: str | None, kind: WaitKind = "report"
+    ) -> None:
         super().__init__(
-            f"timed out after {timeout:g}s waiting for report {report_id} "
+            f"timed out after {timeout:g}s waiting for {kind} {report_id} "
             f"(last status: {last_status or 'unknown'})"
         )
         self.report_id = report_id
         self.timeout = timeout
         self.last_status = last_status
+        self.kind: WaitKind = kind
 
 
 class _RetryableResponse(Exception):
@@ -245,12 +255,9 @@ class MedsumClient:
         TransportError
             If the API cannot be reached.
         """
-        params: dict[str, str] = {}
-        if limit is not None:
-            params["limit"] = str(limit)
-        if next_token:
-            params["next_token"] = next_token
-        return self._call("GET", f"/patients/{_segment(patient_id)}/reports", params=params)
+        return self._call(
+            "GET", f"/patients/{_segment(patient_id)}/reports", params=_page_params(limit, next_token)
+        )
 
     def iter_pages(
         self, patient_id: str, limit: int | None = None, next_token: str | None = None
@@ -271,15 +278,7 @@ class MedsumClient:
         dict
             Each page, as returned by :meth:`list`.
         """
-        token = next_token
-        seen: set[str] = set()
-        while True:
-            page = self.list(patient_id, limit=limit, next_token=token)
-            yield page
-            token = page.get("next_token")
-            if not token or token in seen:  # a repeated token would loop forever
-                return
-            seen.add(token)
+        return _follow_pages(lambda token: self.list(patient_id, limit=limit, next_token=token), next_token)
 
     def delete(self, report_id: str) -> None:
         """Delete a report (``DELETE /reports/{id}``).
@@ -348,6 +347,232 @@ class MedsumClient:
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
     # ------------------------------------------------------------------------------------------
+    # Batches
+    # ------------------------------------------------------------------------------------------
+    def create_batch(self, ndjson: bytes, idempotency_key: str | None = None) -> JSONObject:
+        """Submit a batch of reports (``POST /batches``).
+
+        Parameters
+        ----------
+        ndjson
+            The request body, sent (and signed) byte for byte as ``application/x-ndjson``: one JSON
+            object a line, ``{"custom_id", "patient_id", "report_text", "report_type"?, "metadata"?}``.
+        idempotency_key
+            Sent as the ``Idempotency-Key`` header so that a retried submit creates one batch.
+
+        Returns
+        -------
+        dict
+            The ``202`` body: ``{"batch_id", "status", "request_counts", "links"}`` (the answer's
+            ``Retry-After`` is returned by :meth:`create_batch_response`).
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the batch (e.g. ``400 duplicate_custom_id``, ``400 no_valid_items``,
+            ``413 payload_too_large``).
+        TransportError
+            If the API cannot be reached.
+        """
+        return self.create_batch_response(ndjson, idempotency_key)[0]
+
+    def create_batch_response(
+        self, ndjson: bytes, idempotency_key: str | None = None
+    ) -> tuple[JSONObject, float | None]:
+        """Like :meth:`create_batch`, and also return the answer's ``Retry-After`` delay.
+
+        Parameters
+        ----------
+        ndjson
+            The request body (NDJSON bytes).
+        idempotency_key
+            Optional ``Idempotency-Key``.
+
+        Returns
+        -------
+        tuple
+            ``(batch, retry_after)``: the ``202`` body, and the seconds to wait before the first poll
+            (``None`` if the API did not say).
+        """
+        headers = {"Content-Type": NDJSON_CONTENT_TYPE}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        response = self._request("POST", "/batches", data=ndjson, headers=headers)
+        return _json_object(response), parse_retry_after(response.headers.get("Retry-After"))
+
+    def get_batch(self, batch_id: str) -> JSONObject:
+        """Read one batch (``GET /batches/{id}``).
+
+        Parameters
+        ----------
+        batch_id
+            The id returned by :meth:`create_batch`.
+
+        Returns
+        -------
+        dict
+            The batch: ``status``, ``request_counts``, timestamps, ``errors`` (input lines that were
+            not accepted) and ``links``.
+
+        Raises
+        ------
+        ApiError
+            ``404`` if the batch does not exist or belongs to someone else.
+        TransportError
+            If the API cannot be reached.
+        """
+        return self._call("GET", f"/batches/{_segment(batch_id)}")
+
+    def batch_results(self, batch_id: str) -> bytes:
+        """Read a batch's results (``GET /batches/{id}/results``).
+
+        Parameters
+        ----------
+        batch_id
+            The batch.
+
+        Returns
+        -------
+        bytes
+            The API's NDJSON, unchanged: one line per item,
+            ``{"custom_id", "report_id", "status", "summary", "error"}``.
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the request.
+        TransportError
+            If the API cannot be reached.
+        """
+        response = self._request(
+            "GET", f"/batches/{_segment(batch_id)}/results", headers={"Accept": NDJSON_CONTENT_TYPE}
+        )
+        return response.content
+
+    def list_batches(self, limit: int | None = None, next_token: str | None = None) -> JSONObject:
+        """Read one page of the caller's batches (``GET /batches``).
+
+        Parameters
+        ----------
+        limit
+            Page size.
+        next_token
+            Token of the page to read, from a previous page's ``next_token``.
+
+        Returns
+        -------
+        dict
+            ``{"items": [batch, ...], "next_token": str | None}`` (items have no ``errors``).
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the request (e.g. an invalid ``next_token``).
+        TransportError
+            If the API cannot be reached.
+        """
+        return self._call("GET", "/batches", params=_page_params(limit, next_token))
+
+    def iter_batch_pages(
+        self, limit: int | None = None, next_token: str | None = None
+    ) -> Iterator[JSONObject]:
+        """Yield every page of the caller's batches, following ``next_token``.
+
+        Parameters
+        ----------
+        limit
+            Page size.
+        next_token
+            Page to start from (default: the first).
+
+        Yields
+        ------
+        dict
+            Each page, as returned by :meth:`list_batches`.
+        """
+        return _follow_pages(lambda token: self.list_batches(limit=limit, next_token=token), next_token)
+
+    def cancel_batch(self, batch_id: str) -> JSONObject:
+        """Cancel a batch (``POST /batches/{id}/cancel``): items not started yet will not be.
+
+        Parameters
+        ----------
+        batch_id
+            The batch.
+
+        Returns
+        -------
+        dict
+            The batch, ``cancelling`` (or already terminal, then unchanged).
+
+        Raises
+        ------
+        ApiError
+            ``404`` if the batch does not exist or belongs to someone else.
+        TransportError
+            If the API cannot be reached.
+        """
+        return self._call("POST", f"/batches/{_segment(batch_id)}/cancel")
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        timeout: float = 3600.0,
+        on_update: StatusCallback | None = None,
+        *,
+        poll_interval: float | None = None,
+        first_delay: float | None = None,
+    ) -> JSONObject:
+        """Poll a batch until it is ``completed``, ``cancelled`` or ``failed``.
+
+        Polls are ``poll_interval`` apart, or further apart when the API answers with a
+        ``Retry-After`` header (capped at 20 s, and never past the deadline).
+
+        Parameters
+        ----------
+        batch_id
+            The batch to wait for.
+        timeout
+            Give up after this many seconds.
+        on_update
+            Called with every batch read (e.g. to update a progress bar).
+        poll_interval
+            Delay between polls (default 1 s).
+        first_delay
+            Delay before the first poll (e.g. the ``Retry-After`` of :meth:`create_batch_response`).
+
+        Returns
+        -------
+        dict
+            The terminal batch.
+
+        Raises
+        ------
+        WaitTimeoutError
+            If the batch is not done when ``timeout`` expires (``kind == "batch"``).
+        ApiError, TransportError
+            As :meth:`get_batch`.
+        """
+        deadline = self._clock() + timeout
+        interval = DEFAULT_BATCH_POLL_INTERVAL if poll_interval is None else poll_interval
+        if first_delay:
+            self._sleep(min(first_delay, MAX_RETRY_AFTER, max(0.0, deadline - self._clock())))
+        while True:
+            response = self._request("GET", f"/batches/{_segment(batch_id)}")
+            batch = _json_object(response)
+            status = str(batch.get("status"))
+            if on_update is not None:
+                on_update(batch)
+            if status in BATCH_TERMINAL_STATUSES:
+                return batch
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise WaitTimeoutError(batch_id, timeout, status, kind="batch")
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            delay = interval if retry_after is None else max(interval, min(retry_after, MAX_RETRY_AFTER))
+            self._sleep(min(delay, remaining))
+
+    # ------------------------------------------------------------------------------------------
     # HTTP plumbing
     # ------------------------------------------------------------------------------------------
     def _call(
@@ -360,26 +585,29 @@ class MedsumClient:
         headers: Mapping[str, str] | None = None,
         expect_body: bool = True,
     ) -> JSONObject:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
+        response = self._request(method, path, params=params, data=data, headers=headers)
+        if not expect_body or response.status_code == HTTPStatus.NO_CONTENT:
+            return {}
+        return _json_object(response)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send a signed request (with retries) and return the answer; raise :class:`ApiError` on >= 400."""
         url = self.api_url + path
         if params:
             url += "?" + urlencode(sorted(params.items()), quote_via=quote, safe="-_.~")
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else None
         response = self._send_with_retries(method, url, data, headers or {})
         if response.status_code >= 400:
             raise _api_error(response)
-        if not expect_body or response.status_code == HTTPStatus.NO_CONTENT:
-            return {}
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise ApiError(
-                response.status_code, "invalid_response", "the API did not answer with JSON"
-            ) from exc
-        if not isinstance(payload, dict):
-            raise ApiError(
-                response.status_code, "invalid_response", "the API did not answer with a JSON object"
-            )
-        return payload
+        return response
 
     def _send_with_retries(
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
@@ -436,11 +664,12 @@ class MedsumClient:
         Returns
         -------
         dict
-            ``headers`` plus ``Content-Type``/``Accept``, ``X-Amz-Date``, ``Authorization`` and, for
-            temporary credentials, ``X-Amz-Security-Token``.
+            ``headers`` plus ``Content-Type`` (``application/json`` unless ``headers`` set one) when
+            there is a body, ``Accept`` (``application/json`` unless set), ``X-Amz-Date``,
+            ``Authorization`` and, for temporary credentials, ``X-Amz-Security-Token``.
         """
         all_headers: dict[str, str] = {"Accept": "application/json", **headers}
-        if data is not None:
+        if data is not None and not any(name.lower() == "content-type" for name in all_headers):
             all_headers["Content-Type"] = "application/json"
         request = AWSRequest(method=method, url=url, data=data or b"", headers=all_headers)
         SigV4Auth(self._credentials, SERVICE_NAME, self.region).add_auth(request)
@@ -452,6 +681,39 @@ class MedsumClient:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def _page_params(limit: int | None, next_token: str | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if limit is not None:
+        params["limit"] = str(limit)
+    if next_token:
+        params["next_token"] = next_token
+    return params
+
+
+def _follow_pages(
+    read_page: Callable[[str | None], JSONObject], next_token: str | None
+) -> Iterator[JSONObject]:
+    token = next_token
+    seen: set[str] = set()
+    while True:
+        page = read_page(token)
+        yield page
+        token = page.get("next_token")
+        if not token or token in seen:  # a repeated token would loop forever
+            return
+        seen.add(token)
+
+
+def _json_object(response: requests.Response) -> JSONObject:
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise ApiError(response.status_code, "invalid_response", "the API did not answer with JSON") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(response.status_code, "invalid_response", "the API did not answer with a JSON object")
+    return payload
 
 
 def _wait_retry_after(state: RetryCallState) -> float:

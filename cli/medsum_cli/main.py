@@ -2,16 +2,18 @@
 
 Exit codes: ``0`` success, ``1`` the API refused the request (4xx), ``2`` usage or configuration error,
 ``3`` the API is unreachable, failing (5xx) or too slow (timeouts), ``4`` a waited-for report ended
-``FAILED``, ``130`` interrupted.
+``FAILED``, or a waited-for batch has failed items or ended ``failed`` or ``cancelled``, ``130``
+interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +21,31 @@ import requests
 from medsum.models import ReportType
 from rich.text import Text
 
+from medsum_cli import batch as batch_input
 from medsum_cli._version import __version__
 from medsum_cli.client import (
+    BATCH_TERMINAL_STATUSES,
     ApiError,
     ConnectionFailedError,
     JSONObject,
     MedsumClient,
+    StatusCallback,
     TransportError,
     WaitTimeoutError,
     collect_items,
 )
 from medsum_cli.config import ConfigError, Settings, resolve_settings
-from medsum_cli.render import make_console, print_json, render_page, render_report, status_text
+from medsum_cli.render import (
+    BatchProgress,
+    batch_counts,
+    make_console,
+    print_json,
+    render_batch,
+    render_batch_page,
+    render_page,
+    render_report,
+    status_text,
+)
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -41,6 +56,7 @@ EXIT_INTERRUPTED = 130
 
 REPORT_TYPES = tuple(report_type.value for report_type in ReportType)
 DEFAULT_WAIT_TIMEOUT = 300.0
+DEFAULT_BATCH_WAIT_TIMEOUT = 3600.0
 MAX_PATIENT_ID_CHARS = 64
 
 
@@ -113,7 +129,10 @@ def main(argv: Sequence[str] | None = None, *, session: requests.Session | None 
             f"error: {exc.code}: {exc.message}", EXIT_API_ERROR if exc.is_client_error else EXIT_UNAVAILABLE
         )
     except WaitTimeoutError as exc:
-        return _fail(f"error: {exc}; run `medsum wait {exc.report_id}` to keep waiting", EXIT_UNAVAILABLE)
+        again = (
+            f"medsum batch wait {exc.report_id}" if exc.kind == "batch" else f"medsum wait {exc.report_id}"
+        )
+        return _fail(f"error: {exc}; run `{again}` to keep waiting", EXIT_UNAVAILABLE)
     except TransportError as exc:
         hint = ""
         local = context.settings is not None and context.settings.targets_local_stack
@@ -139,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="medsum",
         description="Submit clinical reports to the medsum API and read their structured summaries.",
         epilog="Exit codes: 0 ok, 1 API refused (4xx), 2 usage/configuration, 3 unreachable/5xx/timeout, "
-        "4 report FAILED.",
+        "4 report FAILED (or batch with failed items, failed or cancelled).",
     )
     parser.add_argument("--version", action="version", version=f"medsum {__version__}")
     _add_global_options(parser, suppress=False)
@@ -207,7 +226,111 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("report_id", metavar="ID")
     delete.set_defaults(handler=_cmd_delete)
+
+    _add_batch_commands(commands, common)
     return parser
+
+
+def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    batch = commands.add_parser(
+        "batch",
+        parents=[common],
+        help="submit many reports at once and follow the batch",
+        description="Submit many reports as a batch, follow its progress, and read its results.",
+        epilog="Exit codes: 0 ok, 1 API refused (4xx), 2 usage/configuration, 3 unreachable/5xx/timeout, "
+        "4 a waited-for batch has failed items, or ended failed or cancelled.",
+    )
+    batch_commands = batch.add_subparsers(dest="batch_command", metavar="BATCH_COMMAND", required=True)
+
+    submit = batch_commands.add_parser(
+        "submit",
+        parents=[common],
+        help="submit a JSON Lines file or a directory of .txt reports",
+        description="Submit a batch and print its id. A JSON Lines file (one "
+        '{"custom_id", "patient_id", "report_text", "report_type"?, "metadata"?} object a line) is sent '
+        "as it is; lines that fail the local checks are reported on standard error and sent anyway "
+        "(the API reports them too). A directory sends every *.txt file in it (not recursively, in name "
+        "order) as one item: custom_id is the file name without .txt, patient_id is derived from it. "
+        f"Input over {batch_input.MAX_BATCH_ITEMS:,} items or {batch_input.MAX_BATCH_REQUEST_BYTES:,} bytes "
+        "is split into several batches, one id printed per line.",
+        epilog="With --json, the API's answer for each batch is printed instead of its id (one JSON "
+        "document per batch; with --wait, each batch as it ended). With --wait, progress is drawn on "
+        "standard error and the exit code is 0 only if every item completed (4 if an item failed, or a "
+        "batch failed or was cancelled).",
+    )
+    submit.add_argument(
+        "input",
+        metavar="FILE.jsonl|DIR",
+        help="JSON Lines file (- for standard input), or a directory of .txt reports",
+    )
+    submit.add_argument(
+        "--type",
+        dest="report_type",
+        choices=REPORT_TYPES,
+        default=None,
+        metavar="TYPE",
+        help=f"report type of a directory's reports: {', '.join(REPORT_TYPES)} (default: other); "
+        "in a .jsonl file, set report_type on each line instead",
+    )
+    submit.add_argument(
+        "--idempotency-key",
+        help="make a retried submit safe (sent as Idempotency-Key; split input sends KEY-1, KEY-2, ...)",
+    )
+    submit.add_argument("--wait", action="store_true", help="show progress until every batch is done")
+    _add_timeout(submit, DEFAULT_BATCH_WAIT_TIMEOUT)
+    submit.set_defaults(handler=_cmd_batch_submit)
+
+    status = batch_commands.add_parser(
+        "status",
+        parents=[common],
+        help="show a batch's status and counts",
+        description="Show a batch: status, item counts, and the input lines it did not accept.",
+    )
+    status.add_argument("batch_id", metavar="ID")
+    status.set_defaults(handler=_cmd_batch_status)
+
+    wait = batch_commands.add_parser(
+        "wait",
+        parents=[common],
+        help="wait until a batch is completed, cancelled or failed",
+        description="Show progress until a batch is completed, cancelled or failed, then show it. "
+        "Exit code 0 if every item completed, 4 if an item failed or the batch failed or was cancelled.",
+    )
+    wait.add_argument("batch_id", metavar="ID")
+    _add_timeout(wait, DEFAULT_BATCH_WAIT_TIMEOUT)
+    wait.set_defaults(handler=_cmd_batch_wait)
+
+    results = batch_commands.add_parser(
+        "results",
+        parents=[common],
+        help="download a batch's results (JSON Lines)",
+        description="Write a batch's results as the API returns them, JSON Lines with one "
+        '{"custom_id", "report_id", "status", "summary", "error"} object per item, and print a count '
+        "of the items by status on standard error.",
+    )
+    results.add_argument("batch_id", metavar="ID")
+    results.add_argument(
+        "-o", "--output", metavar="FILE", help="write the results to FILE (default: standard output)"
+    )
+    results.set_defaults(handler=_cmd_batch_results)
+
+    cancel = batch_commands.add_parser(
+        "cancel",
+        parents=[common],
+        help="cancel a batch",
+        description="Cancel a batch: items not started yet are not summarized. A batch that is already "
+        "done is left as it is.",
+    )
+    cancel.add_argument("batch_id", metavar="ID")
+    cancel.set_defaults(handler=_cmd_batch_cancel)
+
+    listing = batch_commands.add_parser(
+        "list", parents=[common], help="list your batches", description="List your batches, newest first."
+    )
+    listing.add_argument("--limit", type=_positive_int, help="page size")
+    listing.add_argument("--all", action="store_true", help="follow next_token and list every page")
+    listing.add_argument("--next-token", help="start from this page token")
+    listing.set_defaults(handler=_cmd_batch_list)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,9 +400,241 @@ def _cmd_delete(ctx: _Context) -> int:
     return EXIT_OK
 
 
+def _cmd_batch_submit(ctx: _Context) -> int:
+    args = ctx.args
+    source = _read_batch_input(args.input, args.report_type)
+    for number, problem in source.problems:
+        print(f"warning: {source.source}:{number}: {problem}", file=sys.stderr)
+    if batch_input.choose_submission_mode(source.size) == "upload":  # pragma: no cover - not offered yet
+        raise UsageError(f"{source.source} is too large to submit inline, and uploads are not supported yet")
+    chunks = batch_input.split(source)
+    key: str | None = args.idempotency_key
+    if (
+        key
+        and len(chunks) > 1
+        and len(key) + 1 + len(str(len(chunks))) > batch_input.MAX_IDEMPOTENCY_KEY_CHARS
+    ):
+        raise UsageError(
+            f"--idempotency-key is too long for {len(chunks)} batches "
+            f"(at most {batch_input.MAX_IDEMPOTENCY_KEY_CHARS - 1 - len(str(len(chunks)))} characters)"
+        )
+    if len(chunks) > 1:
+        print(
+            f"{source.source}: {source.item_count} items, sent as {len(chunks)} batches "
+            f"(at most {batch_input.MAX_BATCH_ITEMS:,} items and {batch_input.MAX_BATCH_REQUEST_BYTES:,} "
+            "bytes each; error line numbers count from 1 in each batch)",
+            file=sys.stderr,
+        )
+    client = ctx.client
+    created: list[tuple[str, float | None]] = []
+    for index, chunk in enumerate(chunks, start=1):
+        accepted, retry_after = client.create_batch_response(
+            chunk.body, batch_input.chunk_idempotency_key(key, index, len(chunks))
+        )
+        batch_id = str(accepted.get("batch_id", ""))
+        created.append((batch_id, retry_after))
+        if not args.json:
+            print(batch_id, flush=True)  # plain: `id=$(medsum batch submit reports.jsonl)` must just work
+        elif not args.wait:
+            print_json(accepted, sys.stdout)
+        if len(chunks) > 1 or (args.json and args.wait):
+            lines = "" if len(chunks) == 1 else f", input lines {chunk.first_line}-{chunk.last_line}"
+            items = f"{chunk.items} item{'' if chunk.items == 1 else 's'}"
+            print(f"submitted batch {batch_id} ({items}{lines})", file=sys.stderr)
+    if not args.wait:
+        return EXIT_OK
+    finals = _wait_batches(ctx, created, args.timeout)
+    for final in finals:
+        if args.json:
+            print_json(final, sys.stdout)
+        else:
+            _print_batch_outcome(final)
+    return _batches_exit_code(finals)
+
+
+def _cmd_batch_status(ctx: _Context) -> int:
+    batch = ctx.client.get_batch(ctx.args.batch_id)
+    if ctx.args.json:
+        print_json(batch, sys.stdout)
+    else:
+        render_batch(ctx.out, batch)
+    return EXIT_OK
+
+
+def _cmd_batch_wait(ctx: _Context) -> int:
+    [final] = _wait_batches(ctx, [(ctx.args.batch_id, None)], ctx.args.timeout)
+    if ctx.args.json:
+        print_json(final, sys.stdout)
+    else:
+        render_batch(ctx.out, final)
+    return _batches_exit_code([final])
+
+
+def _cmd_batch_results(ctx: _Context) -> int:
+    args = ctx.args
+    data = ctx.client.batch_results(args.batch_id)
+    counts = batch_input.count_result_statuses(data)
+    summary = batch_input.format_counts(sorted(counts.items()))
+    total = sum(counts.values())
+    if args.output:
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+        print(f"wrote {total} results to {args.output} ({summary})", file=sys.stderr)
+    else:
+        _write_stdout_bytes(data)
+        print(f"{total} results ({summary})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_batch_cancel(ctx: _Context) -> int:
+    batch_id = ctx.args.batch_id
+    batch = ctx.client.cancel_batch(batch_id)
+    if ctx.args.json:
+        print_json(batch, sys.stdout)
+        return EXIT_OK
+    status = str(batch.get("status", "unknown"))
+    if status in BATCH_TERMINAL_STATUSES:
+        ctx.out.print(Text.assemble(f"batch {batch_id} is already ", status_text(status)))
+    else:
+        ctx.out.print(
+            Text.assemble(
+                f"batch {batch_id}: ",
+                status_text(status),
+                " (items already started will finish; the others are cancelled)",
+            )
+        )
+    return EXIT_OK
+
+
+def _cmd_batch_list(ctx: _Context) -> int:
+    args = ctx.args
+    client = ctx.client
+    if args.all:
+        items = collect_items(client.iter_batch_pages(limit=args.limit, next_token=args.next_token))
+        page: JSONObject = {"items": items, "next_token": None}
+    else:
+        page = client.list_batches(limit=args.limit, next_token=args.next_token)
+    if args.json:
+        print_json(page, sys.stdout)
+    else:
+        render_batch_page(ctx.out, page.get("items") or [], page.get("next_token"))
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------
+def _read_batch_input(name: str, report_type: str | None) -> batch_input.BatchInput:
+    path = Path(name)
+    try:
+        if name != "-" and path.is_dir():
+            return batch_input.from_directory(
+                path,
+                report_type or "other",
+                patient_id_of=_batch_patient_id,
+                read_text=lambda file: _read_text(str(file)),
+            )
+        if report_type is not None:
+            raise UsageError(
+                "--type applies to a directory of .txt reports; in a JSON Lines file, "
+                "set report_type on each line"
+            )
+        if name == "-":
+            return batch_input.from_jsonl(_read_stdin_bytes(), "<stdin>")
+        return batch_input.from_jsonl(_read_bytes(name), name)
+    except batch_input.BatchInputError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _batch_patient_id(path: Path) -> str:
+    try:
+        return derive_patient_id(str(path))
+    except UsageError:
+        raise UsageError(
+            f"cannot derive a patient id from {path.name!r}; rename the file, or submit a JSON Lines file"
+        ) from None
+
+
+def _read_stdin_bytes() -> bytes:
+    if sys.stdin.isatty():
+        print("reading JSON Lines from standard input (end with Ctrl-D)", file=sys.stderr)
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is not None:
+        data: bytes = buffer.read()
+        return data
+    return sys.stdin.read().encode("utf-8")
+
+
+def _read_bytes(file: str) -> bytes:
+    try:
+        return Path(file).read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"cannot read {file}: no such file") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
+
+
+def _write_stdout_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(data.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+    else:
+        buffer.write(data)
+        buffer.flush()
+
+
+def _wait_batches(ctx: _Context, created: list[tuple[str, float | None]], timeout: float) -> list[JSONObject]:
+    """Wait for each batch in turn (they run in parallel on the server) within one overall timeout."""
+    client = ctx.client
+    deadline = time.monotonic() + timeout
+    finals: list[JSONObject] = []
+    with _batch_progress(ctx) as on_update:
+        for index, (batch_id, retry_after) in enumerate(created):
+            remaining = max(deadline - time.monotonic(), 0.001)
+            # Retry-After of a submit only matters right after it: later batches have waited already.
+            first_delay = retry_after if index == 0 else None
+            try:
+                finals.append(client.wait_batch(batch_id, remaining, on_update, first_delay=first_delay))
+            except WaitTimeoutError as exc:
+                raise WaitTimeoutError(batch_id, timeout, exc.last_status, kind="batch") from None
+    return finals
+
+
+@contextlib.contextmanager
+def _batch_progress(ctx: _Context) -> Iterator[StatusCallback | None]:
+    if not ctx.err.is_terminal:
+        yield None
+        return
+    with BatchProgress(ctx.err) as progress:
+        yield progress.update
+
+
+def _batch_is_clean(batch: JSONObject) -> bool:
+    counts = batch_counts(batch)
+    return batch.get("status") == "completed" and counts["failed"] == 0 and counts["cancelled"] == 0
+
+
+def _batches_exit_code(batches: list[JSONObject]) -> int:
+    return EXIT_OK if all(_batch_is_clean(batch) for batch in batches) else EXIT_REPORT_FAILED
+
+
+def _print_batch_outcome(batch: JSONObject) -> None:
+    batch_id = str(batch.get("batch_id", "?"))
+    counts = batch_counts(batch)
+    summary = batch_input.format_counts(
+        (name, counts[name]) for name in ("completed", "failed", "cancelled", "pending", "processing")
+    )
+    print(
+        f"batch {batch_id} {batch.get('status', 'unknown')}: {summary}; "
+        f"results: medsum batch results {batch_id} -o {batch_id}.jsonl",
+        file=sys.stderr,
+    )
+
+
 def _wait(ctx: _Context, report_id: str, timeout: float) -> JSONObject:
     client = ctx.client
     if not ctx.err.is_terminal:
@@ -401,13 +756,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     group.add_argument("--no-color", action="store_true", default=default(False), help="no colours")
 
 
-def _add_timeout(parser: argparse.ArgumentParser) -> None:
+def _add_timeout(parser: argparse.ArgumentParser, default: float = DEFAULT_WAIT_TIMEOUT) -> None:
     parser.add_argument(
         "--timeout",
         type=_positive_float,
-        default=DEFAULT_WAIT_TIMEOUT,
+        default=default,
         metavar="SECONDS",
-        help=f"give up waiting after this many seconds (default: {DEFAULT_WAIT_TIMEOUT:g})",
+        help=f"give up waiting after this many seconds (default: {default:g})",
     )
 
 

@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -26,7 +27,18 @@ STATUS_STYLES: dict[str, str] = {
     "PROCESSING": "cyan",
     "COMPLETED": "bold green",
     "FAILED": "bold red",
+    # batches (and batch items) use lower-case statuses
+    "validating": "yellow",
+    "pending": "yellow",
+    "in_progress": "cyan",
+    "processing": "cyan",
+    "completed": "bold green",
+    "cancelling": "magenta",
+    "cancelled": "magenta",
+    "failed": "bold red",
 }
+BATCH_COUNTS: tuple[str, ...] = ("pending", "processing", "completed", "failed", "cancelled")
+MAX_BATCH_ERRORS_SHOWN = 20
 MAX_QUOTE_CHARS = 200
 
 
@@ -97,7 +109,8 @@ def status_text(status: str) -> Text:
     Parameters
     ----------
     status
-        ``PENDING``, ``PROCESSING``, ``COMPLETED`` or ``FAILED``.
+        A report status (``PENDING``, ``PROCESSING``, ``COMPLETED``, ``FAILED``) or a batch status
+        (``validating``, ``in_progress``, ``completed``, ``cancelling``, ``cancelled``, ``failed``).
 
     Returns
     -------
@@ -219,6 +232,205 @@ def render_page(console: Console, items: Iterable[Mapping[str, Any]], next_token
                 (next_token, "dim"),
             )
         )
+
+
+def batch_counts(batch: Mapping[str, Any]) -> dict[str, int]:
+    """Return a batch's ``request_counts`` as integers (missing or malformed counts are ``0``).
+
+    Parameters
+    ----------
+    batch
+        A batch object of the API.
+
+    Returns
+    -------
+    dict
+        ``total`` and every name of :data:`BATCH_COUNTS`.
+    """
+    raw = batch.get("request_counts")
+    counts: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    result: dict[str, int] = {}
+    for name in ("total", *BATCH_COUNTS):
+        value = counts.get(name)
+        result[name] = value if isinstance(value, int) and not isinstance(value, bool) else 0
+    return result
+
+
+def counts_text(counts: Mapping[str, int], *, style: bool = True) -> Text:
+    """Return ``pending 3 · processing 1 · completed 5 · failed 1`` (``cancelled`` only when non-zero).
+
+    Parameters
+    ----------
+    counts
+        As returned by :func:`batch_counts`.
+    style
+        Colour the non-zero counts by their meaning.
+
+    Returns
+    -------
+    rich.text.Text
+        The counts on one line.
+    """
+    parts: list[Text | None] = []
+    for name in BATCH_COUNTS:
+        value = counts.get(name, 0)
+        if name == "cancelled" and not value:
+            continue
+        parts.append(
+            Text.assemble((f"{name} ", "dim"), (str(value), STATUS_STYLES[name] if style and value else ""))
+        )
+    return _join(parts)
+
+
+def render_batch(console: Console, batch: Mapping[str, Any]) -> None:
+    """Print a batch: header, counts, the input lines it did not accept, and what to run next.
+
+    Parameters
+    ----------
+    console
+        Where to print.
+    batch
+        The API's batch object (``GET /batches/{id}``).
+    """
+    batch_id = str(batch.get("batch_id", "?"))
+    status = str(batch.get("status", "unknown"))
+    header = Text.assemble(("Batch ", "bold"), (batch_id, "bold"), "  ")
+    header.append_text(status_text(status))
+    console.print(header)
+    counts = batch_counts(batch)
+    console.print(
+        _join(
+            [
+                _field("created", batch.get("created_at")),
+                _field("updated", batch.get("updated_at")),
+                _field("completed", batch.get("completed_at")),
+            ]
+        )
+    )
+    metadata = batch.get("metadata")
+    if isinstance(metadata, Mapping) and metadata:
+        console.print(_join([_field(str(key), value) for key, value in sorted(metadata.items())]))
+    total_line = Text.assemble(("items ", "dim"), str(counts["total"]), ("  ·  ", "dim"))
+    total_line.append_text(counts_text(counts))
+    console.print(total_line)
+
+    errors = [error for error in batch.get("errors") or [] if isinstance(error, Mapping)]
+    if errors:
+        console.print()
+        console.print(Text(f"Input lines not accepted ({len(errors)})", style="bold underline"))
+        for error in errors[:MAX_BATCH_ERRORS_SHOWN]:
+            line = Text.assemble(("line ", "dim"), str(error.get("line", "?")))
+            if error.get("custom_id") is not None:
+                line.append(f" ({error.get('custom_id')})")
+            line.append(": ")
+            line.append(str(error.get("code", "unknown")), style="red")
+            line.append(f": {error.get('message', '')}")
+            console.print(Padding(line, (0, 0, 0, 2), expand=False))
+        if len(errors) > MAX_BATCH_ERRORS_SHOWN:
+            more = len(errors) - MAX_BATCH_ERRORS_SHOWN
+            console.print(
+                Padding(Text(f"... and {more} more (see --json)", "dim"), (0, 0, 0, 2), expand=False)
+            )
+
+    console.print()
+    if status in ("completed", "cancelled", "failed"):
+        console.print(Text(f"Results: medsum batch results {batch_id} -o results.jsonl", "dim"))
+    else:
+        console.print(Text(f"Not done yet. Run `medsum batch wait {batch_id}`.", "dim"))
+
+
+def render_batch_page(
+    console: Console, items: Iterable[Mapping[str, Any]], next_token: str | None = None
+) -> None:
+    """Print batches as a table.
+
+    Parameters
+    ----------
+    console
+        Where to print.
+    items
+        Batch objects (``GET /batches`` items).
+    next_token
+        Token of the next page, if any (a hint to use ``--all`` or ``--next-token`` is printed).
+    """
+    rows = list(items)
+    if not rows:
+        console.print(Text("no batches", style="dim"))
+    else:
+        table = Table(show_edge=False, pad_edge=False, header_style="bold")
+        for column in ("batch id", "status", "items", "done", "failed", "created", "completed"):
+            table.add_column(column, no_wrap=True)
+        for item in rows:
+            counts = batch_counts(item)
+            done = counts["completed"] + counts["failed"] + counts["cancelled"]
+            table.add_row(
+                Text(str(item.get("batch_id", ""))),
+                status_text(str(item.get("status", ""))),
+                Text(str(counts["total"])),
+                Text(str(done)),
+                Text(str(counts["failed"]), style="red" if counts["failed"] else ""),
+                Text(str(item.get("created_at") or "")),
+                Text(str(item.get("completed_at") or "")),
+            )
+        console.print(table)
+    if next_token:
+        console.print(
+            Text.assemble(("more batches: use --all, or --next-token ", "dim"), (next_token, "dim"))
+        )
+
+
+class BatchProgress:
+    """A rich progress bar per batch: finished items (completed + failed + cancelled) of the total.
+
+    Use as a context manager; call :meth:`update` with every batch read while waiting.
+
+    Parameters
+    ----------
+    console
+        Where to draw (standard error).
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}", markup=False),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> BatchProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def update(self, batch: Mapping[str, Any]) -> None:
+        """Show the state of a batch (its row is added on the first update).
+
+        Parameters
+        ----------
+        batch
+            The API's batch object.
+        """
+        batch_id = str(batch.get("batch_id", "?"))
+        counts = batch_counts(batch)
+        done = counts["completed"] + counts["failed"] + counts["cancelled"]
+        description = f"{batch_id} {batch.get('status', '?')}"
+        fields = counts_text(counts, style=False).plain
+        total = counts["total"] or None  # unknown while validating: an indeterminate bar
+        task = self._tasks.get(batch_id)
+        if task is None:
+            self._tasks[batch_id] = self._progress.add_task(
+                description, total=total, completed=done, counts=fields
+            )
+        else:
+            self._progress.update(task, description=description, total=total, completed=done, counts=fields)
+        self._progress.refresh()
 
 
 def _render_item(index: int, item: Any, source_text: str | None) -> list[Text]:

@@ -5,6 +5,7 @@ Thin by design: parse and validate, call one domain function, map the result or 
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -24,21 +25,45 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from medsum.adapters.batches import DynamoBatchRepository
 from medsum.adapters.clients import client
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.clock import new_id, utcnow
 from medsum.errors import (
+    BatchInputError,
+    BatchNotFoundError,
     EnqueueError,
     InvalidPageTokenError,
     ReportNotFoundError,
     ReportTooLargeError,
     RepositoryError,
 )
-from medsum.http import MAX_BODY_BYTES, body_size, error_body, is_json_content_type, owner_from_identity
+from medsum.http import (
+    MAX_BATCH_BODY_BYTES,
+    MAX_BODY_BYTES,
+    body_size,
+    error_body,
+    is_json_content_type,
+    is_ndjson_content_type,
+    owner_from_identity,
+)
+from medsum.logic.batches import (
+    BatchDeps,
+    ParsedBatch,
+    batch_links,
+    batch_results,
+    cancel_batch,
+    create_batch,
+    get_batch,
+    parse_batch,
+)
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
 from medsum.models import (
     PATIENT_ID_PATTERN,
+    Batch,
+    BatchPage,
+    BatchView,
     Links,
     Report,
     ReportListItem,
@@ -67,7 +92,18 @@ app = APIGatewayRestResolver(enable_validation=True, cors=cors)
 # --------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def _repository() -> DynamoReportRepository:
-    return DynamoReportRepository(get_api_settings().table_name)
+    settings = get_api_settings()
+    return DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name)
+
+
+@lru_cache(maxsize=1)
+def _batches() -> DynamoBatchRepository:
+    return DynamoBatchRepository(get_api_settings().batches_table_name)
+
+
+@lru_cache(maxsize=1)
+def _batch_deps() -> BatchDeps:
+    return BatchDeps(reports=_repository(), batches=_batches(), queue=_submit_deps().queue)
 
 
 @lru_cache(maxsize=1)
@@ -96,14 +132,38 @@ def _submit(command: dict[str, Any]) -> dict[str, Any]:
     return {"report_id": report.report_id}
 
 
+def _create_batch(command: dict[str, Any], parsed: ParsedBatch) -> dict[str, Any]:
+    batch = create_batch(
+        parsed,
+        command["owner"],
+        _batch_deps(),
+        batch_id=new_id(),
+        new_id=new_id,
+        now=utcnow(),
+        retention_days=get_api_settings().report_retention_days,
+    )
+    return {"batch_id": batch.batch_id}
+
+
 @lru_cache(maxsize=1)
-def _idempotent_submit() -> Any:
-    persistence = DynamoDBPersistenceLayer(
+def _persistence() -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
         table_name=get_api_settings().idempotency_table_name, boto3_client=client("dynamodb")
     )
+
+
+@lru_cache(maxsize=1)
+def _idempotent_submit() -> Any:
     return idempotent_function(
-        data_keyword_argument="command", persistence_store=persistence, config=_idempotency_config
+        data_keyword_argument="command", persistence_store=_persistence(), config=_idempotency_config
     )(_submit)
+
+
+@lru_cache(maxsize=1)
+def _idempotent_create_batch() -> Any:
+    return idempotent_function(
+        data_keyword_argument="command", persistence_store=_persistence(), config=_idempotency_config
+    )(_create_batch)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,6 +217,8 @@ def _view(report: Report) -> ReportView:
         summary=report.summary,
         error=report.error,
         usage=report.usage,
+        batch_id=report.batch_id,
+        custom_id=report.custom_id,
         links=_self_link(report.report_id),
     )
 
@@ -234,6 +296,75 @@ def patient_reports(
     return _json(HTTPStatus.OK, ReportPage(items=items, next_token=page.next_token).model_dump_json())
 
 
+@app.post("/batches", summary="Submit up to 1,000 reports at once (JSON or JSON Lines)")
+def submit_batch(
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> Response[str]:
+    owner = _owner()
+    event = app.current_event
+    body = event.decoded_body or ""
+    parsed = parse_batch(body, ndjson=is_ndjson_content_type(event.headers.get("Content-Type")))
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    if idempotency_key:
+        command = {"owner": owner, "key": idempotency_key, "request": digest}
+        result = _idempotent_create_batch()(command=command, parsed=parsed)
+    else:
+        result = _create_batch({"owner": owner, "request": digest}, parsed)
+    batch = get_batch(_batches(), owner, result["batch_id"])
+    view = _batch_view(batch, with_errors=True)
+    metrics.add_metric(name="BatchesSubmitted", unit="Count", value=1)
+    return _json(
+        HTTPStatus.ACCEPTED,
+        view.model_dump_json(),
+        headers={"Location": view.links.self, "Retry-After": str(get_api_settings().retry_after_seconds)},
+    )
+
+
+@app.get("/batches", summary="List the caller's batches, newest first")
+def list_batches_route(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+) -> Response[str]:
+    batches, token = _batches().list_for_owner(_owner(), limit, next_token)
+    page = BatchPage(items=[_batch_view(b, with_errors=False) for b in batches], next_token=token)
+    return _json(HTTPStatus.OK, page.model_dump_json())
+
+
+@app.get("/batches/<batch_id>", summary="A batch's status, counts and line errors")
+def read_batch(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    batch = get_batch(_batches(), _owner(), batch_id)
+    return _json(HTTPStatus.OK, _batch_view(batch, with_errors=True).model_dump_json())
+
+
+@app.get("/batches/<batch_id>/results", summary="One JSON line per item, joined on custom_id")
+def read_batch_results(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    lines = batch_results(_repository(), _batches(), _owner(), batch_id)
+    body = "".join(line.model_dump_json() + "\n" for line in lines)
+    return Response(status_code=HTTPStatus.OK, content_type="application/x-ndjson", body=body)
+
+
+@app.post("/batches/<batch_id>/cancel", summary="Cancel the items that have not started")
+def cancel_batch_route(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    batch = cancel_batch(_batches(), _owner(), batch_id, utcnow())
+    return _json(HTTPStatus.ACCEPTED, _batch_view(batch, with_errors=False).model_dump_json())
+
+
+def _batch_view(batch: Batch, *, with_errors: bool) -> BatchView:
+    return BatchView(
+        batch_id=batch.batch_id,
+        status=batch.status,
+        request_counts=batch.counts,
+        created_at=batch.created_at,
+        updated_at=batch.updated_at,
+        completed_at=batch.completed_at,
+        metadata=batch.metadata,
+        errors=batch.errors if with_errors else None,
+        links=batch_links(_base_url(), batch.batch_id),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Errors: mapped in one place, fixed messages, never a stack trace
 # --------------------------------------------------------------------------------------------------
@@ -252,6 +383,17 @@ def _invalid_request(exc: RequestValidationError) -> Response[str]:
 @app.exception_handler(ReportNotFoundError)
 def _not_found_report(_: ReportNotFoundError) -> Response[str]:
     return _error(HTTPStatus.NOT_FOUND, "not_found", "report not found")
+
+
+@app.exception_handler(BatchNotFoundError)
+def _not_found_batch(_: BatchNotFoundError) -> Response[str]:
+    return _error(HTTPStatus.NOT_FOUND, "not_found", "batch not found")
+
+
+@app.exception_handler(BatchInputError)
+def _bad_batch(exc: BatchInputError) -> Response[str]:
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if exc.code == "too_many_items" else HTTPStatus.BAD_REQUEST
+    return _error(status, exc.code, exc.message, exc.details or None)
 
 
 @app.exception_handler(InvalidPageTokenError)
@@ -315,19 +457,26 @@ def _unknown_route(_: NotFoundError) -> Response[str]:
 
 
 def _precheck(event: dict[str, Any]) -> dict[str, Any] | None:
-    """Reject what must never reach validation: oversize bodies and non-JSON bodies."""
+    """Reject what must never reach validation: oversize bodies and bodies of the wrong type."""
     method = str(event.get("httpMethod", "")).upper()
-    if body_size(event) > MAX_BODY_BYTES:
+    batches = event.get("path") == "/batches"
+    limit = MAX_BATCH_BODY_BYTES if batches else MAX_BODY_BYTES
+    if body_size(event) > limit:
         return _raw_error(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", "the request body exceeds 1 MiB"
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "payload_too_large",
+            "the request body exceeds 5 MiB; upload larger batches"
+            if batches
+            else "the request body exceeds 1 MiB",
         )
     if method in {"POST", "PUT", "PATCH"} and event.get("body"):
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-        if not is_json_content_type(headers.get("content-type")):
+        content_type = headers.get("content-type")
+        if not (is_json_content_type(content_type) or (batches and is_ndjson_content_type(content_type))):
             return _raw_error(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send the body as application/json",
+                "send the body as application/json" + (" or application/x-ndjson" if batches else ""),
             )
     return None
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from medsum.adapters.batches import DynamoBatchRepository
 from medsum.adapters.bedrock import BedrockSummarizer
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sns import SnsEventPublisher
@@ -31,7 +32,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 def _deps() -> WorkerDeps:
     settings = get_worker_settings()
     return WorkerDeps(
-        repository=DynamoReportRepository(settings.table_name),
+        repository=DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name),
+        batches=DynamoBatchRepository(settings.batches_table_name),
         summarizer=BedrockSummarizer(settings.bedrock_model_id, settings.bedrock_max_tokens),
         publisher=SnsEventPublisher(settings.events_topic_arn),
         public_api_url=settings.public_api_url,
@@ -59,6 +61,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             receive_count,
             _deps(),
             remaining_seconds=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
+            batch_id=message.batch_id,
         )
         logger.info("work message done", outcome=outcome.value)
     except RequeueError as requeue:

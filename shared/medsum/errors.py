@@ -78,3 +78,25 @@ class InvalidModelOutputError(SummarizerError):
 
 class PublishError(MedsumError):
     """An event could not be published."""
+
+
+class PartialWriteError(RepositoryError):
+    """A batched write stored only some items; ``written`` lists the ids that were stored."""
+
+    def __init__(self, message: str, written: list[str]) -> None:
+        super().__init__(message)
+        self.written = written
+
+
+class BatchNotFoundError(MedsumError):
+    """The batch does not exist, or belongs to another owner (indistinguishable on purpose)."""
+
+
+class BatchInputError(MedsumError):
+    """The batch as a whole cannot be accepted (duplicates, no valid line, too many lines)."""
+
+    def __init__(self, code: str, message: str, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []

@@ -10,7 +10,10 @@ import re
 from typing import Any
 
 MAX_BODY_BYTES = 1_048_576  # 1 MiB: 100,000 characters of report text fit with room to spare
+# Inline batches: a Lambda request payload is at most 6 MB; bigger batches use an upload.
+MAX_BATCH_BODY_BYTES = 5_242_880
 _JSON_CONTENT_TYPE = re.compile(r"^application/(?:[a-z0-9.+-]*\+)?json\s*(?:;.*)?$", re.IGNORECASE)
+_NDJSON_CONTENT_TYPE = re.compile(r"^application/(?:x-ndjson|jsonl|x-jsonlines)\s*(?:;.*)?$", re.IGNORECASE)
 _ASSUMED_ROLE = re.compile(r"^(arn:[^:]+:sts::\d{12}:assumed-role/[^/]+)/.+$")
 
 
@@ -38,6 +41,10 @@ def owner_from_identity(identity: dict[str, Any] | None) -> str | None:
 
 def is_json_content_type(value: str | None) -> bool:
     return bool(value) and bool(_JSON_CONTENT_TYPE.match(value or ""))
+
+
+def is_ndjson_content_type(value: str | None) -> bool:
+    return bool(value) and bool(_NDJSON_CONTENT_TYPE.match(value or ""))
 
 
 def body_size(event: dict[str, Any]) -> int:

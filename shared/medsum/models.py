@@ -25,10 +25,11 @@ class ReportStatus(StrEnum):
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # only batch items, cancelled before they started
 
     @property
     def terminal(self) -> bool:
-        return self in (ReportStatus.COMPLETED, ReportStatus.FAILED)
+        return self in (ReportStatus.COMPLETED, ReportStatus.FAILED, ReportStatus.CANCELLED)
 
 
 class ReportType(StrEnum):
@@ -147,6 +148,8 @@ class ReportView(StrictModel):
     summary: Summary | None = None
     error: ErrorInfo | None = None
     usage: Usage | None = None
+    batch_id: str | None = None
+    custom_id: str | None = None
     links: Links
 
 
@@ -196,14 +199,130 @@ class Report(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------------------
+MAX_BATCH_ITEMS = 1_000
+CUSTOM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+class BatchStatus(StrEnum):
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.FAILED)
+
+
+class BatchItemRequest(StrictModel):
+    """One line of a batch: a normal report plus the caller's correlation id."""
+
+    custom_id: Annotated[str, StringConstraints(pattern=CUSTOM_ID_PATTERN)]
+    patient_id: PatientId
+    report_text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REPORT_CHARS)]
+    report_type: ReportType = ReportType.OTHER
+    metadata: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
+
+    @field_validator("report_text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("report_text must not be blank")
+        return value
+
+    def as_summarize_request(self) -> SummarizeRequest:
+        return SummarizeRequest(
+            patient_id=self.patient_id,
+            report_text=self.report_text,
+            report_type=self.report_type,
+            metadata=self.metadata,
+        )
+
+
+class RequestCounts(StrictModel):
+    total: int = 0
+    pending: int = 0
+    processing: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class LineError(StrictModel):
+    """A batch input line that was not accepted (the rest of the batch goes on)."""
+
+    line: int
+    custom_id: str | None = None
+    code: str
+    message: str
+
+
+class Batch(BaseModel):
+    """A batch as stored (the ``meta`` item of the ``Batches`` table) with its counts summed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    batch_id: str
+    owner: str
+    status: BatchStatus
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    total: int = 0
+    counts: RequestCounts = Field(default_factory=RequestCounts)
+    errors: list[LineError] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    expires_at: int = 0
+    event_published: bool = False
+
+
+class BatchLinks(StrictModel):
+    self: str
+    results: str
+
+
+class BatchView(StrictModel):
+    batch_id: str
+    status: BatchStatus
+    request_counts: RequestCounts
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    errors: list[LineError] | None = None
+    links: BatchLinks
+
+
+class BatchPage(StrictModel):
+    items: list[BatchView]
+    next_token: str | None = None
+
+
+class ResultLine(StrictModel):
+    custom_id: str
+    report_id: str
+    status: ReportStatus
+    summary: Summary | None = None
+    error: ErrorInfo | None = None
+
+
+# --------------------------------------------------------------------------------------------------
 # Queue and event boundaries (ids only: never report text, summary or patient_id)
 # --------------------------------------------------------------------------------------------------
 class WorkMessage(StrictModel):
     report_id: str
+    batch_id: str | None = None
     version: Literal[1] = 1
 
 
-EventType = Literal["report.completed", "report.failed"]
+EventType = Literal["report.completed", "report.failed", "batch.completed", "batch.cancelled"]
 
 
 class EventData(StrictModel):
@@ -212,8 +331,21 @@ class EventData(StrictModel):
     links: Links
 
 
+class BatchEventData(StrictModel):
+    batch_id: str
+    status: BatchStatus
+    request_counts: RequestCounts
+    links: BatchLinks
+
+
 class ReportEvent(StrictModel):
+    """A thin event: ids, statuses, counts and links; never text, summaries or patient ids."""
+
     type: EventType
     id: str
     timestamp: datetime
-    data: EventData
+    data: EventData | BatchEventData
+
+    @property
+    def status(self) -> str:
+        return self.data.status.value

@@ -4,10 +4,11 @@ tests implement them with fakes."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from medsum.models import ErrorInfo, Report, ReportEvent, ReportStatus, Summary, Usage
+from medsum.models import Batch, BatchStatus, ErrorInfo, Report, ReportEvent, ReportStatus, Summary, Usage
 
 
 @dataclass(frozen=True)
@@ -16,57 +17,137 @@ class Page:
     next_token: str | None
 
 
+@dataclass(frozen=True)
+class BatchItemRef:
+    """A batch item as the ``ByBatch`` index lists it."""
+
+    custom_id: str
+    report_id: str
+    status: ReportStatus
+
+
 class ReportRepository(ABC):
-    """Persistence of reports. Every state change is a conditional write."""
+    """Persistence of reports. Every state change is a conditional write.
+
+    A report that belongs to a batch (``batch_id``) has each state change counted in the batch's
+    counters in the same transaction, so a report is counted exactly once per transition whatever
+    the number of deliveries.
+    """
 
     @abstractmethod
     def create(self, report: Report) -> None:
         """Store a new PENDING report. Raises ``ReportTooLargeError``/``RepositoryError``."""
 
     @abstractmethod
+    def create_many(self, reports: Sequence[Report]) -> None:
+        """Store new PENDING reports with batched writes (unprocessed items retried).
+
+        Raises ``PartialWriteError`` (with the ids that were written) when some could not be.
+        """
+
+    @abstractmethod
     def get(self, report_id: str) -> Report | None:
         """Strongly consistent read of one report, text included; None when missing."""
+
+    @abstractmethod
+    def get_many(self, report_ids: Sequence[str]) -> list[Report]:
+        """Reports by id (missing ones are left out), with batched reads."""
 
     @abstractmethod
     def list_for_patient(self, owner: str, patient_id: str, limit: int, next_token: str | None) -> Page:
         """One owner's reports for one patient, newest first (a Query, never a Scan)."""
 
     @abstractmethod
+    def batch_items(self, batch_id: str) -> list[BatchItemRef]:
+        """Every item of a batch, ordered by ``custom_id`` (a Query on the ``ByBatch`` index)."""
+
+    @abstractmethod
     def delete(self, owner: str, report_id: str) -> bool:
         """Erase a report owned by ``owner``. Returns False when there was none to erase."""
 
     @abstractmethod
-    def claim(self, report_id: str, now: datetime, lease_seconds: int, lease_token: str) -> Report:
+    def claim(
+        self, report_id: str, now: datetime, lease_seconds: int, lease_token: str, batch_id: str | None = None
+    ) -> Report:
         """PENDING (or PROCESSING with an expired lease) -> PROCESSING with a lease.
 
-        Raises ``ConflictError`` when the report is in any other state (the caller reads it to
-        decide whether it is terminal or leased), ``ReportNotFoundError`` when it is gone.
+        Raises ``ConflictError`` when the report is in any other state (``current`` tells which),
+        ``ReportNotFoundError`` when it is gone.
         """
 
     @abstractmethod
     def complete(
-        self, report_id: str, lease_token: str, summary: Summary, usage: Usage, now: datetime
+        self,
+        report_id: str,
+        lease_token: str,
+        summary: Summary,
+        usage: Usage,
+        now: datetime,
+        batch_id: str | None = None,
     ) -> Report:
         """PROCESSING (held by ``lease_token``) -> COMPLETED. Raises ``ConflictError`` otherwise."""
 
     @abstractmethod
-    def fail(self, report_id: str, error: ErrorInfo, now: datetime, lease_token: str | None = None) -> Report:
+    def fail(
+        self,
+        report_id: str,
+        error: ErrorInfo,
+        now: datetime,
+        lease_token: str | None = None,
+        batch_id: str | None = None,
+    ) -> Report:
         """-> FAILED. With a lease token only the lease holder may fail it; without one only a
-        non-terminal report may be failed. Raises ``ConflictError`` otherwise."""
+        PENDING report may be failed. Raises ``ConflictError`` otherwise."""
+
+    @abstractmethod
+    def cancel(self, report_id: str, batch_id: str, now: datetime) -> Report:
+        """PENDING -> CANCELLED (batch items only). Raises ``ConflictError`` otherwise."""
 
     @abstractmethod
     def mark_event_published(self, report_id: str, status: ReportStatus) -> None:
         """Record that the terminal event for ``status`` was published (idempotent, best effort)."""
 
     @abstractmethod
-    def release(self, report_id: str, lease_token: str, now: datetime) -> None:
+    def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         """PROCESSING (held by ``lease_token``) -> PENDING, so the next delivery can claim it."""
+
+
+class BatchRepository(ABC):
+    """Batches and their sharded counters."""
+
+    @abstractmethod
+    def create(self, batch: Batch) -> None:
+        """Store a new batch (its counters start at zero)."""
+
+    @abstractmethod
+    def get(self, batch_id: str) -> Batch | None:
+        """The batch with its counters summed (strongly consistent); None when missing."""
+
+    @abstractmethod
+    def list_for_owner(
+        self, owner: str, limit: int, next_token: str | None
+    ) -> tuple[list[Batch], str | None]:
+        """One owner's batches, newest first."""
+
+    @abstractmethod
+    def set_status(
+        self, batch_id: str, expected: Sequence[BatchStatus], status: BatchStatus, now: datetime
+    ) -> bool:
+        """Conditionally move a batch to ``status``; False when it was not in ``expected``."""
+
+    @abstractmethod
+    def mark_event_published(self, batch_id: str) -> None:
+        """Record that the batch's terminal event was published."""
 
 
 class WorkQueue(ABC):
     @abstractmethod
-    def enqueue(self, report_id: str) -> None:
+    def enqueue(self, report_id: str, batch_id: str | None = None) -> None:
         """Send one work message (ids only). Raises ``EnqueueError``."""
+
+    @abstractmethod
+    def enqueue_many(self, report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
+        """Send work messages in batches (failed entries retried); returns the ids never sent."""
 
     @abstractmethod
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:

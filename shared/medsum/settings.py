@@ -17,6 +17,7 @@ class _Env(BaseModel):
 
 class ApiSettings(_Env):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
     report_retention_days: int = Field(alias="REPORT_RETENTION_DAYS", ge=1)
@@ -25,6 +26,7 @@ class ApiSettings(_Env):
 
 class WorkerSettings(_Env):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
     events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
     bedrock_model_id: str = Field(alias="BEDROCK_MODEL_ID", min_length=1)

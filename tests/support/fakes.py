@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from medsum.errors import ConflictError, EnqueueError, PublishError, ReportNotFoundError
-from medsum.models import ErrorInfo, Report, ReportEvent, ReportStatus, Summary, Usage
+from medsum.models import (
+    Batch,
+    BatchStatus,
+    ErrorInfo,
+    Report,
+    ReportEvent,
+    ReportStatus,
+    RequestCounts,
+    Summary,
+    Usage,
+)
 from medsum.ports import (
+    BatchItemRef,
+    BatchRepository,
     EventPublisher,
     ModelReply,
     Page,
@@ -20,9 +33,42 @@ from medsum.ports import (
 
 
 class InMemoryRepository(ReportRepository):
+    """Reports, plus each batch item's transitions counted per batch (as the adapter's shards do)."""
+
     def __init__(self) -> None:
         self.items: dict[str, Report] = {}
+        self.counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._lock = threading.Lock()
+
+    def _count(self, batch_id: str | None, **deltas: int) -> None:
+        if batch_id is not None:
+            for name, delta in deltas.items():
+                self.counters[batch_id][name] += delta
+
+    def create_many(self, reports: Sequence[Report]) -> None:
+        for report in reports:
+            self.create(report)
+
+    def get_many(self, report_ids: Sequence[str]) -> list[Report]:
+        return [self.items[r] for r in report_ids if r in self.items]
+
+    def batch_items(self, batch_id: str) -> list[BatchItemRef]:
+        rows = sorted(
+            (r for r in self.items.values() if r.batch_id == batch_id), key=lambda r: r.custom_id or ""
+        )
+        return [
+            BatchItemRef(custom_id=r.custom_id or "", report_id=r.report_id, status=r.status) for r in rows
+        ]
+
+    def cancel(self, report_id: str, batch_id: str, now: datetime) -> Report:
+        report = self._update(
+            report_id,
+            lambda r: r.status is ReportStatus.PENDING,
+            status=ReportStatus.CANCELLED,
+            updated_at=now,
+        )
+        self._count(batch_id, cancelled=1)
+        return report
 
     def create(self, report: Report) -> None:
         with self._lock:
@@ -62,7 +108,9 @@ class InMemoryRepository(ReportRepository):
             self.items[report_id] = updated
             return updated
 
-    def claim(self, report_id: str, now: datetime, lease_seconds: int, lease_token: str) -> Report:
+    def claim(
+        self, report_id: str, now: datetime, lease_seconds: int, lease_token: str, batch_id: str | None = None
+    ) -> Report:
         def allowed(r: Report) -> bool:
             return r.status is ReportStatus.PENDING or (
                 r.status is ReportStatus.PROCESSING
@@ -72,7 +120,8 @@ class InMemoryRepository(ReportRepository):
 
         current = self.items.get(report_id)
         attempts = (current.attempts if current else 0) + 1
-        return self._update(
+        was_pending = current is not None and current.status is ReportStatus.PENDING
+        claimed = self._update(
             report_id,
             allowed,
             status=ReportStatus.PROCESSING,
@@ -81,11 +130,20 @@ class InMemoryRepository(ReportRepository):
             updated_at=now,
             attempts=attempts,
         )
+        if was_pending:
+            self._count(batch_id, processing=1)
+        return claimed
 
     def complete(
-        self, report_id: str, lease_token: str, summary: Summary, usage: Usage, now: datetime
+        self,
+        report_id: str,
+        lease_token: str,
+        summary: Summary,
+        usage: Usage,
+        now: datetime,
+        batch_id: str | None = None,
     ) -> Report:
-        return self._update(
+        report = self._update(
             report_id,
             lambda r: r.status is ReportStatus.PROCESSING and r.lease_token == lease_token,
             status=ReportStatus.COMPLETED,
@@ -96,14 +154,23 @@ class InMemoryRepository(ReportRepository):
             lease_token=None,
             error=None,
         )
+        self._count(batch_id, processing=-1, completed=1)
+        return report
 
-    def fail(self, report_id: str, error: ErrorInfo, now: datetime, lease_token: str | None = None) -> Report:
+    def fail(
+        self,
+        report_id: str,
+        error: ErrorInfo,
+        now: datetime,
+        lease_token: str | None = None,
+        batch_id: str | None = None,
+    ) -> Report:
         def allowed(r: Report) -> bool:
             if lease_token is not None:
                 return r.status is ReportStatus.PROCESSING and r.lease_token == lease_token
-            return r.status in (ReportStatus.PENDING, ReportStatus.PROCESSING)
+            return r.status is ReportStatus.PENDING
 
-        return self._update(
+        report = self._update(
             report_id,
             allowed,
             status=ReportStatus.FAILED,
@@ -112,8 +179,13 @@ class InMemoryRepository(ReportRepository):
             lease_expires_at=None,
             lease_token=None,
         )
+        if lease_token is not None:
+            self._count(batch_id, processing=-1, failed=1)
+        else:
+            self._count(batch_id, failed=1)
+        return report
 
-    def release(self, report_id: str, lease_token: str, now: datetime) -> None:
+    def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(
             report_id,
             lambda r: r.status is ReportStatus.PROCESSING and r.lease_token == lease_token,
@@ -122,6 +194,7 @@ class InMemoryRepository(ReportRepository):
             lease_expires_at=None,
             lease_token=None,
         )
+        self._count(batch_id, processing=-1)
 
     def mark_event_published(self, report_id: str, status: ReportStatus) -> None:
         try:
@@ -136,10 +209,17 @@ class FakeQueue(WorkQueue):
     sent: list[str] = field(default_factory=list)
     delays: list[tuple[str, int]] = field(default_factory=list)
 
-    def enqueue(self, report_id: str) -> None:
+    unsendable: set[str] = field(default_factory=set)
+
+    def enqueue(self, report_id: str, batch_id: str | None = None) -> None:
         if self.fail:
             raise EnqueueError("work queue unavailable")
         self.sent.append(report_id)
+
+    def enqueue_many(self, report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
+        unsent = [r for r in report_ids if self.fail or r in self.unsendable]
+        self.sent.extend(r for r in report_ids if r not in unsent)
+        return unsent
 
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
         self.delays.append((receipt_handle, delay_seconds))
@@ -184,3 +264,58 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+class InMemoryBatchRepository(BatchRepository):
+    """Batches whose counts come from the report fake's per-batch counters."""
+
+    def __init__(self, reports: InMemoryRepository) -> None:
+        self.reports = reports
+        self.items: dict[str, Batch] = {}
+
+    def create(self, batch: Batch) -> None:
+        assert batch.batch_id not in self.items
+        self.items[batch.batch_id] = batch
+
+    def get(self, batch_id: str) -> Batch | None:
+        batch = self.items.get(batch_id)
+        if batch is None:
+            return None
+        c = self.reports.counters[batch_id]
+        done = c["processing"] + c["completed"] + c["failed"] + c["cancelled"]
+        counts = RequestCounts(
+            total=batch.total,
+            pending=batch.total - done,
+            processing=c["processing"],
+            completed=c["completed"],
+            failed=c["failed"],
+            cancelled=c["cancelled"],
+        )
+        return batch.model_copy(update={"counts": counts})
+
+    def list_for_owner(
+        self, owner: str, limit: int, next_token: str | None
+    ) -> tuple[list[Batch], str | None]:
+        rows = sorted(
+            (b for b in self.items.values() if b.owner == owner), key=lambda b: b.created_at, reverse=True
+        )
+        start = int(next_token or 0)
+        more = start + limit < len(rows)
+        return [b for b in (self.get(r.batch_id) for r in rows[start : start + limit]) if b], (
+            str(start + limit) if more else None
+        )
+
+    def set_status(
+        self, batch_id: str, expected: Sequence[BatchStatus], status: BatchStatus, now: datetime
+    ) -> bool:
+        batch = self.items.get(batch_id)
+        if batch is None or batch.status not in expected:
+            return False
+        update: dict[str, object] = {"status": status, "updated_at": now}
+        if status.terminal:
+            update["completed_at"] = now
+        self.items[batch_id] = batch.model_copy(update=update)
+        return True
+
+    def mark_event_published(self, batch_id: str) -> None:
+        self.items[batch_id] = self.items[batch_id].model_copy(update={"event_published": True})

@@ -46,6 +46,8 @@ API_ACTIONS = {
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:BatchGetItem",
     "sqs:SendMessage",
     "kms:Decrypt",
     "kms:GenerateDataKey",
@@ -53,6 +55,7 @@ API_ACTIONS = {
 WORKER_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
+    "dynamodb:Query",
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
@@ -251,14 +254,18 @@ def test_function_roles_grant_exactly_the_actions_the_function_needs(
     assert granted == expected_actions
 
 
-def test_api_function_reaches_the_owner_patient_index_and_nothing_else(translated: dict[str, Any]) -> None:
+def test_api_function_reaches_its_tables_and_indexes_and_nothing_else(translated: dict[str, Any]) -> None:
     # Given
-    (reports,) = [s for s in _role_statements(translated, "ApiFunction") if "dynamodb:Query" in s["Action"]]
+    queries = [s for s in _role_statements(translated, "ApiFunction") if "dynamodb:Query" in s["Action"]]
 
     # Then
-    assert reports["Resource"] == [
-        {"Fn::GetAtt": ["PatientReports", "Arn"]},
-        {"Fn::Sub": "${PatientReports.Arn}/index/ByOwnerPatient"},
+    assert [s["Resource"] for s in queries] == [
+        [
+            {"Fn::GetAtt": ["PatientReports", "Arn"]},
+            {"Fn::Sub": "${PatientReports.Arn}/index/ByOwnerPatient"},
+            {"Fn::Sub": "${PatientReports.Arn}/index/ByBatch"},
+        ],
+        [{"Fn::GetAtt": ["Batches", "Arn"]}, {"Fn::Sub": "${Batches.Arn}/index/ByOwner"}],
     ]
 
 
@@ -415,7 +422,7 @@ def test_patient_reports_keys_and_owner_scoped_index(resources: dict[str, Any]) 
 
     # Then: GetItem by report id; list by (owner, patient) newest first, with list fields only
     assert table["KeySchema"] == [{"AttributeName": "report_id", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
+    index, by_batch = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "ByOwnerPatient"
     assert index["KeySchema"] == [
         {"AttributeName": "owner_patient", "KeyType": "HASH"},
@@ -425,9 +432,18 @@ def test_patient_reports_keys_and_owner_scoped_index(resources: dict[str, Any]) 
         "ProjectionType": "INCLUDE",
         "NonKeyAttributes": ["patient_id", "status", "report_type", "updated_at", "owner"],
     }
+    # Batch items by batch, ordered by custom_id, keys and status only (results join on custom_id)
+    assert by_batch["IndexName"] == "ByBatch"
+    assert by_batch["KeySchema"] == [
+        {"AttributeName": "batch_id", "KeyType": "HASH"},
+        {"AttributeName": "custom_id", "KeyType": "RANGE"},
+    ]
+    assert by_batch["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}
     assert {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]} == {
         "report_id": "S",
         "owner_patient": "S",
+        "batch_id": "S",
+        "custom_id": "S",
         "created_at": "S",
     }
 
@@ -644,6 +660,7 @@ def test_template_deploys_into_moto_cloudformation(moto_stack: dict[str, Any]) -
     assert {o["OutputKey"] for o in moto_stack["Outputs"]} == {
         "ApiUrl",
         "PatientReportsTableName",
+        "BatchesTableName",
         "IdempotencyTableName",
         "WorkQueueUrl",
         "WorkDeadLetterQueueUrl",
@@ -679,4 +696,4 @@ def test_deployed_resources_carry_the_template_settings(moto_stack: dict[str, An
     assert worker["Environment"]["Variables"]["TABLE_NAME"] == outputs["PatientReportsTableName"]
     assert worker["Environment"]["Variables"]["WORK_QUEUE_URL"] == outputs["WorkQueueUrl"]
     assert worker["Environment"]["Variables"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
-    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["ByOwnerPatient"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["ByOwnerPatient", "ByBatch"]

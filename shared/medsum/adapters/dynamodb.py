@@ -11,40 +11,40 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 import zlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
+from medsum.adapters.codec import format_ts, parse_ts
 from medsum.errors import (
     ConflictError,
     InvalidPageTokenError,
+    PartialWriteError,
     ReportNotFoundError,
     ReportTooLargeError,
     RepositoryError,
 )
 from medsum.models import ErrorInfo, Report, ReportStatus, Summary, Usage
-from medsum.ports import Page, ReportRepository
+from medsum.ports import BatchItemRef, Page, ReportRepository
 
 GSI_NAME = "ByOwnerPatient"
+BATCH_INDEX = "ByBatch"
+WRITE_CHUNK = 25  # BatchWriteItem limit
+READ_CHUNK = 100  # BatchGetItem limit
+BATCH_RETRIES = 8
 # DynamoDB items are limited to 400 KB; leave room for the summary and the other attributes.
 MAX_COMPRESSED_TEXT_BYTES = 300_000
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
-
-
-def format_ts(value: datetime) -> str:
-    """Fixed-width UTC timestamp: lexicographic order equals time order (used in conditions)."""
-    return value.astimezone(UTC).strftime(_TS_FORMAT)
-
-
-def _parse_ts(value: str) -> datetime:
-    return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
 
 
 def _owner_patient(owner: str, patient_id: str) -> str:
@@ -91,10 +91,10 @@ def _from_item(raw: dict[str, Any]) -> Report:
         patient_id=item["patient_id"],
         report_type=item["report_type"],
         status=item["status"],
-        created_at=_parse_ts(item["created_at"]),
-        updated_at=_parse_ts(item["updated_at"]),
+        created_at=parse_ts(item["created_at"]),
+        updated_at=parse_ts(item["updated_at"]),
         attempts=int(item.get("attempts", 0)),
-        lease_expires_at=_parse_ts(item["lease_expires_at"]) if "lease_expires_at" in item else None,
+        lease_expires_at=parse_ts(item["lease_expires_at"]) if "lease_expires_at" in item else None,
         lease_token=item.get("lease_token"),
         text=text,
         metadata=item.get("metadata", {}),
@@ -126,8 +126,11 @@ class DynamoReportRepository(ReportRepository):
         Optional boto3 DynamoDB client (tests inject a Stubber-wrapped or moto-backed one).
     """
 
-    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+    def __init__(
+        self, table_name: str, dynamodb_client: Any | None = None, batches_table: str | None = None
+    ) -> None:
         self._table = table_name
+        self._batches_table = batches_table
         self._client = dynamodb_client or default_client("dynamodb")
 
     # -- reads ---------------------------------------------------------------------------------
@@ -165,7 +168,72 @@ class DynamoReportRepository(ReportRepository):
         last = response.get("LastEvaluatedKey")
         return Page(items=items, next_token=_encode_token(last) if last else None)
 
+    def get_many(self, report_ids: Sequence[str]) -> list[Report]:
+        found: list[Report] = []
+        for start in range(0, len(report_ids), READ_CHUNK):
+            keys = [{"report_id": {"S": rid}} for rid in report_ids[start : start + READ_CHUNK]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            for attempt in range(BATCH_RETRIES):
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise RepositoryError("report store unavailable") from exc
+                found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RepositoryError("report store kept throttling batched reads")
+        return found
+
+    def batch_items(self, batch_id: str) -> list[BatchItemRef]:
+        items: list[BatchItemRef] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": BATCH_INDEX,
+            "KeyConditionExpression": "batch_id = :b",
+            "ExpressionAttributeValues": {":b": {"S": batch_id}},
+        }
+        while True:
+            try:
+                response = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise RepositoryError("report store unavailable") from exc
+            for raw in response.get("Items", []):
+                items.append(
+                    BatchItemRef(
+                        custom_id=raw["custom_id"]["S"],
+                        report_id=raw["report_id"]["S"],
+                        status=ReportStatus(raw["status"]["S"]),
+                    )
+                )
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     # -- writes --------------------------------------------------------------------------------
+    def create_many(self, reports: Sequence[Report]) -> None:
+        """BatchWriteItem in chunks of 25; unprocessed items are retried with backoff, never dropped."""
+        written: list[str] = []
+        for start in range(0, len(reports), WRITE_CHUNK):
+            chunk = reports[start : start + WRITE_CHUNK]
+            pending = {self._table: [{"PutRequest": {"Item": _to_item(r)}} for r in chunk]}
+            for attempt in range(BATCH_RETRIES):
+                try:
+                    response = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise PartialWriteError("report store unavailable", written) from exc
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                _backoff(attempt)
+            else:
+                left = {r["PutRequest"]["Item"]["report_id"]["S"] for r in pending.get(self._table, [])}
+                written.extend(r.report_id for r in chunk if r.report_id not in left)
+                raise PartialWriteError("report store kept throttling batched writes", written)
+            written.extend(r.report_id for r in chunk)
+
     def create(self, report: Report) -> None:
         item = _to_item(report)
         try:
@@ -192,32 +260,64 @@ class DynamoReportRepository(ReportRepository):
             raise RepositoryError("report store unavailable") from exc
         return True
 
-    def claim(self, report_id: str, now: datetime, lease_seconds: int, lease_token: str) -> Report:
+    def claim(
+        self, report_id: str, now: datetime, lease_seconds: int, lease_token: str, batch_id: str | None = None
+    ) -> Report:
         lease = now.timestamp() + lease_seconds
+        update = (
+            "SET #s = :processing, lease_expires_at = :lease, lease_token = :token, "
+            "updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one, "
+            "version = version + :one"
+        )
+        values = _values(
+            processing=ReportStatus.PROCESSING.value,
+            pending=ReportStatus.PENDING.value,
+            lease=format_ts(datetime.fromtimestamp(lease, UTC)),
+            token=lease_token,
+            now=format_ts(now),
+            zero=0,
+            one=1,
+        )
+        if batch_id is None or not self._batches_table:
+            return self._update(
+                report_id,
+                update=update,
+                condition=(
+                    "attribute_exists(report_id) AND "
+                    "(#s = :pending OR (#s = :processing AND lease_expires_at < :now))"
+                ),
+                values=values,
+            )
+        # Batch items: a first claim moves the report from pending to processing in the counters; taking
+        # over an expired lease changes no count. Two conditional writes keep the accounting exact.
+        try:
+            return self._update(
+                report_id,
+                update=update,
+                condition="#s = :pending",
+                values=values,
+                batch_id=batch_id,
+                deltas={"processing": 1},
+            )
+        except ConflictError as conflict:
+            current = conflict.current
+            if current is None or current.status is not ReportStatus.PROCESSING:
+                raise
         return self._update(
             report_id,
-            update=(
-                "SET #s = :processing, lease_expires_at = :lease, lease_token = :token, "
-                "updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one, "
-                "version = version + :one"
-            ),
-            condition=(
-                "attribute_exists(report_id) AND "
-                "(#s = :pending OR (#s = :processing AND lease_expires_at < :now))"
-            ),
-            values=_values(
-                processing=ReportStatus.PROCESSING.value,
-                pending=ReportStatus.PENDING.value,
-                lease=format_ts(datetime.fromtimestamp(lease, UTC)),
-                token=lease_token,
-                now=format_ts(now),
-                zero=0,
-                one=1,
-            ),
+            update=update,
+            condition="#s = :processing AND lease_expires_at < :now",
+            values={k: v for k, v in values.items() if k != ":pending"},
         )
 
     def complete(
-        self, report_id: str, lease_token: str, summary: Summary, usage: Usage, now: datetime
+        self,
+        report_id: str,
+        lease_token: str,
+        summary: Summary,
+        usage: Usage,
+        now: datetime,
+        batch_id: str | None = None,
     ) -> Report:
         return self._update(
             report_id,
@@ -236,22 +336,29 @@ class DynamoReportRepository(ReportRepository):
                 one=1,
             ),
             names={"#u": "usage", "#e": "error"},
+            batch_id=batch_id,
+            deltas={"processing": -1, "completed": 1},
         )
 
-    def fail(self, report_id: str, error: ErrorInfo, now: datetime, lease_token: str | None = None) -> Report:
+    def fail(
+        self,
+        report_id: str,
+        error: ErrorInfo,
+        now: datetime,
+        lease_token: str | None = None,
+        batch_id: str | None = None,
+    ) -> Report:
         values = _values(
-            failed=ReportStatus.FAILED.value,
-            error=error.model_dump(),
-            now=format_ts(now),
-            one=1,
-            processing=ReportStatus.PROCESSING.value,
+            failed=ReportStatus.FAILED.value, error=error.model_dump(), now=format_ts(now), one=1
         )
         if lease_token is not None:
             condition = "#s = :processing AND lease_token = :token"
-            values.update(_values(token=lease_token))
+            values.update(_values(token=lease_token, processing=ReportStatus.PROCESSING.value))
+            deltas = {"processing": -1, "failed": 1}
         else:
-            condition = "#s IN (:pending, :processing)"
+            condition = "#s = :pending"
             values.update(_values(pending=ReportStatus.PENDING.value))
+            deltas = {"failed": 1}
         return self._update(
             report_id,
             update=(
@@ -261,9 +368,26 @@ class DynamoReportRepository(ReportRepository):
             condition=condition,
             values=values,
             names={"#e": "error"},
+            batch_id=batch_id,
+            deltas=deltas,
         )
 
-    def release(self, report_id: str, lease_token: str, now: datetime) -> None:
+    def cancel(self, report_id: str, batch_id: str, now: datetime) -> Report:
+        return self._update(
+            report_id,
+            update="SET #s = :cancelled, updated_at = :now, version = version + :one",
+            condition="#s = :pending",
+            values=_values(
+                cancelled=ReportStatus.CANCELLED.value,
+                pending=ReportStatus.PENDING.value,
+                now=format_ts(now),
+                one=1,
+            ),
+            batch_id=batch_id,
+            deltas={"cancelled": 1},
+        )
+
+    def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(
             report_id,
             update="SET #s = :pending, updated_at = :now REMOVE lease_expires_at, lease_token",
@@ -274,6 +398,8 @@ class DynamoReportRepository(ReportRepository):
                 now=format_ts(now),
                 token=lease_token,
             ),
+            batch_id=batch_id,
+            deltas={"processing": -1},
         )
 
     def mark_event_published(self, report_id: str, status: ReportStatus) -> None:
@@ -295,7 +421,11 @@ class DynamoReportRepository(ReportRepository):
         condition: str,
         values: dict[str, Any],
         names: dict[str, str] | None = None,
+        batch_id: str | None = None,
+        deltas: Mapping[str, int] | None = None,
     ) -> Report:
+        if batch_id is not None and deltas and self._batches_table:
+            return self._transact(report_id, update, condition, values, names or {}, batch_id, deltas)
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -318,6 +448,53 @@ class DynamoReportRepository(ReportRepository):
             raise RepositoryError("report store unavailable") from exc
         return _from_item(response["Attributes"])
 
+    def _transact(
+        self,
+        report_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str],
+        batch_id: str,
+        deltas: Mapping[str, int],
+    ) -> Report:
+        """The report's conditional write and its batch counter change, atomically."""
+        assert self._batches_table is not None
+        report_update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"report_id": {"S": report_id}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#s": "status", **names},
+                "ExpressionAttributeValues": values,
+            }
+        }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[report_update, counter_update(self._batches_table, batch_id, deltas)]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    current = self.get(report_id)
+                    if current is None:
+                        raise ReportNotFoundError("report not found") from exc
+                    raise ConflictError("report state changed", current=current) from exc
+            raise RepositoryError("report store unavailable") from exc
+        except BotoCoreError as exc:
+            raise RepositoryError("report store unavailable") from exc
+        report = self.get(report_id)
+        if report is None:
+            raise ReportNotFoundError("report not found")
+        return report
+
+
+def _backoff(attempt: int) -> None:
+    """Full-jitter exponential backoff between retries of unprocessed batch entries."""
+    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+
 
 def _list_item(raw: dict[str, Any]) -> Report:
     """Items from the GSI carry only the projected attributes; fill the rest for the list view."""
@@ -328,8 +505,8 @@ def _list_item(raw: dict[str, Any]) -> Report:
         patient_id=item["patient_id"],
         report_type=item["report_type"],
         status=item["status"],
-        created_at=_parse_ts(item["created_at"]),
-        updated_at=_parse_ts(item["updated_at"]),
+        created_at=parse_ts(item["created_at"]),
+        updated_at=parse_ts(item["updated_at"]),
         expires_at=0,
     )
 

@@ -27,10 +27,11 @@ from medsum.errors import (
     ReportNotFoundError,
     RetryableSummarizerError,
 )
+from medsum.logic.batches import settle_batch
 from medsum.logic.summarize import RetryPolicy, summarize_text
-from medsum.models import ErrorInfo, EventData, Links, Report, ReportEvent, ReportStatus
+from medsum.models import BatchStatus, ErrorInfo, EventData, Links, Report, ReportEvent, ReportStatus
 from medsum.observability import logger, metrics
-from medsum.ports import EventPublisher, ModelReply, ReportRepository, Summarizer
+from medsum.ports import BatchRepository, EventPublisher, ModelReply, ReportRepository, Summarizer
 
 MAX_REQUEUE_DELAY_SECONDS = 900
 # Time kept back from the Lambda's remaining time for the final write and the publish.
@@ -63,6 +64,7 @@ class WorkerDeps:
     max_attempts: int
     budget_seconds: float
     requeue_base_delay_seconds: int
+    batches: BatchRepository | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
@@ -82,6 +84,8 @@ def publish_terminal_event(deps: WorkerDeps, report: Report) -> None:
     the report's ``event_published`` flag is still unset (at-least-once; the event id is stable).
     """
     status = report.status
+    if status is ReportStatus.CANCELLED:
+        return  # cancelled batch items are announced by the batch's own event
     event = ReportEvent(
         type="report.completed" if status is ReportStatus.COMPLETED else "report.failed",
         id=f"evt_{report.report_id}_{status.value.lower()}",
@@ -96,11 +100,31 @@ def publish_terminal_event(deps: WorkerDeps, report: Report) -> None:
     deps.repository.mark_event_published(report.report_id, status)
 
 
+def _settle(deps: WorkerDeps, report: Report) -> None:
+    """After a batch item reached a terminal state, settle its batch if it was the last one."""
+    if report.batch_id and deps.batches is not None:
+        settle_batch(deps.batches, deps.publisher, report.batch_id, deps.public_api_url, deps.clock())
+
+
+def _cancel_if_requested(deps: WorkerDeps, report_id: str, batch_id: str) -> Report | None:
+    """A not-yet-started item of a cancelling batch becomes CANCELLED (None: go on as usual)."""
+    if deps.batches is None:
+        return None
+    batch = deps.batches.get(batch_id)
+    if batch is None or batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
+        return None
+    try:
+        return deps.repository.cancel(report_id, batch_id, deps.clock())
+    except (ConflictError, ReportNotFoundError):
+        return None  # started or finished already: it finishes normally
+
+
 def process_report(
     report_id: str,
     receive_count: int,
     deps: WorkerDeps,
     remaining_seconds: Callable[[], float],
+    batch_id: str | None = None,
 ) -> Outcome:
     """Process one work message for ``report_id`` (see the module docstring for outcomes).
 
@@ -113,9 +137,18 @@ def process_report(
     """
     if remaining_seconds() < SAFETY_MARGIN_SECONDS * 2:
         raise RequeueError("not enough time left in this invocation", 0)
+    if batch_id is not None:
+        cancelled = _cancel_if_requested(deps, report_id, batch_id)
+        if cancelled is not None:
+            metrics.add_metric(name="ReportsCancelled", unit=MetricUnit.Count, value=1)
+            logger.info("batch item cancelled", report_id=report_id, batch_id=batch_id)
+            _settle(deps, cancelled)
+            return Outcome.SKIPPED
     lease_token = new_id()
     try:
-        report = deps.repository.claim(report_id, deps.clock(), deps.lease_seconds, lease_token)
+        report = deps.repository.claim(
+            report_id, deps.clock(), deps.lease_seconds, lease_token, batch_id=batch_id
+        )
     except ReportNotFoundError:
         logger.info("report no longer exists; acknowledging", report_id=report_id)
         return Outcome.SKIPPED
@@ -127,6 +160,7 @@ def process_report(
             logger.info("report already terminal; acknowledging", report_id=report_id, status=current.status)
             if not current.event_published:
                 publish_terminal_event(deps, current)
+            _settle(deps, current)
             return Outcome.SKIPPED
         lease_left = (current.lease_expires_at or deps.clock()) - deps.clock()
         raise RequeueError(
@@ -145,13 +179,13 @@ def process_report(
         )
     except NonRetryableSummarizerError as exc:
         error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
-        return _fail(deps, report_id, lease_token, error)
+        return _fail(deps, report, lease_token, error)
     except InvalidModelOutputError:
         error = ErrorInfo(
             code="invalid_model_output",
             message="the model's reply did not match the summary format after one repair attempt",
         )
-        return _fail(deps, report_id, lease_token, error)
+        return _fail(deps, report, lease_token, error)
     except RetryableSummarizerError as exc:
         metrics.add_metric(name="BedrockThrottled", unit=MetricUnit.Count, value=1)
         if receive_count >= deps.max_receive_count:
@@ -162,9 +196,9 @@ def process_report(
                     "the work message was moved to the dead-letter queue"
                 ),
             )
-            _fail(deps, report_id, lease_token, error)
+            _fail(deps, report, lease_token, error)
             raise RequeueError("retry budget exhausted on the last allowed delivery", 0) from exc
-        deps.repository.release(report_id, lease_token, deps.clock())
+        deps.repository.release(report_id, lease_token, deps.clock(), batch_id=report.batch_id)
         delay = requeue_delay(deps.requeue_base_delay_seconds, receive_count)
         logger.warning(
             "model unavailable; returning message to queue", report_id=report_id, delay_seconds=delay
@@ -174,7 +208,9 @@ def process_report(
     if ungrounded:
         metrics.add_metric(name="UngroundedEvidence", unit=MetricUnit.Count, value=ungrounded)
     try:
-        done = deps.repository.complete(report_id, lease_token, result.summary, result.usage, deps.clock())
+        done = deps.repository.complete(
+            report_id, lease_token, result.summary, result.usage, deps.clock(), batch_id=report.batch_id
+        )
     except (ConflictError, ReportNotFoundError):
         logger.warning("lease lost before completion; result discarded", report_id=report_id)
         return Outcome.SKIPPED
@@ -189,18 +225,23 @@ def process_report(
         ungrounded_quotes=ungrounded,
     )
     publish_terminal_event(deps, done)
+    _settle(deps, done)
     return Outcome.COMPLETED
 
 
-def _fail(deps: WorkerDeps, report_id: str, lease_token: str, error: ErrorInfo) -> Outcome:
+def _fail(deps: WorkerDeps, report: Report, lease_token: str, error: ErrorInfo) -> Outcome:
+    report_id = report.report_id
     try:
-        failed = deps.repository.fail(report_id, error, deps.clock(), lease_token=lease_token)
+        failed = deps.repository.fail(
+            report_id, error, deps.clock(), lease_token=lease_token, batch_id=report.batch_id
+        )
     except (ConflictError, ReportNotFoundError):
         logger.warning("lease lost before failure was recorded", report_id=report_id)
         return Outcome.SKIPPED
     metrics.add_metric(name="ReportsFailed", unit=MetricUnit.Count, value=1)
     logger.warning("report failed", report_id=report_id, error_code=error.code)
     publish_terminal_event(deps, failed)
+    _settle(deps, failed)
     return Outcome.FAILED
 
 
