@@ -1,0 +1,237 @@
+"""Batch routes and the worker's batch accounting against the template's tables in moto (real
+TransactWriteItems on PatientReports + Batches)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Stack
+from tests.support.events import (
+    CLINIC_A,
+    CLINIC_B,
+    FakeLambdaContext,
+    api_event,
+    load_function,
+    sqs_event,
+    sqs_record,
+)
+from tests.support.fakes import ScriptedSummarizer
+
+REPLY = json.dumps(
+    {
+        "summary": "Effusion.",
+        "key_findings": [{"text": "effusion", "evidence": ["effusion"]}],
+        "follow_up": [],
+    }
+)
+
+
+def item(custom_id: str, text: str = "FINDINGS: Small effusion.") -> dict[str, Any]:
+    return {"custom_id": custom_id, "patient_id": "pt-b", "report_text": text, "report_type": "radiology"}
+
+
+def ndjson(*lines: Any) -> str:
+    return "".join((json.dumps(x) if not isinstance(x, str) else x) + "\n" for x in lines)
+
+
+@pytest.fixture
+def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
+    api, worker = load_function("api"), load_function("worker")
+    for cached in (
+        api._repository,
+        api._submit_deps,
+        api._idempotent_submit,
+        api._batches,
+        api._batch_deps,
+        api._persistence,
+        api._idempotent_create_batch,
+        worker._deps,
+        worker._queue,
+    ):
+        cached.cache_clear()
+    deps = replace(worker._deps(), summarizer=ScriptedSummarizer([REPLY]))
+    monkeypatch.setattr(worker, "_deps", lambda: deps)
+    return api, worker
+
+
+def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
+    response = api.lambda_handler(event, FakeLambdaContext())
+    body = response.get("body") or ""
+    content_type = (response.get("headers") or {}).get("Content-Type") or (
+        (response.get("multiValueHeaders") or {}).get("Content-Type") or [""]
+    )[0]
+    if content_type == "application/x-ndjson":
+        return response["statusCode"], [json.loads(x) for x in body.splitlines()]
+    return response["statusCode"], json.loads(body) if body else None
+
+
+def post_batch(
+    api: ModuleType, body: str, caller: str = CLINIC_A, content_type: str = "application/x-ndjson"
+) -> Any:
+    return call(
+        api,
+        api_event("POST", "/batches", raw_body=body, caller=caller, headers={"Content-Type": content_type}),
+    )
+
+
+def drain(stack: Stack, worker: ModuleType, duplicate: bool = False) -> int:
+    """Deliver every queued work message to the worker (each twice with ``duplicate``)."""
+    sqs, url, delivered = stack.client("sqs"), stack.resources["WorkQueue"], 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return delivered
+        records = [sqs_record(m["Body"]) for m in messages for _ in range(2 if duplicate else 1)]
+        result = worker.lambda_handler(sqs_event(*records), FakeLambdaContext())
+        assert result == {"batchItemFailures": []}
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        delivered += len(messages)
+
+
+@pytest.fixture
+def events_queue(stack: Stack) -> str:
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    url = sqs.create_queue(QueueName="observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=stack.resources["ReportEventsTopic"], Protocol="sqs", Endpoint=arn)
+    return str(url)
+
+
+def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:
+    found = []
+    while True:
+        messages = (
+            stack.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        )
+        if not messages:
+            return [e for e in found if e["type"].startswith("batch.")]
+        for message in messages:
+            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            stack.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
+    modules: tuple[ModuleType, ModuleType], stack: Stack, events_queue: str
+) -> None:
+    api, worker = modules
+    # Given a batch of 12 valid lines and one malformed line
+    status, created = post_batch(api, ndjson(*(item(f"c{n:02d}") for n in range(12)), "{oops"))
+    assert status == 202, created
+    batch_id = created["batch_id"]
+    assert created["status"] == "in_progress"
+    assert created["request_counts"] == {
+        "total": 12,
+        "pending": 12,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert created["errors"] == [
+        {"line": 13, "custom_id": None, "code": "invalid_json", "message": "the line is not valid JSON"}
+    ]
+    # When every work message is delivered twice
+    assert drain(stack, worker, duplicate=True) == 12
+    # Then the batch completed, each item counted once, and one batch.completed event was published
+    status, batch = call(api, api_event("GET", f"/batches/{batch_id}"))
+    assert status == 200 and batch["status"] == "completed" and batch["completed_at"]
+    assert batch["request_counts"] == {
+        "total": 12,
+        "pending": 0,
+        "processing": 0,
+        "completed": 12,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    (event,) = batch_events(stack, events_queue)
+    assert event["type"] == "batch.completed" and event["data"]["request_counts"]["completed"] == 12
+    # And results join on every custom_id
+    status, lines = call(api, api_event("GET", f"/batches/{batch_id}/results"))
+    assert status == 200
+    assert [x["custom_id"] for x in lines] == [f"c{n:02d}" for n in range(12)]
+    assert all(x["status"] == "COMPLETED" and x["summary"]["summary"] == "Effusion." for x in lines)
+    # And each item is an ordinary report of the caller
+    status, report = call(api, api_event("GET", f"/reports/{lines[0]['report_id']}"))
+    assert status == 200 and report["batch_id"] == batch_id and report["custom_id"] == "c00"
+
+
+def test_cancel_leaves_pending_items_cancelled(modules: tuple[ModuleType, ModuleType], stack: Stack) -> None:
+    api, worker = modules
+    _, created = post_batch(api, ndjson(*(item(f"k{n}") for n in range(4))))
+    batch_id = created["batch_id"]
+    status, cancelling = call(api, api_event("POST", f"/batches/{batch_id}/cancel"))
+    assert status == 202 and cancelling["status"] == "cancelling"
+    drain(stack, worker)
+    _, batch = call(api, api_event("GET", f"/batches/{batch_id}"))
+    assert batch["status"] == "cancelled"
+    assert batch["request_counts"]["cancelled"] == 4 and batch["request_counts"]["pending"] == 0
+    _, lines = call(api, api_event("GET", f"/batches/{batch_id}/results"))
+    assert {x["status"] for x in lines} == {"CANCELLED"}
+
+
+def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[ModuleType, ModuleType]) -> None:
+    api, _ = modules
+    _, created = post_batch(api, ndjson(item("a")))
+    batch_id = created["batch_id"]
+    for method, path in [("GET", ""), ("GET", "/results"), ("POST", "/cancel")]:
+        status, body = call(api, api_event(method, f"/batches/{batch_id}{path}", caller=CLINIC_B))
+        assert (status, body["error"]["code"]) == (404, "not_found")
+    _, listed = call(api, api_event("GET", "/batches", caller=CLINIC_B))
+    assert listed["items"] == []
+
+
+def test_list_batches_newest_first_with_pages(modules: tuple[ModuleType, ModuleType]) -> None:
+    api, _ = modules
+    ids = [post_batch(api, ndjson(item("a")))[1]["batch_id"] for _ in range(3)]
+    _, first = call(api, api_event("GET", "/batches", query={"limit": "2"}))
+    assert [b["batch_id"] for b in first["items"]] == ids[::-1][:2] and first["next_token"]
+    _, rest = call(api, api_event("GET", "/batches", query={"limit": "2", "next_token": first["next_token"]}))
+    assert [b["batch_id"] for b in rest["items"]] == ids[:1]
+    status, _ = call(
+        api, api_event("GET", "/batches", caller=CLINIC_B, query={"next_token": first["next_token"]})
+    )
+    assert status == 400
+
+
+def test_json_envelope_and_idempotency_key(modules: tuple[ModuleType, ModuleType], stack: Stack) -> None:
+    api, _ = modules
+    body = json.dumps({"reports": [item("a"), item("b")], "metadata": {"run": "1"}})
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "batch-1"}
+    first = call(api, api_event("POST", "/batches", raw_body=body, headers=headers))
+    again = call(api, api_event("POST", "/batches", raw_body=body, headers=headers))
+    assert first[0] == again[0] == 202 and first[1]["batch_id"] == again[1]["batch_id"]
+    assert first[1]["metadata"] == {"run": "1"}
+    messages = stack.client("sqs").receive_message(
+        QueueUrl=stack.resources["WorkQueue"], MaxNumberOfMessages=10
+    )
+    assert len(messages["Messages"]) == 2
+    status, error = call(
+        api, api_event("POST", "/batches", raw_body=body.replace('"1"', '"2"'), headers=headers)
+    )
+    assert (status, error["error"]["code"]) == (422, "idempotency_key_reused")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (ndjson(item("a"), item("a")), "application/x-ndjson", 400, "duplicate_custom_id"),
+        (ndjson("{x", "{y"), "application/x-ndjson", 400, "no_valid_items"),
+        (ndjson(item("a")), "text/csv", 415, "unsupported_media_type"),
+        ("x" * 5_300_000, "application/x-ndjson", 413, "payload_too_large"),
+        (ndjson(*(item(f"i{n}", "x") for n in range(1_001))), "application/x-ndjson", 413, "too_many_items"),
+    ],
+)
+def test_bad_batches_get_a_clear_4xx_and_write_nothing(
+    modules: tuple[ModuleType, ModuleType], stack: Stack, body: str, content_type: str, status: int, code: str
+) -> None:
+    api, _ = modules
+    got, error = post_batch(api, body, content_type=content_type)
+    assert (got, error["error"]["code"]) == (status, code)
+    assert stack.client("dynamodb").scan(TableName=stack.resources["Batches"])["Count"] == 0
+    assert stack.client("dynamodb").scan(TableName=stack.resources["PatientReports"])["Count"] == 0

@@ -1,0 +1,199 @@
+"""Batch parsing, creation, counting, cancellation and settlement with fakes at the ports."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from medsum.errors import BatchInputError, BatchNotFoundError
+from medsum.logic.batches import (
+    BatchDeps,
+    batch_results,
+    cancel_batch,
+    create_batch,
+    get_batch,
+    parse_batch,
+)
+from medsum.logic.process import Outcome, WorkerDeps, process_report
+from medsum.models import BatchStatus, ReportStatus
+
+from tests.support.fakes import (
+    FakePublisher,
+    FakeQueue,
+    FixedClock,
+    InMemoryBatchRepository,
+    InMemoryRepository,
+    ScriptedSummarizer,
+)
+
+OWNER = "arn:aws:iam::123456789012:user/clinic-a"
+OTHER = "arn:aws:iam::123456789012:user/clinic-b"
+REPLY = json.dumps({"summary": "ok", "key_findings": [], "diagnoses": [], "medications": [], "follow_up": []})
+
+
+def line(custom_id: str, text: str = "FINDINGS: Normal.", **extra: object) -> str:
+    return json.dumps({"custom_id": custom_id, "patient_id": "p-1", "report_text": text, **extra})
+
+
+def ndjson(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def test_malformed_lines_are_reported_and_the_rest_kept() -> None:
+    body = ndjson(
+        line("a"), "{not json", line("b", report_type="poem"), line("c"), json.dumps([1]), line("d", text="")
+    )
+    parsed = parse_batch(body, ndjson=True)
+    assert [item.custom_id for _, item in parsed.items] == ["a", "c"]
+    assert [(e.line, e.custom_id, e.code) for e in parsed.errors] == [
+        (2, None, "invalid_json"),
+        (3, "b", "invalid_item"),
+        (5, None, "invalid_item"),
+        (6, "d", "invalid_item"),
+    ]
+    # messages name fields, never values
+    assert "report_type" in parsed.errors[1].message and "poem" not in parsed.errors[1].message
+
+
+def test_json_envelope_numbers_items_from_one() -> None:
+    body = json.dumps({"reports": [json.loads(line("x")), {"custom_id": "y"}], "metadata": {"run": "7"}})
+    parsed = parse_batch(body, ndjson=False)
+    assert [i.custom_id for _, i in parsed.items] == ["x"]
+    assert parsed.errors[0].line == 2 and parsed.metadata == {"run": "7"}
+
+
+def test_unicode_line_separators_inside_strings_do_not_split_lines() -> None:
+    parsed = parse_batch(ndjson(line("a", text="FINDINGS:\u2028Normal.")), ndjson=True)
+    assert len(parsed.items) == 1 and parsed.errors == []
+
+
+@pytest.mark.parametrize(
+    ("body", "is_ndjson", "code"),
+    [
+        (ndjson(line("a"), line("b"), line("a")), True, "duplicate_custom_id"),
+        (ndjson("{bad", json.dumps({"custom_id": "x"})), True, "no_valid_items"),
+        (ndjson(*(line(f"i{n}") for n in range(1_001))), True, "too_many_items"),
+        ("{not json", False, "invalid_json"),
+        (json.dumps({"items": []}), False, "invalid_request"),
+        (json.dumps({"reports": [], "extra": 1}), False, "invalid_request"),
+        (json.dumps({"reports": [json.loads(line("a"))], "metadata": {"k": 1}}), False, "invalid_request"),
+    ],
+)
+def test_whole_batch_rejections(body: str, is_ndjson: bool, code: str) -> None:
+    with pytest.raises(BatchInputError) as raised:
+        parse_batch(body, ndjson=is_ndjson)
+    assert raised.value.code == code
+
+
+# ------------------------------------------------------------------------------------- create and run
+class World:
+    def __init__(self, script: list[str | Exception] | None = None) -> None:
+        self.reports = InMemoryRepository()
+        self.batches = InMemoryBatchRepository(self.reports)
+        self.queue = FakeQueue()
+        self.publisher = FakePublisher()
+        self.clock = FixedClock()
+        self.summarizer = ScriptedSummarizer(script or [REPLY])
+        self.ids = (f"r{n:04d}" for n in itertools.count())
+        self.deps = BatchDeps(reports=self.reports, batches=self.batches, queue=self.queue)
+        self.worker = WorkerDeps(
+            repository=self.reports,
+            summarizer=self.summarizer,
+            publisher=self.publisher,
+            public_api_url="https://api.test/v1",
+            lease_seconds=60,
+            max_receive_count=5,
+            max_attempts=1,
+            budget_seconds=1,
+            requeue_base_delay_seconds=1,
+            batches=self.batches,
+            clock=self.clock,
+        )
+
+    def create(self, count: int, batch_id: str = "b1") -> None:
+        parsed = parse_batch(ndjson(*(line(f"c{n:03d}") for n in range(count))), ndjson=True)
+        create_batch(
+            parsed,
+            OWNER,
+            self.deps,
+            batch_id=batch_id,
+            new_id=lambda: next(self.ids),
+            now=self.clock(),
+            retention_days=1,
+        )
+
+    def deliver(self, report_id: str, batch_id: str = "b1") -> Outcome:
+        return process_report(report_id, 1, self.worker, lambda: 100.0, batch_id=batch_id)
+
+
+def test_created_batch_is_in_progress_with_every_item_queued() -> None:
+    world = World()
+    world.create(30)
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.IN_PROGRESS
+    assert batch.counts.total == batch.counts.pending == 30
+    assert len(world.queue.sent) == 30
+    assert {r.batch_id for r in world.reports.items.values()} == {"b1"}
+
+
+def test_unqueued_items_are_failed_and_counted() -> None:
+    world = World()
+    world.queue.unsendable = {"r0001"}
+    world.create(3)
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.counts.failed == 1 and batch.counts.pending == 2
+    assert world.reports.items["r0001"].error is not None
+
+
+def test_last_item_settles_the_batch_once_and_publishes_one_event() -> None:
+    world = World()
+    world.create(3)
+    for report_id in list(world.reports.items):
+        world.deliver(report_id)
+    # a duplicate delivery of an item changes nothing
+    assert world.deliver("r0000") is Outcome.SKIPPED
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.COMPLETED and batch.completed_at is not None
+    assert batch.counts.completed == 3 and batch.counts.pending == batch.counts.processing == 0
+    batch_events = [e for e, _ in world.publisher.events if e.type.startswith("batch.")]
+    assert len(batch_events) == 1 and batch_events[0].type == "batch.completed"
+    assert len(world.summarizer.calls) == 3
+
+
+def test_cancel_skips_items_not_started_and_lets_started_ones_finish() -> None:
+    world = World()
+    world.create(4)
+    world.deliver("r0000")  # completed before the cancel
+    world.reports.claim("r0001", world.clock(), 60, "someone", batch_id="b1")  # started elsewhere
+    cancel_batch(world.batches, OWNER, "b1", world.clock())
+    assert get_batch(world.batches, OWNER, "b1").status is BatchStatus.CANCELLING
+    world.deliver("r0002")
+    world.deliver("r0003")
+    assert world.reports.items["r0002"].status is ReportStatus.CANCELLED
+    assert len(world.summarizer.calls) == 1
+    # the started item finishes, then the batch settles as cancelled
+    world.clock.advance(61)
+    world.deliver("r0001")
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.CANCELLED
+    assert (batch.counts.completed, batch.counts.cancelled) == (2, 2)
+    assert [e.type for e, _ in world.publisher.events if e.type.startswith("batch.")] == ["batch.cancelled"]
+
+
+def test_results_join_on_custom_id_and_other_owners_see_nothing() -> None:
+    world = World()
+    world.create(3)
+    world.deliver("r0001")
+    lines = batch_results(world.reports, world.batches, OWNER, "b1")
+    assert [(x.custom_id, x.status) for x in lines] == [
+        ("c000", ReportStatus.PENDING),
+        ("c001", ReportStatus.COMPLETED),
+        ("c002", ReportStatus.PENDING),
+    ]
+    assert lines[1].summary is not None
+    with pytest.raises(BatchNotFoundError):
+        batch_results(world.reports, world.batches, OTHER, "b1")
+    with pytest.raises(BatchNotFoundError):
+        cancel_batch(world.batches, OTHER, "b1", world.clock())
