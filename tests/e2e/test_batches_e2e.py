@@ -84,7 +84,7 @@ def test_500_item_batch_completes_with_results_joined_on_custom_id(api: ApiClien
 
 def test_malformed_lines_are_reported_and_the_rest_processed(api: ApiClient) -> None:
     good = lines(20, "mixed")
-    body = good[:5] + ["{this is not json"] + good[5:10] + [json.dumps({"custom_id": "no-text"})] + good[10:]
+    body = [*good[:5], "{this is not json", *good[5:10], json.dumps({"custom_id": "no-text"}), *good[10:]]
     body.append(
         json.dumps({"custom_id": "bad-type", "patient_id": "p", "report_text": "x", "report_type": "poem"})
     )
@@ -102,7 +102,7 @@ def test_malformed_lines_are_reported_and_the_rest_processed(api: ApiClient) -> 
 
 
 def test_duplicate_custom_ids_are_rejected(api: ApiClient) -> None:
-    body = lines(3, "dup") + [lines(1, "dup")[0]]
+    body = [*lines(3, "dup"), lines(1, "dup")[0]]
     response = post_ndjson(api, body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "duplicate_custom_id"

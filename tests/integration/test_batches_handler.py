@@ -104,7 +104,7 @@ def events_queue(stack: Stack) -> str:
 
 
 def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
         messages = (
             stack.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
