@@ -6,6 +6,7 @@ Thin by design: parse and validate, call one domain function, map the result or 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from medsum.adapters.batches import DynamoBatchRepository
 from medsum.adapters.clients import client
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sqs import SqsWorkQueue
+from medsum.adapters.uploads import S3UploadStore
 from medsum.clock import new_id, utcnow
 from medsum.errors import (
     BatchInputError,
@@ -58,6 +60,7 @@ from medsum.logic.batches import (
     get_batch,
     parse_batch,
 )
+from medsum.logic.ingest import MAX_UPLOAD_ITEMS, UPLOAD_URL_SECONDS, create_upload_batch, upload_key
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
 from medsum.models import (
     PATIENT_ID_PATTERN,
@@ -71,6 +74,8 @@ from medsum.models import (
     ReportView,
     SubmitResponse,
     SummarizeRequest,
+    UploadTarget,
+    UploadView,
 )
 from medsum.observability import logger, metrics, safe_exception_fields, tracer
 from medsum.settings import get_api_settings
@@ -99,6 +104,12 @@ def _repository() -> DynamoReportRepository:
 @lru_cache(maxsize=1)
 def _batches() -> DynamoBatchRepository:
     return DynamoBatchRepository(get_api_settings().batches_table_name)
+
+
+@lru_cache(maxsize=1)
+def _uploads() -> S3UploadStore:
+    settings = get_api_settings()
+    return S3UploadStore(settings.uploads_bucket_name, settings.uploads_kms_key_id)
 
 
 @lru_cache(maxsize=1)
@@ -320,6 +331,35 @@ def submit_batch(
         view.model_dump_json(),
         headers={"Location": view.links.self, "Retry-After": str(get_api_settings().retry_after_seconds)},
     )
+
+
+@app.post("/batches/uploads", summary="Start a large batch: a presigned URL for a JSON Lines file")
+def create_upload() -> Response[str]:
+    """The batch starts ``validating``; uploading the file (at most 100,000 lines) to ``upload.url``
+    with ``upload.headers`` starts its ingestion, and ``GET /batches/{id}`` follows it from there."""
+    owner = _owner()
+    now = utcnow()
+    batch = create_upload_batch(
+        _batches(),
+        owner,
+        batch_id=new_id(),
+        now=now,
+        retention_days=get_api_settings().report_retention_days,
+    )
+    url, headers = _uploads().presign_put(upload_key(owner, batch.batch_id), UPLOAD_URL_SECONDS)
+    view = UploadView(
+        batch_id=batch.batch_id,
+        status=batch.status,
+        upload=UploadTarget(
+            url=url,
+            headers=headers,
+            expires_at=now + timedelta(seconds=UPLOAD_URL_SECONDS),
+            max_items=MAX_UPLOAD_ITEMS,
+        ),
+        links=batch_links(_base_url(), batch.batch_id),
+    )
+    metrics.add_metric(name="BatchUploadsStarted", unit="Count", value=1)
+    return _json(HTTPStatus.CREATED, view.model_dump_json(), headers={"Location": view.links.self})
 
 
 @app.get("/batches", summary="List the caller's batches, newest first")

@@ -16,7 +16,9 @@ hidden ``Fn::ToJsonString`` output of the stack, see :data:`EMULATED_OUTPUT_PREF
 
 * the REST API's OpenAPI body, stage (throttling, stage variables) and gateway responses, which the
   local API gateway serves;
-* ``AWS::SNS::Subscription`` resources (``sqs`` protocol), which become real subscriptions in moto's SNS.
+* ``AWS::SNS::Subscription`` resources (``sqs`` protocol), which become real subscriptions in moto's SNS;
+* a state machine's ``DefinitionS3Location`` + ``DefinitionSubstitutions`` (inlined as a ``Fn::Sub``
+  ``DefinitionString``) and a bucket's EventBridge notifications (enabled through the S3 API).
 
 moto's own event-source-mapping "poller" (it invokes the function through Docker synchronously inside
 ``SendMessage``) is switched off after the deploy; :mod:`medsum_local.poller` polls instead.
@@ -346,6 +348,7 @@ def deploy_template(
     except Exception as exc:  # samtranslator raises several unrelated types
         causes = "; ".join(str(cause) for cause in getattr(exc, "causes", []) or [])
         raise DeploymentError(f"cannot translate {template_path.name}: {exc} {causes}".strip()) from exc
+    _inline_state_machine_definitions(deployable, uploader.directories)
     _add_emulation_outputs(deployable, translated)
 
     cloudformation = emulator.client("cloudformation")
@@ -388,7 +391,47 @@ def deploy_template(
     _take_over_event_sources(emulator, deployed)
     _describe_apis(deployed, emulated)
     _create_subscriptions(emulator, deployed, emulated)
+    _enable_bucket_event_notifications(emulator, deployed)
     return deployed
+
+
+def _inline_state_machine_definitions(deployable: dict[str, Any], artifacts: Mapping[str, Path]) -> None:
+    """What CloudFormation does with ``DefinitionS3Location`` + ``DefinitionSubstitutions``, for moto.
+
+    moto's ``AWS::StepFunctions::StateMachine`` reads ``DefinitionString`` only and ignores the
+    substitutions, so the uploaded definition file becomes ``DefinitionString: {"Fn::Sub": [file,
+    substitutions]}`` and moto resolves the substitutions' ``Ref``/``GetAtt`` like CloudFormation would.
+    """
+    for logical_id, resource in deployable["Resources"].items():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        properties = resource.setdefault("Properties", {})
+        location = properties.pop("DefinitionS3Location", None)
+        if location is None:
+            continue
+        key = location.get("Key") if isinstance(location, dict) else None
+        if not isinstance(key, str) or key not in artifacts:
+            raise DeploymentError(f"{logical_id}: its definition is not a local file of the template")
+        text = artifacts[key].read_text(encoding="utf-8")
+        substitutions = properties.pop("DefinitionSubstitutions", None) or {}
+        properties["DefinitionString"] = {"Fn::Sub": [text, substitutions]} if substitutions else text
+
+
+def _enable_bucket_event_notifications(emulator: Emulator, stack: DeployedStack) -> None:
+    """Apply the buckets' ``NotificationConfiguration.EventBridgeConfiguration`` (moto's CloudFormation
+    ignores ``NotificationConfiguration``), so object events reach EventBridge as on AWS."""
+    s3 = emulator.client("s3")
+    for logical_id, resource in stack.translated["Resources"].items():
+        if resource.get("Type") != "AWS::S3::Bucket":
+            continue
+        notifications = resource.get("Properties", {}).get("NotificationConfiguration") or {}
+        eventbridge = notifications.get("EventBridgeConfiguration") or {}
+        if str(eventbridge.get("EventBridgeEnabled", "false")).lower() != "true":
+            continue
+        s3.put_bucket_notification_configuration(
+            Bucket=stack.physical_ids[logical_id],
+            NotificationConfiguration={"EventBridgeConfiguration": {}},
+        )
 
 
 def _describe_functions(emulator: Emulator, stack: DeployedStack, directories: Mapping[str, Path]) -> None:

@@ -233,6 +233,7 @@ class LocalStack:
         self.pollers: list[Any] = []
         self.info: StackInfo | None = None
         self._state_written = False
+        self._uninstall_stepfunctions: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -249,6 +250,7 @@ class LocalStack:
         from medsum_local.bedrock import LocalBedrock
         from medsum_local.gateway import LocalApiGateway
         from medsum_local.poller import SqsEventSourcePoller
+        from medsum_local.stepfunctions import install as install_stepfunctions
 
         config = self.config
         started = time.monotonic()
@@ -259,6 +261,15 @@ class LocalStack:
         warm_up = threading.Thread(target=_import_moto_cloudformation, daemon=True)
         warm_up.start()
         self.bedrock = LocalBedrock(config.host, config.bedrock_port, faults=config.bedrock_faults).start()
+        runtime_holder: list[FunctionRuntime] = []
+
+        def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+            return runtime_holder[0].invoke(function, event)
+
+        # State machines run in moto's Step Functions engine; their Lambda tasks run in the sandboxes.
+        # The engine reaches moto's Lambda API at localhost:$MOTO_PORT (this process hosts the emulator).
+        os.environ["MOTO_PORT"] = self.emulator.url.rsplit(":", 1)[1]
+        self._uninstall_stepfunctions = install_stepfunctions(invoke)
         self.deployed = deployed = deploy_template(
             self.emulator,
             config.template_path,
@@ -270,11 +281,6 @@ class LocalStack:
 
         if len(deployed.apis) > 1:
             raise RuntimeError("the local stack serves one REST API; the template declares several")
-        runtime_holder: list[FunctionRuntime] = []
-
-        def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
-            return runtime_holder[0].invoke(function, event)
-
         api_url: str | None = None
         if deployed.apis:
             self.gateway = LocalApiGateway(
@@ -389,6 +395,9 @@ class LocalStack:
             self.bedrock.stop()
         if self.emulator is not None:
             self.emulator.stop()
+        if self._uninstall_stepfunctions is not None:
+            self._uninstall_stepfunctions()
+            self._uninstall_stepfunctions = None
         if self._state_written:
             with contextlib.suppress(FileNotFoundError):
                 self.config.state_path.unlink()

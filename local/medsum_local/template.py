@@ -37,7 +37,7 @@ Template = dict[str, Any]
 #: CloudFormation resource types that moto 5.2.x's CloudFormation has no model for: it only logs
 #: "No Moto CloudFormation support" and skips them, so anything referencing them would resolve to nothing.
 #: The offline stack emulates what matters (API stage settings and gateway responses in its own gateway);
-#: queue and topic policies are not enforced locally, and alarms / e-mail subscriptions have no local
+#: queue, topic and bucket policies are not enforced locally, and alarms / e-mail subscriptions have no local
 #: meaning.
 MOTO_MISSING_TYPES: frozenset[str] = frozenset(
     {
@@ -46,6 +46,7 @@ MOTO_MISSING_TYPES: frozenset[str] = frozenset(
         "AWS::ApiGateway::Stage",
         "AWS::CloudWatch::Alarm",
         "AWS::Lambda::EventInvokeConfig",
+        "AWS::S3::BucketPolicy",
         "AWS::SNS::Subscription",
         "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",

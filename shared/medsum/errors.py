@@ -100,3 +100,19 @@ class BatchInputError(MedsumError):
         self.code = code
         self.message = message
         self.details = details or []
+
+
+class UploadNotFoundError(MedsumError):
+    """The uploaded batch file is missing, or changed since it was planned."""
+
+
+class IngestRejectedError(MedsumError):
+    """An uploaded batch cannot be ingested at all (the reason is recorded on the batch)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class IngestRetryableError(MedsumError):
+    """A transient failure of an ingestion step: the state machine retries the step."""

@@ -300,6 +300,23 @@ class BatchView(StrictModel):
     links: BatchLinks
 
 
+class UploadTarget(StrictModel):
+    """Where and how to upload a batch file: a presigned S3 PUT, valid until ``expires_at``."""
+
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: datetime
+    max_items: int
+
+
+class UploadView(StrictModel):
+    batch_id: str
+    status: BatchStatus
+    upload: UploadTarget
+    links: BatchLinks
+
+
 class BatchPage(StrictModel):
     items: list[BatchView]
     next_token: str | None = None

@@ -4,11 +4,21 @@ tests implement them with fakes."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from medsum.models import Batch, BatchStatus, ErrorInfo, Report, ReportEvent, ReportStatus, Summary, Usage
+from medsum.models import (
+    Batch,
+    BatchStatus,
+    ErrorInfo,
+    LineError,
+    Report,
+    ReportEvent,
+    ReportStatus,
+    Summary,
+    Usage,
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,44 @@ class BatchRepository(ABC):
     @abstractmethod
     def mark_event_published(self, batch_id: str) -> None:
         """Record that the batch's terminal event was published."""
+
+    @abstractmethod
+    def record_errors(self, batch_id: str, errors: Sequence[LineError]) -> None:
+        """Replace the batch's line errors (uploads: found by the ingestion's planning step)."""
+
+    @abstractmethod
+    def start(self, batch_id: str, total: int, now: datetime) -> bool:
+        """``validating`` -> ``in_progress`` with its ``total``; False when it was not validating."""
+
+
+@dataclass(frozen=True)
+class UploadObject:
+    """An uploaded batch file: where it is and which version of it was planned."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+
+class UploadStore(ABC):
+    """The uploads bucket: presigned PUTs for callers, streamed reads for ingestion."""
+
+    @abstractmethod
+    def presign_put(self, key: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
+        """A presigned PUT URL for ``key`` and the headers the caller must send with it."""
+
+    @abstractmethod
+    def head(self, bucket: str, key: str) -> UploadObject:
+        """The object's current version. Raises ``UploadNotFoundError``."""
+
+    @abstractmethod
+    def read_lines(
+        self, upload: UploadObject, start_byte: int = 0, end_byte: int | None = None
+    ) -> Iterator[bytes]:
+        """Stream the object's lines (without the newline) from ``start_byte`` up to ``end_byte``
+        (exclusive), of exactly the version ``upload.etag``. Raises ``UploadNotFoundError`` when the
+        object is gone or changed."""
 
 
 class WorkQueue(ABC):

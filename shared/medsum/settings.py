@@ -22,6 +22,8 @@ class ApiSettings(_Env):
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
     report_retention_days: int = Field(alias="REPORT_RETENTION_DAYS", ge=1)
     retry_after_seconds: int = Field(alias="RETRY_AFTER_SECONDS", ge=1, default=5)
+    uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
+    uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
 
 
 class WorkerSettings(_Env):
@@ -39,6 +41,16 @@ class WorkerSettings(_Env):
     requeue_base_delay_seconds: int = Field(alias="REQUEUE_BASE_DELAY_SECONDS", ge=0)
 
 
+class IngestSettings(_Env):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
+    uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
+    events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
+    public_api_url: str = Field(alias="PUBLIC_API_URL", min_length=1)
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     """Validate the api function's environment once per cold start."""
@@ -49,3 +61,9 @@ def get_api_settings() -> ApiSettings:
 def get_worker_settings() -> WorkerSettings:
     """Validate the worker function's environment once per cold start."""
     return WorkerSettings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def get_ingest_settings() -> IngestSettings:
+    """Validate the ingest function's environment once per cold start."""
+    return IngestSettings.model_validate(dict(os.environ))

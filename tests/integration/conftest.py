@@ -6,6 +6,7 @@ through moto's CloudFormation), so a table key or queue setting that drifts from
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import boto3
 import pytest
 from medsum.adapters import clients
-from medsum.settings import get_api_settings, get_worker_settings
+from medsum.settings import get_api_settings, get_ingest_settings, get_worker_settings
 from medsum_local.deploy import deploy_template
+from medsum_local.stepfunctions import Invoker, install
 from moto import mock_aws
 
 from tests.support.events import ACCOUNT, ROOT
@@ -59,10 +61,11 @@ def deploy() -> Stack:
     )
 
 
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+@contextlib.contextmanager
+def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None = None) -> Iterator[Stack]:
     """A fresh moto account with the application deployed from the template, and the functions'
-    environment pointing at it."""
+    environment pointing at it. With ``invoker``, moto's Step Functions engine runs the template's
+    state machines and its Lambda tasks call ``invoker`` (see ``medsum_local.stepfunctions``)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -76,20 +79,36 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
-    clients.client.cache_clear()
+    _clear_caches()
     with mock_aws():
-        deployed = deploy()
-        # The functions' environment exactly as the template defines it (resolved by CloudFormation)
-        for function in ("ApiFunction", "WorkerFunction"):
-            for name, value in deployed.environments[function].items():
-                if not name.startswith("POWERTOOLS_"):
-                    monkeypatch.setenv(name, value)
-        get_api_settings.cache_clear()
-        get_worker_settings.cache_clear()
-        yield deployed
+        uninstall = install(invoker) if invoker is not None else None
+        try:
+            deployed = deploy()
+            # The functions' environment exactly as the template defines it (resolved by CloudFormation)
+            for function in ("ApiFunction", "WorkerFunction", "IngestFunction"):
+                for name, value in deployed.environments[function].items():
+                    if not name.startswith("POWERTOOLS_"):
+                        monkeypatch.setenv(name, value)
+            _clear_caches()
+            yield deployed
+        finally:
+            if uninstall is not None:
+                uninstall()
+    _clear_caches()
+
+
+def _clear_caches() -> None:
     clients.client.cache_clear()
     get_api_settings.cache_clear()
     get_worker_settings.cache_clear()
+    get_ingest_settings.cache_clear()
 
 
-__all__ = ["REGION", "Stack", "deploy"]
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The template deployed into a fresh in-process moto account (see :func:`deployed_stack`)."""
+    with deployed_stack(monkeypatch) as deployed:
+        yield deployed
+
+
+__all__ = ["REGION", "Stack", "deploy", "deployed_stack"]

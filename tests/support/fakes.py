@@ -13,6 +13,7 @@ from medsum.models import (
     Batch,
     BatchStatus,
     ErrorInfo,
+    LineError,
     Report,
     ReportEvent,
     ReportStatus,
@@ -319,3 +320,15 @@ class InMemoryBatchRepository(BatchRepository):
 
     def mark_event_published(self, batch_id: str) -> None:
         self.items[batch_id] = self.items[batch_id].model_copy(update={"event_published": True})
+
+    def record_errors(self, batch_id: str, errors: Sequence[LineError]) -> None:
+        self.items[batch_id] = self.items[batch_id].model_copy(update={"errors": list(errors)})
+
+    def start(self, batch_id: str, total: int, now: datetime) -> bool:
+        batch = self.items.get(batch_id)
+        if batch is None or batch.status is not BatchStatus.VALIDATING:
+            return False
+        self.items[batch_id] = batch.model_copy(
+            update={"status": BatchStatus.IN_PROGRESS, "total": total, "updated_at": now}
+        )
+        return True

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.api import lint_file
-from medsum.settings import ApiSettings, WorkerSettings
+from medsum.settings import ApiSettings, IngestSettings, WorkerSettings
 from medsum_local.template import (
     MOTO_BROKEN_TYPES,
     MOTO_MISSING_TYPES,
@@ -48,6 +48,18 @@ API_ACTIONS = {
     "dynamodb:Query",
     "dynamodb:BatchWriteItem",
     "dynamodb:BatchGetItem",
+    "sqs:SendMessage",
+    "s3:PutObject",  # presigned upload URLs (uploads/* of the uploads bucket only)
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+}
+INGEST_ACTIONS = {
+    "s3:GetObject",
+    "sns:Publish",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
     "sqs:SendMessage",
     "kms:Decrypt",
     "kms:GenerateDataKey",
@@ -238,7 +250,8 @@ def test_function_role_statements_name_their_resources(translated: dict[str, Any
 
 
 @pytest.mark.parametrize(
-    ("function_id", "expected_actions"), [("ApiFunction", API_ACTIONS), ("WorkerFunction", WORKER_ACTIONS)]
+    ("function_id", "expected_actions"),
+    [("ApiFunction", API_ACTIONS), ("WorkerFunction", WORKER_ACTIONS), ("IngestFunction", INGEST_ACTIONS)],
 )
 def test_function_roles_grant_exactly_the_actions_the_function_needs(
     translated: dict[str, Any], function_id: str, expected_actions: set[str]
@@ -302,7 +315,11 @@ def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
 # --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("function_id", "settings", "service"),
-    [("ApiFunction", ApiSettings, "medsum-api"), ("WorkerFunction", WorkerSettings, "medsum-worker")],
+    [
+        ("ApiFunction", ApiSettings, "medsum-api"),
+        ("WorkerFunction", WorkerSettings, "medsum-worker"),
+        ("IngestFunction", IngestSettings, "medsum-ingest"),
+    ],
 )
 def test_each_function_gets_every_setting_its_code_requires(
     resources: dict[str, Any], function_id: str, settings: type[BaseModel], service: str
@@ -665,6 +682,8 @@ def test_template_deploys_into_moto_cloudformation(moto_stack: dict[str, Any]) -
         "WorkQueueUrl",
         "WorkDeadLetterQueueUrl",
         "ReportEventsTopicArn",
+        "UploadsBucketName",
+        "IngestStateMachineArn",
         "AlarmTopicArn",
     }
 

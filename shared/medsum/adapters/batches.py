@@ -201,6 +201,43 @@ class DynamoBatchRepository(BatchRepository):
         except BotoCoreError as exc:
             raise RepositoryError("batch store unavailable") from exc
 
+    def record_errors(self, batch_id: str, errors: Sequence[LineError]) -> None:
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
+                UpdateExpression="SET errors_json = :e",
+                ConditionExpression="attribute_exists(batch_id)",
+                ExpressionAttributeValues={
+                    ":e": {"S": json.dumps([e.model_dump() for e in errors[:MAX_STORED_ERRORS]])}
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise RepositoryError("batch store unavailable") from exc
+
+    def start(self, batch_id: str, total: int, now: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
+                UpdateExpression="SET #s = :new, #t = :total, updated_at = :now",
+                ConditionExpression="#s = :validating",
+                ExpressionAttributeNames={"#s": "status", "#t": "total"},
+                ExpressionAttributeValues={
+                    ":new": {"S": BatchStatus.IN_PROGRESS.value},
+                    ":validating": {"S": BatchStatus.VALIDATING.value},
+                    ":total": {"N": str(total)},
+                    ":now": {"S": format_ts(now)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise RepositoryError("batch store unavailable") from exc
+        except BotoCoreError as exc:
+            raise RepositoryError("batch store unavailable") from exc
+        return True
+
 
 def _decode_token(token: str, owner: str) -> dict[str, Any]:
     try:

@@ -63,6 +63,29 @@ def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
     )
 
 
+def decode_line(number: int, line: str | bytes) -> Any:
+    """One JSON Lines line: the decoded value, or a ``LineError`` (``invalid_json``)."""
+    try:
+        return json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return LineError(line=number, code="invalid_json", message="the line is not valid JSON")
+
+
+def validate_item(number: int, raw: Any) -> BatchItemRequest | LineError:
+    """Validate one decoded item; a ``LineError`` names the invalid fields, never their values."""
+    custom_id = raw.get("custom_id") if isinstance(raw, dict) else None
+    try:
+        return BatchItemRequest.model_validate(raw)
+    except ValidationError as exc:
+        return _line_error(number, custom_id, exc)
+
+
+def parse_line(number: int, line: str | bytes) -> BatchItemRequest | LineError:
+    """Decode and validate one JSON Lines line (the per-line rules of :func:`parse_batch`)."""
+    decoded = decode_line(number, line)
+    return decoded if isinstance(decoded, LineError) else validate_item(number, decoded)
+
+
 def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
     """Validate each line on its own: malformed lines become ``LineError``s, the rest go on.
 
@@ -84,12 +107,11 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
         for number, line in enumerate(body.split("\n"), start=1):
             if not line.strip():
                 continue
-            try:
-                raw_items.append((number, json.loads(line)))
-            except json.JSONDecodeError:
-                errors.append(
-                    LineError(line=number, code="invalid_json", message="the line is not valid JSON")
-                )
+            decoded = decode_line(number, line)
+            if isinstance(decoded, LineError):
+                errors.append(decoded)
+            else:
+                raw_items.append((number, decoded))
     else:
         try:
             envelope = json.loads(body)
@@ -129,11 +151,11 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
         )
     items: list[tuple[int, BatchItemRequest]] = []
     for number, raw in raw_items:
-        custom_id = raw.get("custom_id") if isinstance(raw, dict) else None
-        try:
-            items.append((number, BatchItemRequest.model_validate(raw)))
-        except ValidationError as exc:
-            errors.append(_line_error(number, custom_id, exc))
+        validated = validate_item(number, raw)
+        if isinstance(validated, LineError):
+            errors.append(validated)
+        else:
+            items.append((number, validated))
     errors.sort(key=lambda e: e.line)
     if not items:
         raise BatchInputError(
@@ -156,10 +178,10 @@ def create_batch(
 ) -> Batch:
     """Store the batch and its reports (``BatchWriteItem``), enqueue the work (``SendMessageBatch``).
 
-    The batch is created ``validating``; it becomes ``in_progress`` once every report is stored and
-    queued. Reports that could not be queued are FAILED (``enqueue_failed``) and counted; if the reports
-    cannot be stored the batch is ``failed`` and the ones stored are FAILED, so nothing stays PENDING
-    without a message.
+    The batch is created ``validating``; it becomes ``in_progress`` once every report is stored, just
+    before the messages are sent. Reports that could not be queued are FAILED (``enqueue_failed``) and
+    counted; if the reports cannot be stored the batch is ``failed`` and the ones stored are FAILED, so
+    nothing stays PENDING without a message.
     """
     expires_at = int((now + timedelta(days=retention_days)).timestamp())
     batch = Batch(
@@ -199,10 +221,14 @@ def create_batch(
             _fail_unqueued(deps, report_id, batch_id, now)
         deps.batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.FAILED, now)
         raise
+    # in_progress before the first message: a worker must never finish an item of a batch it cannot
+    # settle yet (validating), or the batch would wait for an event that already happened.
+    deps.batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.IN_PROGRESS, now)
     unsent = deps.queue.enqueue_many([r.report_id for r in reports], batch_id=batch_id)
     for report_id in unsent:
+        # Rare (SQS refused after retries). If these were the last items to finish, the batch settles on
+        # the next delivery of any of its items or stays in_progress with exact counts (known gap).
         _fail_unqueued(deps, report_id, batch_id, now)
-    deps.batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.IN_PROGRESS, now)
     logger.info(
         "batch accepted",
         batch_id=batch_id,

@@ -1,0 +1,168 @@
+"""The upload path end to end in moto: POST /batches/uploads -> presigned PUT -> S3 EventBridge event
+-> the template's rule -> ``IngestStateMachine`` executed by moto's Step Functions engine, whose Lambda
+tasks run the ingest handler in-process -> PENDING reports + work messages -> batch ``in_progress``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+import pytest
+from medsum.logic.ingest import item_report_id
+from moto.sqs.models import sqs_backends
+
+from tests.integration.conftest import REGION, Stack, deployed_stack
+from tests.support.events import ACCOUNT, CLINIC_A, FakeLambdaContext, api_event, load_function
+
+ITEMS = 2_000
+MALFORMED = {17: "{not json", 901: json.dumps({"custom_id": "x-901", "patient_id": "pt-1"}), 1999: "[]"}
+
+
+def _invoke_ingest(function_arn: str, event: Any) -> Mapping[str, Any]:
+    """What the local runtime does for a sandbox, in-process: call the handler, shape Invoke's reply."""
+    assert ":function:" in function_arn and "IngestFunction" in function_arn
+    try:
+        payload = load_function("ingest").lambda_handler(event, FakeLambdaContext())
+    except Exception as exc:
+        return {
+            "FunctionError": "Unhandled",
+            "Payload": {"errorType": type(exc).__name__, "errorMessage": ""},
+        }
+    return {"Payload": payload}
+
+
+@pytest.fixture
+def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with deployed_stack(monkeypatch, invoker=_invoke_ingest) as deployed:
+        for module in ("api", "ingest"):
+            loaded = load_function(module)
+            for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
+                cached = getattr(loaded, name, None)
+                if cached is not None:
+                    cached.cache_clear()
+        yield deployed
+
+
+def _file() -> bytes:
+    lines = []
+    for number in range(1, ITEMS + 1):
+        if number in MALFORMED:
+            lines.append(MALFORMED[number])
+        else:
+            lines.append(
+                json.dumps(
+                    {
+                        "custom_id": f"c-{number}",
+                        "patient_id": f"pt-{number % 7}",
+                        "report_text": f"FINDINGS: item {number}. IMPRESSION: normal.",
+                        "report_type": "radiology",
+                    }
+                )
+            )
+        if number == 500:
+            lines.append("")  # a blank line: ignored, but it shifts every later line number
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _wait_for_execution(sfn: Any, machine_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+        if executions and executions[0]["status"] != "RUNNING":
+            return dict(sfn.describe_execution(executionArn=executions[0]["executionArn"]))
+        time.sleep(0.2)
+    raise AssertionError("the ingestion did not finish")
+
+
+def test_uploaded_file_of_2000_items_is_ingested_by_the_state_machine(ingest_stack: Stack) -> None:
+    api = load_function("api")
+    response = api.lambda_handler(api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext())
+    assert response["statusCode"] == 201, response["body"]
+    created = json.loads(response["body"])
+    batch_id, upload = created["batch_id"], created["upload"]
+    assert created["status"] == "validating" and upload["method"] == "PUT"
+    assert upload["max_items"] == 100_000
+
+    # The presigned URL names the uploads bucket and the caller's key; PUT it as a client would (the
+    # in-process mock intercepts boto3, so the same object is written through put_object).
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = ingest_stack.outputs["UploadsBucketName"]
+    key = f"uploads/{upload['url'].split('/uploads/', 1)[1].split('?', 1)[0]}"
+    assert key.endswith(f"/{batch_id}.jsonl")
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=_file(),
+        ContentType=upload["headers"]["Content-Type"],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=upload["headers"]["x-amz-server-side-encryption-aws-kms-key-id"],
+    )
+
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    execution = _wait_for_execution(sfn, ingest_stack.outputs["IngestStateMachineArn"])
+    assert execution["status"] == "SUCCEEDED", execution
+
+    batch = json.loads(
+        api.lambda_handler(api_event("GET", f"/batches/{batch_id}", caller=CLINIC_A), FakeLambdaContext())[
+            "body"
+        ]
+    )
+    valid = ITEMS - len(MALFORMED)
+    assert batch["status"] == "in_progress"
+    assert batch["request_counts"]["total"] == valid
+    assert batch["request_counts"]["pending"] == valid
+    # Line numbers are the file's: the blank line after line 500 shifts 901 and 1999 by one.
+    assert [(e["line"], e["code"]) for e in batch["errors"]] == [
+        (17, "invalid_json"),
+        (902, "invalid_item"),
+        (2000, "invalid_item"),
+    ]
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    table = ingest_stack.resources["PatientReports"]
+    statuses: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"TableName": table, "ProjectionExpression": "report_id, #s, custom_id"}
+    kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        statuses.update({i["report_id"]["S"]: i["status"]["S"] for i in page["Items"]})
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    assert len(statuses) == valid
+    assert set(statuses.values()) == {"PENDING"}
+    assert item_report_id(batch_id, 1) in statuses
+
+    # Receiving 2,000 messages through moto's SQS API is quadratic (each receive re-scans the queue);
+    # read the emulated queue's messages instead.
+    queue = sqs_backends[ACCOUNT][REGION].get_queue(ingest_stack.outputs["WorkQueueUrl"].rsplit("/", 1)[1])
+    bodies = [json.loads(m.body) for m in queue._messages]
+    messages = {body["report_id"] for body in bodies}
+    assert len(bodies) == valid and {body["batch_id"] for body in bodies} == {batch_id}
+    assert messages == set(statuses)
+
+
+def test_an_upload_without_a_valid_line_fails_the_batch(ingest_stack: Stack) -> None:
+    api = load_function("api")
+    created = json.loads(
+        api.lambda_handler(api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext())[
+            "body"
+        ]
+    )
+    key = f"uploads/{created['upload']['url'].split('/uploads/', 1)[1].split('?', 1)[0]}"
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=ingest_stack.outputs["UploadsBucketName"], Key=key, Body=b"nope\n{}\n"
+    )
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    execution = _wait_for_execution(sfn, ingest_stack.outputs["IngestStateMachineArn"])
+    assert execution["status"] == "FAILED"
+    batch = json.loads(
+        api.lambda_handler(
+            api_event("GET", f"/batches/{created['batch_id']}", caller=CLINIC_A), FakeLambdaContext()
+        )["body"]
+    )
+    assert batch["status"] == "failed"
+    assert batch["errors"][0]["code"] == "no_valid_items"

@@ -1,0 +1,262 @@
+"""Upload ingestion: chunking, deterministic ids, idempotent chunk writes (fakes), and the adapters'
+retries of partial batch failures (botocore Stubber: exact request shapes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from medsum.adapters import dynamodb as dynamodb_adapter
+from medsum.adapters import sqs as sqs_adapter
+from medsum.adapters.dynamodb import DynamoReportRepository
+from medsum.adapters.sqs import SqsWorkQueue
+from medsum.adapters.uploads import _split_lines
+from medsum.errors import IngestRejectedError
+from medsum.logic.batches import BatchDeps
+from medsum.logic.ingest import (
+    Chunk,
+    batch_id_from_key,
+    chunk_lines,
+    create_upload_batch,
+    fail_upload,
+    finalize_upload,
+    item_report_id,
+    plan_upload,
+    upload_key,
+    write_chunk,
+)
+from medsum.models import BatchStatus, Report, ReportStatus, ReportType, WorkMessage
+from medsum.ports import UploadObject, UploadStore
+
+from tests.support.fakes import FakeQueue, InMemoryBatchRepository, InMemoryRepository
+
+OWNER = "arn:aws:iam::123456789012:user/clinic-a"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def line(custom_id: str, text: str = "FINDINGS: Normal.") -> bytes:
+    return json.dumps({"custom_id": custom_id, "patient_id": "p-1", "report_text": text}).encode()
+
+
+class MemoryUploads(UploadStore):
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reads: list[tuple[int, int | None]] = []
+
+    def presign_put(self, key: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
+        return f"https://uploads.example/{key}", {}
+
+    def head(self, bucket: str, key: str) -> UploadObject:
+        return UploadObject(bucket=bucket, key=key, etag='"e"', size=len(self.data))
+
+    def read_lines(
+        self, upload: UploadObject, start_byte: int = 0, end_byte: int | None = None
+    ) -> Iterator[bytes]:
+        self.reads.append((start_byte, end_byte))
+        end = len(self.data) if end_byte is None else min(end_byte, len(self.data))
+        yield from _split_lines(iter([self.data[start_byte:end]]))
+
+
+# ---------------------------------------------------------------------------------------------- chunking
+def test_chunks_cover_every_line_with_exact_byte_ranges() -> None:
+    lines = [line(f"c-{n}") for n in range(1, 11)]
+    lines.insert(3, b"")  # a blank line: not an item, but it is line 4 of the file
+    data = b"\n".join(lines) + b"\n"
+    total, errors, chunks = chunk_lines(_split_lines(iter([data])), chunk_lines=4)
+    assert (total, errors) == (10, [])
+    assert [(c.start_line, c.end_line) for c in chunks] == [(1, 5), (6, 9), (10, 11)]
+    # Byte ranges are contiguous and the re-read lines are exactly the chunk's lines.
+    assert chunks[0].start_byte == 0 and chunks[-1].end_byte == len(data)
+    for chunk in chunks:
+        text = data[chunk.start_byte : chunk.end_byte]
+        assert len([x for x in text.split(b"\n") if x.strip()]) == 4 if chunk is not chunks[-1] else 2
+
+
+def test_malformed_and_duplicate_lines_are_errors_and_duplicates_are_skipped() -> None:
+    data = b"\n".join([line("a"), b"{oops", line("a"), b'{"custom_id": "z"}', line("b")])
+    total, errors, chunks = chunk_lines(_split_lines(iter([data])), chunk_lines=1000)
+    assert total == 2
+    assert [(e.line, e.code) for e in errors] == [
+        (2, "invalid_json"),
+        (3, "duplicate_custom_id"),
+        (4, "invalid_item"),
+    ]
+    assert chunks == [Chunk(1, 5, 0, len(data) + 1, (3,))]
+
+
+def test_too_many_items_or_no_valid_item_rejects_the_file() -> None:
+    with pytest.raises(IngestRejectedError) as too_many:
+        chunk_lines(iter([line("a"), line("b"), line("c")]), max_items=2)
+    assert too_many.value.code == "too_many_items"
+    with pytest.raises(IngestRejectedError) as none_valid:
+        chunk_lines(iter([b"{}", b"nope"]))
+    assert none_valid.value.code == "no_valid_items"
+
+
+def test_report_ids_are_deterministic_per_batch_and_line() -> None:
+    assert item_report_id("b1", 7) == item_report_id("b1", 7)
+    assert len({item_report_id("b1", 7), item_report_id("b1", 8), item_report_id("b2", 7)}) == 3
+    assert len(item_report_id("b1", 7)) == 32
+
+
+def test_upload_keys_hide_the_owner_and_name_the_batch() -> None:
+    key = upload_key(OWNER, "b1")
+    assert key.startswith("uploads/") and key.endswith("/b1.jsonl") and "clinic-a" not in key
+    assert batch_id_from_key(key) == "b1"
+    with pytest.raises(IngestRejectedError):
+        batch_id_from_key("other/b1.jsonl")
+
+
+# ---------------------------------------------------------------------------------------------- steps
+def _setup(data: bytes) -> tuple[BatchDeps, MemoryUploads, InMemoryRepository]:
+    reports = InMemoryRepository()
+    deps = BatchDeps(reports=reports, batches=InMemoryBatchRepository(reports), queue=FakeQueue())
+    create_upload_batch(deps.batches, OWNER, batch_id="b1", now=NOW, retention_days=30)
+    return deps, MemoryUploads(data), reports
+
+
+def test_plan_write_finalize_stores_each_item_once_even_when_a_chunk_is_retried() -> None:
+    data = b"\n".join(line(f"c-{n}") for n in range(1, 8)) + b"\n{bad\n"
+    deps, uploads, reports = _setup(data)
+    plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"), chunk_size=3)
+    assert plan.total == 7 and [e.line for e in plan.errors] == [8]
+    assert [c["chunk"]["start_line"] for c in plan.to_dict()["chunks"]] == [1, 4, 7]
+    for chunk in plan.chunks:
+        write_chunk(deps, uploads, plan.upload, "b1", chunk, now=NOW)
+    # A retried chunk (the first attempt's result was lost): nothing is written twice.
+    again = write_chunk(deps, uploads, plan.upload, "b1", plan.chunks[0], now=NOW)
+    assert (again.written, again.existing) == (0, 3)
+    assert len(reports.items) == 7
+    assert {r.report_id for r in reports.items.values()} == {item_report_id("b1", n) for n in range(1, 8)}
+    assert all(r.status is ReportStatus.PENDING and r.owner == OWNER for r in reports.items.values())
+    assert uploads.reads[1:4] == [(c.start_byte, c.end_byte) for c in plan.chunks]
+    batch = finalize_upload(deps.batches, "b1", plan.total, NOW)
+    assert batch.status is BatchStatus.IN_PROGRESS and batch.total == 7
+    assert [e.line for e in batch.errors] == [8]
+
+
+def test_a_retried_chunk_does_not_re_enqueue_started_items() -> None:
+    deps, uploads, reports = _setup(b"\n".join([line("a"), line("b")]))
+    plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"))
+    write_chunk(deps, uploads, plan.upload, "b1", plan.chunks[0], now=NOW)
+    started = reports.items[item_report_id("b1", 1)]
+    reports.items[started.report_id] = started.model_copy(update={"status": ReportStatus.COMPLETED})
+    queue = FakeQueue()
+    write_chunk(
+        BatchDeps(reports=reports, batches=deps.batches, queue=queue), uploads, plan.upload, "b1",
+        plan.chunks[0], now=NOW,
+    )  # fmt: skip
+    assert queue.sent == [item_report_id("b1", 2)]
+
+
+def test_rejected_upload_marks_the_batch_failed_with_its_reason() -> None:
+    deps, uploads, _ = _setup(b"nope\n")
+    key = upload_key(OWNER, "b1")
+    with pytest.raises(IngestRejectedError):
+        plan_upload(deps.batches, uploads, "bucket", key)
+    fail_upload(deps.batches, key, "ingest_failed", NOW)
+    batch = deps.batches.get("b1")
+    assert batch is not None and batch.status is BatchStatus.FAILED
+    assert [(e.line, e.code) for e in batch.errors] == [(0, "no_valid_items")]
+
+
+def test_an_upload_under_another_owners_prefix_is_rejected() -> None:
+    deps, uploads, _ = _setup(line("a"))
+    with pytest.raises(IngestRejectedError) as rejected:
+        plan_upload(deps.batches, uploads, "bucket", upload_key("someone-else", "b1"))
+    assert rejected.value.code == "unknown_batch"
+
+
+# ---------------------------------------------------------------------------------------------- Stubber
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dynamodb_adapter, "_backoff", lambda attempt: None)
+    monkeypatch.setattr(sqs_adapter, "_backoff", lambda attempt: None)
+
+
+def _report(report_id: str) -> Report:
+    return Report(
+        report_id=report_id,
+        owner=OWNER,
+        patient_id="p-1",
+        report_type=ReportType.OTHER,
+        status=ReportStatus.PENDING,
+        created_at=NOW,
+        updated_at=NOW,
+        text="FINDINGS: Normal.",
+        batch_id="b1",
+        custom_id=report_id,
+        expires_at=0,
+    )
+
+
+def test_unprocessed_items_are_retried_until_written() -> None:
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    repository = DynamoReportRepository("Reports", client)
+    reports = [_report(f"r{n}") for n in range(27)]
+    items = [{"PutRequest": {"Item": dynamodb_adapter._to_item(r)}} for r in reports]
+    with Stubber(client) as stub:
+        # First chunk of 25: two come back unprocessed, and exactly those two are sent again.
+        stub.add_response(
+            "batch_write_item",
+            {"UnprocessedItems": {"Reports": items[3:5]}},
+            {"RequestItems": {"Reports": items[:25]}},
+        )
+        stub.add_response(
+            "batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {"Reports": items[3:5]}}
+        )
+        stub.add_response("batch_write_item", {}, {"RequestItems": {"Reports": items[25:]}})
+        repository.create_many(reports)
+        stub.assert_no_pending_responses()
+
+
+def test_failed_send_entries_are_retried_and_sender_faults_returned() -> None:
+    client = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    queue = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/work", client)
+    ids = [f"r{n}" for n in range(12)]
+
+    def entries(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "Id": entry_id,
+                "MessageBody": WorkMessage(report_id=rid, batch_id="b1").model_dump_json(exclude_none=True),
+            }
+            for entry_id, rid in pairs
+        ]
+
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/work"
+    first = [(str(i), rid) for i, rid in enumerate(ids[:10])]
+    failed = [
+        {"Id": "2", "SenderFault": False, "Code": "InternalError"},
+        {"Id": "5", "SenderFault": True, "Code": "InvalidParameterValue"},
+    ]
+    ok = [{"Id": e, "MessageId": e, "MD5OfMessageBody": "x"} for e, _ in first if e not in {"2", "5"}]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_message_batch",
+            {"Successful": ok, "Failed": failed},
+            {"QueueUrl": url, "Entries": entries(first)},
+        )
+        stub.add_response(
+            "send_message_batch",
+            {"Successful": [{"Id": "2", "MessageId": "2", "MD5OfMessageBody": "x"}], "Failed": []},
+            {"QueueUrl": url, "Entries": entries([("2", "r2")])},
+        )
+        second = [(str(i), rid) for i, rid in enumerate(ids[10:])]
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [{"Id": e, "MessageId": e, "MD5OfMessageBody": "x"} for e, _ in second],
+                "Failed": [],
+            },
+            {"QueueUrl": url, "Entries": entries(second)},
+        )
+        assert queue.enqueue_many(ids, batch_id="b1") == ["r5"]
+        stub.assert_no_pending_responses()
