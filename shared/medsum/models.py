@@ -218,32 +218,10 @@ class BatchStatus(StrEnum):
         return self in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.FAILED)
 
 
-class BatchItemRequest(StrictModel):
-    """One line of a batch: a normal report plus the caller's correlation id."""
+class BatchItemRequest(SummarizeRequest):
+    """One line of a batch: a normal report (the ``/summarize`` rules) plus the caller's correlation id."""
 
     custom_id: Annotated[str, StringConstraints(pattern=CUSTOM_ID_PATTERN)]
-    patient_id: PatientId
-    report_text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REPORT_CHARS)]
-    report_type: ReportType = ReportType.OTHER
-    metadata: dict[
-        Annotated[str, StringConstraints(min_length=1, max_length=64)],
-        Annotated[str, StringConstraints(max_length=512)],
-    ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
-
-    @field_validator("report_text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("report_text must not be blank")
-        return value
-
-    def as_summarize_request(self) -> SummarizeRequest:
-        return SummarizeRequest(
-            patient_id=self.patient_id,
-            report_text=self.report_text,
-            report_type=self.report_type,
-            metadata=self.metadata,
-        )
 
 
 class RequestCounts(StrictModel):

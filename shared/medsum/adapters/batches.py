@@ -11,8 +11,6 @@ Item layout (partition ``batch_id``, sort key ``sk``):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -23,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import format_ts, parse_ts
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts
 from medsum.errors import InvalidPageTokenError, RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
 from medsum.ports import BatchRepository
@@ -141,7 +139,9 @@ class DynamoBatchRepository(BatchRepository):
             "Limit": limit,
         }
         if next_token:
-            kwargs["ExclusiveStartKey"] = _decode_token(next_token, owner)
+            kwargs["ExclusiveStartKey"] = decode_page_token(
+                next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
+            )
         try:
             response = self._client.query(**kwargs)
         except ClientError as exc:
@@ -155,7 +155,7 @@ class DynamoBatchRepository(BatchRepository):
             b for b in (self.get(_de.deserialize(i["batch_id"])) for i in response.get("Items", [])) if b
         ]
         last = response.get("LastEvaluatedKey")
-        token = base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if last else None
+        token = encode_page_token(last) if last else None
         return batches, token
 
     def set_status(
@@ -237,19 +237,3 @@ class DynamoBatchRepository(BatchRepository):
         except BotoCoreError as exc:
             raise RepositoryError("batch store unavailable") from exc
         return True
-
-
-def _decode_token(token: str, owner: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-    expected = {"batch_id", "sk", "owner", "created_at"}
-    if (
-        not isinstance(key, dict)
-        or set(key) != expected
-        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
-        or key["owner"]["S"] != owner
-    ):
-        raise InvalidPageTokenError("next_token is not valid for this listing")
-    return key

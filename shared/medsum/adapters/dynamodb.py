@@ -8,9 +8,6 @@ zlib-compressed as a Binary attribute; the summary as a JSON string.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import random
 import time
 import zlib
@@ -23,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import format_ts, parse_ts
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts
 from medsum.errors import (
     ConflictError,
     InvalidPageTokenError,
@@ -155,7 +152,9 @@ class DynamoReportRepository(ReportRepository):
             "Limit": limit,
         }
         if next_token:
-            kwargs["ExclusiveStartKey"] = _decode_token(next_token, partition)
+            kwargs["ExclusiveStartKey"] = decode_page_token(
+                next_token, {"report_id", "owner_patient", "created_at"}, "owner_patient", partition
+            )
         try:
             response = self._client.query(**kwargs)
         except ClientError as exc:
@@ -166,7 +165,7 @@ class DynamoReportRepository(ReportRepository):
             raise RepositoryError("report store unavailable") from exc
         items = [_list_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return Page(items=items, next_token=_encode_token(last) if last else None)
+        return Page(items=items, next_token=encode_page_token(last) if last else None)
 
     def get_many(self, report_ids: Sequence[str]) -> list[Report]:
         found: list[Report] = []
@@ -509,24 +508,3 @@ def _list_item(raw: dict[str, Any]) -> Report:
         updated_at=parse_ts(item["updated_at"]),
         expires_at=0,
     )
-
-
-def _encode_token(last_key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
-
-
-def _decode_token(token: str, partition: str) -> dict[str, Any]:
-    """Accept only a token we issued for this very partition (owner + patient)."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-    expected = {"report_id", "owner_patient", "created_at"}
-    if (
-        not isinstance(key, dict)
-        or set(key) != expected
-        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
-        or key["owner_patient"]["S"] != partition
-    ):
-        raise InvalidPageTokenError("next_token is not valid for this listing")
-    return key
