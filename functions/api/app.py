@@ -29,6 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from medsum.adapters.batches import DynamoBatchRepository
 from medsum.adapters.clients import client
 from medsum.adapters.dynamodb import DynamoReportRepository
+from medsum.adapters.sns import SnsEventPublisher
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.adapters.uploads import S3UploadStore
 from medsum.clock import new_id, utcnow
@@ -54,9 +55,9 @@ from medsum.logic.batches import (
     BatchDeps,
     ParsedBatch,
     batch_links,
-    batch_results,
     cancel_batch,
     create_batch,
+    deliver_results,
     get_batch,
     parse_batch,
 )
@@ -72,6 +73,7 @@ from medsum.models import (
     ReportListItem,
     ReportPage,
     ReportView,
+    ResultsLink,
     SubmitResponse,
     SummarizeRequest,
     UploadTarget,
@@ -114,7 +116,12 @@ def _uploads() -> S3UploadStore:
 
 @lru_cache(maxsize=1)
 def _batch_deps() -> BatchDeps:
-    return BatchDeps(reports=_repository(), batches=_batches(), queue=_submit_deps().queue)
+    return BatchDeps(
+        reports=_repository(),
+        batches=_batches(),
+        queue=_submit_deps().queue,
+        publisher=SnsEventPublisher(get_api_settings().events_topic_arn),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -152,6 +159,7 @@ def _create_batch(command: dict[str, Any], parsed: ParsedBatch) -> dict[str, Any
         new_id=new_id,
         now=utcnow(),
         retention_days=get_api_settings().report_retention_days,
+        public_api_url=command["base_url"],
     )
     return {"batch_id": batch.batch_id}
 
@@ -318,11 +326,11 @@ def submit_batch(
     body = event.decoded_body or ""
     parsed = parse_batch(body, ndjson=is_ndjson_content_type(event.headers.get("Content-Type")))
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    command = {"owner": owner, "request": digest, "base_url": _base_url()}
     if idempotency_key:
-        command = {"owner": owner, "key": idempotency_key, "request": digest}
-        result = _idempotent_create_batch()(command=command, parsed=parsed)
+        result = _idempotent_create_batch()(command={**command, "key": idempotency_key}, parsed=parsed)
     else:
-        result = _create_batch({"owner": owner, "request": digest}, parsed)
+        result = _create_batch(command, parsed)
     batch = get_batch(_batches(), owner, result["batch_id"])
     view = _batch_view(batch, with_errors=True)
     metrics.add_metric(name="BatchesSubmitted", unit="Count", value=1)
@@ -378,11 +386,20 @@ def read_batch(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> R
     return _json(HTTPStatus.OK, _batch_view(batch, with_errors=True).model_dump_json())
 
 
-@app.get("/batches/<batch_id>/results", summary="One JSON line per item, joined on custom_id")
+@app.get(
+    "/batches/<batch_id>/results",
+    summary="One JSON line per item, joined on custom_id",
+    responses={
+        200: {"description": "The results, JSON Lines (batches of up to 1,000 items)"},
+        303: {"description": "Larger batches: `Location` is a presigned URL of the results file"},
+    },
+)
 def read_batch_results(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
-    lines = batch_results(_repository(), _batches(), _owner(), batch_id)
-    body = "".join(line.model_dump_json() + "\n" for line in lines)
-    return Response(status_code=HTTPStatus.OK, content_type="application/x-ndjson", body=body)
+    results = deliver_results(_repository(), _batches(), _uploads(), _owner(), batch_id, utcnow())
+    if isinstance(results, str):
+        return Response(status_code=HTTPStatus.OK, content_type="application/x-ndjson", body=results)
+    body = ResultsLink(url=results.url, expires_at=results.expires_at, size=results.size)
+    return _json(HTTPStatus.SEE_OTHER, body.model_dump_json(), headers={"Location": results.url})
 
 
 @app.post("/batches/<batch_id>/cancel", summary="Cancel the items that have not started")

@@ -202,6 +202,8 @@ class Report(BaseModel):
 # Batches
 # --------------------------------------------------------------------------------------------------
 MAX_BATCH_ITEMS = 1_000
+#: Most items an uploaded batch file (``POST /batches/uploads``) may hold.
+MAX_UPLOAD_ITEMS = 100_000
 CUSTOM_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
@@ -306,6 +308,15 @@ class ResultLine(StrictModel):
     status: ReportStatus
     summary: Summary | None = None
     error: ErrorInfo | None = None
+
+
+class ResultsLink(StrictModel):
+    """The ``303`` body of ``GET /batches/{id}/results`` for large batches (``url`` is also the
+    ``Location``): a presigned, short-lived URL of the results file (JSON Lines, as ``ResultLine``)."""
+
+    url: str
+    expires_at: datetime
+    size: int = Field(description="size of the results file in bytes")
 
 
 # --------------------------------------------------------------------------------------------------

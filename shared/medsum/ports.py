@@ -4,7 +4,7 @@ tests implement them with fakes."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -169,7 +169,8 @@ class UploadObject:
 
 
 class UploadStore(ABC):
-    """The uploads bucket: presigned PUTs for callers, streamed reads for ingestion."""
+    """The batch files bucket: presigned PUTs for uploads, streamed reads for ingestion, and results
+    files written in parts and read back through presigned GETs."""
 
     @abstractmethod
     def presign_put(self, key: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
@@ -186,6 +187,15 @@ class UploadStore(ABC):
         """Stream the object's lines (without the newline) from ``start_byte`` up to ``end_byte``
         (exclusive), of exactly the version ``upload.etag``. Raises ``UploadNotFoundError`` when the
         object is gone or changed."""
+
+    @abstractmethod
+    def put_results(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Write a results file (JSON Lines) from ``chunks`` without holding it all in memory;
+        returns its size in bytes. Raises ``RepositoryError`` when the store is unavailable."""
+
+    @abstractmethod
+    def presign_get(self, key: str, expires_seconds: int) -> str:
+        """A presigned GET URL for ``key`` (a results file)."""
 
 
 class WorkQueue(ABC):

@@ -24,6 +24,7 @@ class ApiSettings(_Env):
     retry_after_seconds: int = Field(alias="RETRY_AFTER_SECONDS", ge=1, default=5)
     uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
     uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
+    events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
 
 
 class WorkerSettings(_Env):

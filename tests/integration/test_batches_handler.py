@@ -7,8 +7,11 @@ import json
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from medsum.adapters.uploads import S3UploadStore
+from medsum.logic import batches as batch_logic
 
 from tests.integration.conftest import Stack
 from tests.support.events import (
@@ -50,6 +53,7 @@ def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, 
         api._batch_deps,
         api._persistence,
         api._idempotent_create_batch,
+        api._uploads,
         worker._deps,
         worker._queue,
     ):
@@ -184,6 +188,49 @@ def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[ModuleType, 
         assert (status, body["error"]["code"]) == (404, "not_found")
     _, listed = call(api, api_event("GET", "/batches", caller=CLINIC_B))
     assert listed["items"] == []
+
+
+def test_large_batch_results_are_a_presigned_results_file(
+    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch over the inline-results limit (lowered to 3 so the test stays small)
+    monkeypatch.setattr(batch_logic, "INLINE_RESULTS_MAX_ITEMS", 3)
+    api, worker = modules
+    _, created = post_batch(api, ndjson(*(item(f"r{n}") for n in range(5))))
+    batch_id = created["batch_id"]
+    drain(stack, worker)
+    # When the caller asks for the results
+    response = api.lambda_handler(api_event("GET", f"/batches/{batch_id}/results"), FakeLambdaContext())
+    # Then the answer is 303 to a short-lived presigned URL of a KMS-encrypted file of every item
+    assert response["statusCode"] == 303
+    body = json.loads(response["body"])
+    (location,) = response["multiValueHeaders"]["Location"]
+    assert location == body["url"]
+    url = urlsplit(location)
+    query = parse_qs(url.query)
+    assert query["X-Amz-Expires"] == ["900"] and query["X-Amz-Signature"]
+    bucket = stack.resources["UploadsBucket"]
+    key = url.path.removeprefix(f"/{bucket}/") if url.path.startswith(f"/{bucket}/") else url.path[1:]
+    assert key.startswith("results/") and CLINIC_A not in key
+    stored = stack.client("s3").get_object(Bucket=bucket, Key=key)
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    lines = [json.loads(x) for x in stored["Body"].read().splitlines()]
+    assert body["size"] == stored["ContentLength"]
+    assert sorted(x["custom_id"] for x in lines) == [f"r{n}" for n in range(5)]
+    assert {x["status"] for x in lines} == {"COMPLETED"}
+    # And another client still gets 404, not a URL
+    status, error = call(api, api_event("GET", f"/batches/{batch_id}/results", caller=CLINIC_B))
+    assert (status, error["error"]["code"]) == (404, "not_found")
+
+
+def test_results_files_over_one_part_are_uploaded_in_parts(stack: Stack) -> None:
+    store = S3UploadStore(stack.resources["UploadsBucket"], "alias/aws/s3", stack.client("s3"))
+    line = b'{"custom_id": "x", "status": "COMPLETED", "summary": "' + b"a" * 1000 + b'"}\n'
+    chunks = [line] * 20_000  # ~20 MB: three parts of 8 MiB
+    size = store.put_results("results/o/b.jsonl", chunks)
+    stored = stack.client("s3").get_object(Bucket=stack.resources["UploadsBucket"], Key="results/o/b.jsonl")
+    assert size == len(line) * 20_000 == stored["ContentLength"]
+    assert stored["Body"].read() == line * 20_000
 
 
 def test_list_batches_newest_first_with_pages(modules: tuple[ModuleType, ModuleType]) -> None:

@@ -49,7 +49,10 @@ API_ACTIONS = {
     "dynamodb:BatchWriteItem",
     "dynamodb:BatchGetItem",
     "sqs:SendMessage",
-    "s3:PutObject",  # presigned upload URLs (uploads/* of the uploads bucket only)
+    "s3:PutObject",  # presigned upload URLs (uploads/*) and results files (results/*)
+    "s3:GetObject",  # presigned GETs of results files (results/* only)
+    "s3:AbortMultipartUpload",
+    "sns:Publish",  # batch.completed of an inline batch settled at creation
     "kms:Decrypt",
     "kms:GenerateDataKey",
 }

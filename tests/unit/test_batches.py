@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from medsum.errors import BatchInputError, BatchNotFoundError
+from medsum.logic import batches as batch_logic
 from medsum.logic.batches import (
     BatchDeps,
+    ResultsFile,
     batch_results,
     cancel_batch,
     create_batch,
+    deliver_results,
     get_batch,
     parse_batch,
 )
 from medsum.logic.process import Outcome, WorkerDeps, process_report
 from medsum.models import BatchStatus, ReportStatus
+from medsum.ports import UploadObject, UploadStore
 
 from tests.support.fakes import (
     FakePublisher,
@@ -147,6 +154,40 @@ def test_unqueued_items_are_failed_and_counted() -> None:
     assert world.reports.items["r0001"].error is not None
 
 
+def test_batch_completes_when_its_unqueued_items_are_the_last_open_ones() -> None:
+    # Given workers that finish every queued item before create_batch marks the unqueued one failed
+    world = World()
+    world.deps = replace(world.deps, publisher=world.publisher)
+    world.queue.unsendable = {"r0002"}
+    original = world.queue.enqueue_many
+
+    def enqueue_and_run(report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
+        unsent = original(report_ids, batch_id)
+        for report_id in report_ids:
+            if report_id not in unsent:
+                world.deliver(report_id)
+        return unsent
+
+    world.queue.enqueue_many = enqueue_and_run  # type: ignore[method-assign]
+    parsed = parse_batch(ndjson(*(line(f"c{n}") for n in range(3))), ndjson=True)
+    create_batch(
+        parsed,
+        OWNER,
+        world.deps,
+        batch_id="b1",
+        new_id=lambda: next(world.ids),
+        now=world.clock(),
+        retention_days=1,
+        public_api_url="https://api.test/v1",
+    )
+    # Then the batch settles at creation: completed, exact counts, one batch.completed event
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.COMPLETED
+    assert (batch.counts.completed, batch.counts.failed, batch.counts.pending) == (2, 1, 0)
+    events = [e for e, _ in world.publisher.events if e.type.startswith("batch.")]
+    assert [e.type for e in events] == ["batch.completed"]
+
+
 def test_last_item_settles_the_batch_once_and_publishes_one_event() -> None:
     world = World()
     world.create(3)
@@ -197,3 +238,47 @@ def test_results_join_on_custom_id_and_other_owners_see_nothing() -> None:
         batch_results(world.reports, world.batches, OTHER, "b1")
     with pytest.raises(BatchNotFoundError):
         cancel_batch(world.batches, OTHER, "b1", world.clock())
+
+
+class MemoryResults(UploadStore):
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def presign_put(self, key: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
+        raise NotImplementedError
+
+    def head(self, bucket: str, key: str) -> UploadObject:
+        raise NotImplementedError
+
+    def read_lines(
+        self, upload: UploadObject, start_byte: int = 0, end_byte: int | None = None
+    ) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def put_results(self, key: str, chunks: Iterable[bytes]) -> int:
+        self.files[key] = b"".join(chunks)
+        return len(self.files[key])
+
+    def presign_get(self, key: str, expires_seconds: int) -> str:
+        return f"https://files.test/{key}?expires={expires_seconds}"
+
+
+def test_small_batch_results_are_inline_and_large_ones_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    world, store = World(), MemoryResults()
+    world.create(5)
+    world.deliver("r0001")
+    inline = deliver_results(world.reports, world.batches, store, OWNER, "b1", world.clock())
+    assert isinstance(inline, str) and store.files == {}
+    assert [json.loads(x)["custom_id"] for x in inline.splitlines()] == [f"c{n:03d}" for n in range(5)]
+    # Over the item limit (or the byte limit), the same lines become a file behind a presigned URL
+    for name, value in [("INLINE_RESULTS_MAX_ITEMS", 4), ("INLINE_RESULTS_MAX_BYTES", 100)]:
+        with monkeypatch.context() as patch:
+            patch.setattr(batch_logic, name, value)
+            result = deliver_results(world.reports, world.batches, store, OWNER, "b1", world.clock())
+        assert isinstance(result, ResultsFile)
+        (key,) = store.files
+        assert store.files[key].decode() == inline and result.size == len(inline.encode())
+        assert result.url.endswith("?expires=900") and OWNER not in key
+        assert result.expires_at == world.clock() + timedelta(seconds=900)
+    with pytest.raises(BatchNotFoundError):
+        deliver_results(world.reports, world.batches, store, OTHER, "b1", world.clock())

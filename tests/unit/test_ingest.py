@@ -4,7 +4,7 @@ retries of partial batch failures (botocore Stubber: exact request shapes)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +60,12 @@ class MemoryUploads(UploadStore):
         self.reads.append((start_byte, end_byte))
         end = len(self.data) if end_byte is None else min(end_byte, len(self.data))
         yield from _split_lines(iter([self.data[start_byte:end]]))
+
+    def put_results(self, key: str, chunks: Iterable[bytes]) -> int:
+        raise NotImplementedError  # ingestion never writes results
+
+    def presign_get(self, key: str, expires_seconds: int) -> str:
+        raise NotImplementedError
 
 
 # ---------------------------------------------------------------------------------------------- chunking

@@ -17,6 +17,9 @@ _DATA_PLANE = Config(
     connect_timeout=3,
     read_timeout=10,
 )
+# Presigned URLs must be SigV4: S3 refuses other signatures for SSE-KMS objects (and botocore may
+# still presign with SigV2 in us-east-1 unless told).
+_S3 = _DATA_PLANE.merge(Config(signature_version="s3v4"))
 _BEDROCK = Config(
     retries={"mode": "standard", "total_max_attempts": 1},
     connect_timeout=5,
@@ -28,5 +31,5 @@ _BEDROCK = Config(
 def client(service: str) -> Any:
     """A cached boto3 client. Endpoints come from the environment (``AWS_ENDPOINT_URL``,
     ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), which is how the local stack redirects them."""
-    config = _BEDROCK if service == "bedrock-runtime" else _DATA_PLANE
+    config = {"bedrock-runtime": _BEDROCK, "s3": _S3}.get(service, _DATA_PLANE)
     return boto3.session.Session().client(service, config=config)

@@ -1,22 +1,26 @@
-"""S3 implementation of ``UploadStore`` for the ``UploadsBucket``.
+"""S3 implementation of ``UploadStore`` for the ``UploadsBucket`` (batch files in and out).
 
 Uploads are written by callers through presigned PUT URLs (SSE-KMS with the stack's data key, which
 the URL's signed headers require) and read back by the ingestion tasks as a stream, one line at a
 time, pinned to the ETag that was planned (``IfMatch``), so a file replaced mid-ingestion is noticed.
+Results files of large batches are written under ``results/`` and handed out as presigned GETs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.errors import IngestRetryableError, UploadNotFoundError
+from medsum.errors import IngestRetryableError, RepositoryError, UploadNotFoundError
 from medsum.ports import UploadObject, UploadStore
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "412", "PreconditionFailed"}
+#: Multipart part size for results files (S3's minimum for every part but the last is 5 MiB).
+RESULTS_PART_BYTES = 8 * 1024 * 1024
 
 
 class S3UploadStore(UploadStore):
@@ -52,6 +56,62 @@ class S3UploadStore(UploadStore):
             HttpMethod="PUT",
         )
         return str(url), headers
+
+    def _sse(self) -> dict[str, str]:
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
+
+    def put_results(self, key: str, chunks: Iterable[bytes]) -> int:
+        """One ``PutObject`` for a file under one part; a multipart upload of 8 MiB parts above that
+        (aborted if anything fails, so no half-written file is ever visible)."""
+        buffer, size, upload_id = bytearray(), 0, None
+        parts: list[dict[str, Any]] = []
+        try:
+            for chunk in chunks:
+                buffer += chunk
+                size += len(chunk)
+                if len(buffer) >= RESULTS_PART_BYTES:
+                    if upload_id is None:
+                        upload_id = self._client.create_multipart_upload(
+                            Bucket=self.bucket, Key=key, ContentType="application/x-ndjson", **self._sse()
+                        )["UploadId"]
+                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
+                    buffer.clear()
+            if upload_id is None:
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=bytes(buffer),
+                    ContentType="application/x-ndjson",
+                    **self._sse(),
+                )
+                return size
+            if buffer:
+                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            return size
+        except (ClientError, BotoCoreError) as exc:
+            if upload_id is not None:
+                self._abort(key, upload_id)
+            raise RepositoryError("results store unavailable") from exc
+
+    def _upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        response = self._client.upload_part(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"ETag": response["ETag"], "PartNumber": number}
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        # If this fails too, the bucket's lifecycle rule aborts incomplete uploads after a day.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def presign_get(self, key: str, expires_seconds: int) -> str:
+        url = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+        return str(url)
 
     def head(self, bucket: str, key: str) -> UploadObject:
         try:

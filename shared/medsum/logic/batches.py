@@ -7,16 +7,23 @@ changed in the same transaction as each report's state change (see ``adapters/ba
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from medsum.errors import BatchInputError, BatchNotFoundError, PartialWriteError, RepositoryError
+from medsum.errors import (
+    BatchInputError,
+    BatchNotFoundError,
+    PartialWriteError,
+    PublishError,
+    RepositoryError,
+)
 from medsum.logic.reports import ENQUEUE_FAILED
 from medsum.models import (
     MAX_BATCH_ITEMS,
@@ -32,7 +39,7 @@ from medsum.models import (
     ResultLine,
 )
 from medsum.observability import logger
-from medsum.ports import BatchRepository, EventPublisher, ReportRepository, WorkQueue
+from medsum.ports import BatchRepository, EventPublisher, ReportRepository, UploadStore, WorkQueue
 
 INGEST_FAILED = LineError(
     line=0, code="ingest_failed", message="the batch could not be stored; submit it again"
@@ -51,6 +58,8 @@ class BatchDeps:
     reports: ReportRepository
     batches: BatchRepository
     queue: WorkQueue
+    #: Settles a batch whose last unfinished items could not be queued (they fail at creation).
+    publisher: EventPublisher | None = None
 
 
 def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
@@ -175,6 +184,7 @@ def create_batch(
     new_id: Callable[[], str],
     now: datetime,
     retention_days: int,
+    public_api_url: str | None = None,
 ) -> Batch:
     """Store the batch and its reports (``BatchWriteItem``), enqueue the work (``SendMessageBatch``).
 
@@ -226,9 +236,14 @@ def create_batch(
     deps.batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.IN_PROGRESS, now)
     unsent = deps.queue.enqueue_many([r.report_id for r in reports], batch_id=batch_id)
     for report_id in unsent:
-        # Rare (SQS refused after retries). If these were the last items to finish, the batch settles on
-        # the next delivery of any of its items or stays in_progress with exact counts (known gap).
-        _fail_unqueued(deps, report_id, batch_id, now)
+        _fail_unqueued(deps, report_id, batch_id, now)  # rare: SQS refused after retries
+    if unsent and deps.publisher is not None and public_api_url:
+        # The workers may have finished every queued item already; then no delivery is left to settle
+        # the batch, so settle it here (a no-op while items are still running).
+        try:
+            settle_batch(deps.batches, deps.publisher, batch_id, public_api_url, now)
+        except PublishError:
+            logger.error("batch settled but its event could not be published", batch_id=batch_id)
     logger.info(
         "batch accepted",
         batch_id=batch_id,
@@ -266,28 +281,88 @@ def cancel_batch(batches: BatchRepository, owner: str, batch_id: str, now: datet
     return get_batch(batches, owner, batch_id)
 
 
-def batch_results(
-    reports: ReportRepository, batches: BatchRepository, owner: str, batch_id: str
-) -> list[ResultLine]:
-    """One line per item, joined on ``custom_id``; partial while the batch runs."""
-    get_batch(batches, owner, batch_id)
+#: Results of batches up to this many items are answered in the response body (Lambda's response
+#: limit is 6 MB); larger ones, or bodies over INLINE_RESULTS_MAX_BYTES, become a results file.
+INLINE_RESULTS_MAX_ITEMS = MAX_BATCH_ITEMS
+INLINE_RESULTS_MAX_BYTES = 5_000_000
+RESULTS_URL_SECONDS = 15 * 60
+RESULTS_PREFIX = "results/"
+_RESULTS_READ = 100  # reports read per BatchGetItem
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    """A batch's results written to the batch files bucket, handed out as a presigned GET."""
+
+    url: str
+    expires_at: datetime
+    size: int
+
+
+def owner_hash(owner: str) -> str:
+    """The owner's path segment in batch file keys: a digest, so keys never reveal the principal."""
+    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
+
+
+def results_key(owner: str, batch_id: str) -> str:
+    return f"{RESULTS_PREFIX}{owner_hash(owner)}/{batch_id}.jsonl"
+
+
+def iter_batch_results(reports: ReportRepository, owner: str, batch_id: str) -> Iterator[ResultLine]:
+    """One line per item, joined on ``custom_id``, read 100 reports at a time (bounded memory)."""
     refs = reports.batch_items(batch_id)
-    by_id = {r.report_id: r for r in reports.get_many([ref.report_id for ref in refs])}
-    lines = []
-    for ref in refs:
-        report = by_id.get(ref.report_id)
-        if report is None or report.owner != owner:
-            continue  # deleted by its owner since
-        lines.append(
-            ResultLine(
+    for start in range(0, len(refs), _RESULTS_READ):
+        window = refs[start : start + _RESULTS_READ]
+        by_id = {r.report_id: r for r in reports.get_many([ref.report_id for ref in window])}
+        for ref in window:
+            report = by_id.get(ref.report_id)
+            if report is None or report.owner != owner:
+                continue  # deleted by its owner since
+            yield ResultLine(
                 custom_id=ref.custom_id,
                 report_id=ref.report_id,
                 status=report.status,
                 summary=report.summary,
                 error=report.error,
             )
-        )
-    return lines
+
+
+def batch_results(
+    reports: ReportRepository, batches: BatchRepository, owner: str, batch_id: str
+) -> list[ResultLine]:
+    """One line per item, joined on ``custom_id``; partial while the batch runs."""
+    get_batch(batches, owner, batch_id)
+    return list(iter_batch_results(reports, owner, batch_id))
+
+
+def deliver_results(
+    reports: ReportRepository,
+    batches: BatchRepository,
+    store: UploadStore,
+    owner: str,
+    batch_id: str,
+    now: datetime,
+) -> str | ResultsFile:
+    """A batch's results as JSON Lines: the text itself for small batches, else a results file.
+
+    The file is written anew on every call (results change while the batch runs), streamed to the
+    store in parts, so neither the Lambda's memory nor its 6 MB response limit bounds a batch.
+    Raises ``BatchNotFoundError`` (also for another owner's batch) and ``RepositoryError``.
+    """
+    batch = get_batch(batches, owner, batch_id)
+    if batch.counts.total <= INLINE_RESULTS_MAX_ITEMS:
+        body = "".join(line.model_dump_json() + "\n" for line in iter_batch_results(reports, owner, batch_id))
+        if len(body.encode("utf-8")) <= INLINE_RESULTS_MAX_BYTES:
+            return body
+    key = results_key(owner, batch_id)
+    results = iter_batch_results(reports, owner, batch_id)
+    lines = ((line.model_dump_json() + "\n").encode("utf-8") for line in results)
+    size = store.put_results(key, lines)
+    return ResultsFile(
+        url=store.presign_get(key, RESULTS_URL_SECONDS),
+        expires_at=now + timedelta(seconds=RESULTS_URL_SECONDS),
+        size=size,
+    )
 
 
 def batch_links(base_url: str, batch_id: str) -> BatchLinks:

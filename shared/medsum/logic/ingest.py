@@ -17,7 +17,6 @@ Any step failing for good ends in :func:`fail_upload` (the ``MarkFailed`` state)
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,13 +24,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from medsum.errors import IngestRejectedError
-from medsum.logic.batches import BatchDeps, _fail_unqueued, parse_line
-from medsum.models import Batch, BatchItemRequest, BatchStatus, LineError, Report, ReportStatus
+from medsum.logic.batches import BatchDeps, _fail_unqueued, owner_hash, parse_line
+from medsum.models import (
+    MAX_UPLOAD_ITEMS,
+    Batch,
+    BatchItemRequest,
+    BatchStatus,
+    LineError,
+    Report,
+    ReportStatus,
+)
 from medsum.observability import logger
 from medsum.ports import BatchRepository, UploadObject, UploadStore
 
-#: Most items an uploaded file may hold.
-MAX_UPLOAD_ITEMS = 100_000
 #: Most lines one ``write_chunk`` task handles (40 BatchWriteItem + 100 SendMessageBatch calls).
 CHUNK_LINES = 1_000
 #: How long a presigned upload URL stays valid.
@@ -107,11 +112,6 @@ class ChunkResult:
     existing: int
     enqueued: int
     unsent: int
-
-
-def owner_hash(owner: str) -> str:
-    """The owner's path segment in upload keys: a digest, so keys never reveal the principal."""
-    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]
 
 
 def upload_key(owner: str, batch_id: str) -> str:
