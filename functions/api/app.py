@@ -6,7 +6,7 @@ Thin by design: parse and validate, call one domain function, map the result or 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -416,6 +416,7 @@ def _batch_view(batch: Batch, *, with_errors: bool) -> BatchView:
         created_at=batch.created_at,
         updated_at=batch.updated_at,
         completed_at=batch.completed_at,
+        expires_at=datetime.fromtimestamp(batch.expires_at, UTC) if batch.expires_at else None,
         metadata=batch.metadata,
         errors=batch.errors if with_errors else None,
         links=batch_links(_base_url(), batch.batch_id),

@@ -275,6 +275,9 @@ class BatchView(StrictModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="when the batch and its reports are erased (the retention period)"
+    )
     metadata: dict[str, str] = Field(default_factory=dict)
     errors: list[LineError] | None = None
     links: BatchLinks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -145,6 +146,8 @@ def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
     # Then the batch completed, each item counted once, and one batch.completed event was published
     status, batch = call(api, api_event("GET", f"/batches/{batch_id}"))
     assert status == 200 and batch["status"] == "completed" and batch["completed_at"]
+    created_at, expires_at = (datetime.fromisoformat(batch[k]) for k in ("created_at", "expires_at"))
+    assert timedelta(days=1) <= expires_at - created_at <= timedelta(days=3653)  # the retention period
     assert batch["request_counts"] == {
         "total": 12,
         "pending": 0,
