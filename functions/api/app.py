@@ -59,6 +59,7 @@ from medsum.logic.batches import (
     create_batch,
     deliver_results,
     get_batch,
+    list_batches,
     parse_batch,
 )
 from medsum.logic.ingest import MAX_UPLOAD_ITEMS, UPLOAD_URL_SECONDS, create_upload_batch, upload_key
@@ -375,14 +376,14 @@ def list_batches_route(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
 ) -> Response[str]:
-    batches, token = _batches().list_for_owner(_owner(), limit, next_token)
+    batches, token = list_batches(_batches(), _owner(), limit, next_token, utcnow())
     page = BatchPage(items=[_batch_view(b, with_errors=False) for b in batches], next_token=token)
     return _json(HTTPStatus.OK, page.model_dump_json())
 
 
 @app.get("/batches/<batch_id>", summary="A batch's status, counts and line errors")
 def read_batch(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
-    batch = get_batch(_batches(), _owner(), batch_id)
+    batch = get_batch(_batches(), _owner(), batch_id, utcnow())
     return _json(HTTPStatus.OK, _batch_view(batch, with_errors=True).model_dump_json())
 
 

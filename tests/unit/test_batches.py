@@ -19,8 +19,10 @@ from medsum.logic.batches import (
     create_batch,
     deliver_results,
     get_batch,
+    list_batches,
     parse_batch,
 )
+from medsum.logic.ingest import create_upload_batch
 from medsum.logic.process import Outcome, WorkerDeps, process_report
 from medsum.models import BatchStatus, ReportStatus
 from medsum.ports import UploadObject, UploadStore
@@ -282,3 +284,20 @@ def test_small_batch_results_are_inline_and_large_ones_a_file(monkeypatch: pytes
         assert result.expires_at == world.clock() + timedelta(seconds=900)
     with pytest.raises(BatchNotFoundError):
         deliver_results(world.reports, world.batches, store, OTHER, "b1", world.clock())
+
+
+def test_an_upload_batch_that_never_gets_its_file_fails_after_an_hour() -> None:
+    world = World()
+    create_upload_batch(world.batches, OWNER, batch_id="u1", now=world.clock(), retention_days=1)
+    world.clock.advance(59 * 60)
+    assert get_batch(world.batches, OWNER, "u1", world.clock()).status is BatchStatus.VALIDATING
+    world.clock.advance(2 * 60)
+    (listed,), _ = list_batches(world.batches, OWNER, 10, None, world.clock())
+    assert listed.status is BatchStatus.FAILED
+    batch = get_batch(world.batches, OWNER, "u1", world.clock())
+    assert batch.status is BatchStatus.FAILED
+    assert [(e.line, e.code) for e in batch.errors] == [(0, "upload_expired")]
+    # A running batch is never expired
+    world.create(2, batch_id="b2")
+    world.clock.advance(24 * 3600)
+    assert get_batch(world.batches, OWNER, "b2", world.clock()).status is BatchStatus.IN_PROGRESS

@@ -263,11 +263,39 @@ def _fail_unqueued(deps: BatchDeps, report_id: str, batch_id: str, now: datetime
         logger.error("could not mark an unqueued batch item failed", report_id=report_id, batch_id=batch_id)
 
 
-def get_batch(batches: BatchRepository, owner: str, batch_id: str) -> Batch:
+#: A batch still ``validating`` this long after it was created never got its file (an upload URL lasts
+#: 15 minutes and ingesting 100,000 lines takes minutes) or its creation was cut short: it is ``failed``.
+VALIDATING_LIMIT = timedelta(hours=1)
+UPLOAD_EXPIRED = LineError(
+    line=0, code="upload_expired", message="no batch file arrived in time; start a new upload"
+)
+
+
+def get_batch(batches: BatchRepository, owner: str, batch_id: str, now: datetime | None = None) -> Batch:
+    """The caller's batch (``BatchNotFoundError`` for a missing or another owner's batch). With
+    ``now``, a batch stuck in ``validating`` past :data:`VALIDATING_LIMIT` is failed first (lazily, on
+    read, like cancellation)."""
     batch = batches.get(batch_id)
     if batch is None or batch.owner != owner:
         raise BatchNotFoundError("batch not found")
-    return batch
+    return expire_stale(batches, batch, now) if now is not None else batch
+
+
+def list_batches(
+    batches: BatchRepository, owner: str, limit: int, next_token: str | None, now: datetime
+) -> tuple[list[Batch], str | None]:
+    """The caller's batches, newest first (stale ``validating`` ones failed, as in :func:`get_batch`)."""
+    page, token = batches.list_for_owner(owner, limit, next_token)
+    return [expire_stale(batches, b, now) for b in page], token
+
+
+def expire_stale(batches: BatchRepository, batch: Batch, now: datetime) -> Batch:
+    if batch.status is not BatchStatus.VALIDATING or now - batch.created_at < VALIDATING_LIMIT:
+        return batch
+    if batches.set_status(batch.batch_id, [BatchStatus.VALIDATING], BatchStatus.FAILED, now):
+        batches.record_errors(batch.batch_id, [UPLOAD_EXPIRED, *batch.errors])
+        logger.info("stale validating batch failed", batch_id=batch.batch_id)
+    return batches.get(batch.batch_id) or batch
 
 
 def cancel_batch(batches: BatchRepository, owner: str, batch_id: str, now: datetime) -> Batch:
