@@ -51,7 +51,7 @@ check: lint typecheck cfn-lint test
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/eval_local_model.py
-	$(BIN)/python bench/batch_calls.py 1000
+	$(BIN)/python bench/batch_calls.py inline:1000 upload:1000 upload:10000
 
 clean:
 	rm -rf $(VENV) .medsum .pytest_cache .mypy_cache .ruff_cache .aws-sam

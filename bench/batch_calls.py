@@ -1,13 +1,20 @@
-"""AWS API calls per report when a batch is ingested (``create_batch``: the batch record, reports with
-``BatchWriteItem`` in 25s, work messages with ``SendMessageBatch`` in 10s, status updates).
+"""AWS API calls per report when a batch is ingested, counted by botocore (``before-call`` events).
 
-Counts every botocore call made by the ingestion, for batches of 1,000 and 10,000 items. DynamoDB is
-moto (in-process). SQS is moto up to 2,000 items; above that moto's SendMessage is quadratic in the
-queue length (it recomputes queue attributes per message), so SQS is answered by a stub that accepts
-every entry — the calls are still made and counted by botocore. The floor is 1/25 + 1/10 = 0.14 calls
-per report; the target is at most 0.2.
+Two paths, both running the project's own code against the template deployed into moto (in-process):
 
-Run: ``.venv/bin/python bench/batch_calls.py [ITEMS ...]``; results go in BENCHMARKS.md.
+* ``inline`` — ``POST /batches`` (``create_batch``): the batch record, reports with ``BatchWriteItem``
+  in 25s, work messages with ``SendMessageBatch`` in 10s, status updates. At most 1,000 items.
+* ``upload`` — ``POST /batches/uploads``, the file PUT to S3 (the client's call, not counted), then the
+  template's ``IngestStateMachine`` executed by moto's Step Functions engine, its Lambda tasks running
+  the ingest handler in-process (plan, one ``write_chunk`` per 1,000 lines, finalize).
+
+Every call of the service's clients is counted. Above 2,000 items ``SendMessageBatch`` is answered by a
+``before-call`` hook accepting every entry (moto's SendMessage rescans the whole queue per message, which
+is quadratic); the calls are still made and counted. The floor is 1/25 + 1/10 = 0.14 calls per report;
+the target is at most 0.2.
+
+Run: ``.venv/bin/python bench/batch_calls.py [inline:N | upload:N ...]`` (default: inline:1000
+upload:1000 upload:10000); results go in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -34,43 +41,20 @@ os.environ.update(
 )
 
 
-def _accept_all_sends(request: Any, **_: Any) -> Any:
-    """A ``before-send`` hook answering SendMessageBatch with every entry successful."""
-    import hashlib
+def _accept_all_sends(params: dict[str, Any], **_: Any) -> Any:
+    """A ``before-call`` hook answering SendMessageBatch with every entry successful. ``before-call``
+    stops at the first answer, so moto never sees the request (``before-send`` would still run moto's
+    handler, whose per-message queue scan is what is slow); botocore still counts the call."""
     import json
 
     from botocore.awsrequest import AWSResponse
 
-    target = request.headers.get("X-Amz-Target", b"")
-    target = target.decode() if isinstance(target, bytes) else target
-    if not target.endswith("SendMessageBatch"):
-        return None
-    entries = json.loads(request.body)["Entries"]
-    body = {
-        "Successful": [
-            {
-                "Id": e["Id"],
-                "MessageId": f"m-{e['Id']}",
-                "MD5OfMessageBody": hashlib.md5(e["MessageBody"].encode()).hexdigest(),  # noqa: S324
-            }
-            for e in entries
-        ],
-        "Failed": [],
-    }
-
-    class _Raw:
-        def __init__(self, data: bytes) -> None:
-            self._data = data
-
-        def stream(self, **_: Any) -> Any:
-            yield self._data
-
-    return AWSResponse(
-        request.url, 200, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(json.dumps(body).encode())
-    )
+    entries = json.loads(params["body"])["Entries"]
+    parsed = {"Successful": [{"Id": e["Id"], "MessageId": f"m-{e['Id']}"} for e in entries], "Failed": []}
+    return AWSResponse(params["url"], 200, {}, None), parsed
 
 
-def run(items: int) -> tuple[Counter[str], float]:
+def run_inline(items: int) -> Counter[str]:
     import json
 
     from medsum.adapters import clients
@@ -89,14 +73,8 @@ def run(items: int) -> tuple[Counter[str], float]:
         stack = deploy()
         calls: Counter[str] = Counter()
 
-        def count(event_name: str, **_: Any) -> None:
-            calls[event_name.split(".", 1)[1]] += 1
-
         dynamodb, sqs = clients.client("dynamodb"), clients.client("sqs")
-        for client in (dynamodb, sqs):
-            client.meta.events.register("before-call.*.*", count)
-        if items > 2_000:
-            sqs.meta.events.register_first("before-send.sqs.SendMessageBatch", _accept_all_sends)
+        _count_calls(calls, items)
         deps = BatchDeps(
             reports=DynamoReportRepository(
                 stack.resources["PatientReports"], dynamodb, batches_table=stack.resources["Batches"]
@@ -126,16 +104,95 @@ def run(items: int) -> tuple[Counter[str], float]:
         assert batch.counts.total == items and batch.counts.pending == items, json.dumps(
             batch.counts.model_dump()
         )
-        return calls, sum(calls.values()) / items
+        return calls
+
+
+def _count_calls(calls: Counter[str], items: int) -> None:
+    """Count every call of the service's cached clients into ``calls``."""
+    from medsum.adapters import clients
+
+    def count(event_name: str, **_: Any) -> None:
+        calls[event_name.split(".", 1)[1]] += 1
+
+    for service in ("dynamodb", "sqs", "s3"):
+        clients.client(service).meta.events.register("before-call.*.*", count)
+    if items > 2_000:
+        sqs = clients.client("sqs")
+        sqs.meta.events.register_first("before-call.sqs.SendMessageBatch", _accept_all_sends)
+
+
+def run_upload(items: int) -> Counter[str]:
+    import json
+    import time
+
+    import boto3
+    import pytest
+
+    from tests.integration.conftest import REGION, deployed_stack
+    from tests.integration.test_ingest_state_machine import _invoke_ingest
+    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, load_function
+
+    text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
+    data = "".join(
+        json.dumps({"custom_id": f"c{n}", "patient_id": f"p{n % 50}", "report_text": text}) + "\n"
+        for n in range(1, items + 1)
+    ).encode()
+    patch = pytest.MonkeyPatch()
+    calls: Counter[str] = Counter()
+    ingestion: Counter[str] = Counter()
+    try:
+        with deployed_stack(patch, invoker=_invoke_ingest) as stack:
+            api, ingest = load_function("api"), load_function("ingest")
+            for module in (api, ingest):
+                for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
+                    cached = getattr(module, name, None)
+                    if cached is not None:
+                        cached.cache_clear()
+            _count_calls(calls, items)
+            response = api.lambda_handler(
+                api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext()
+            )
+            created = json.loads(response["body"])
+            upload = created["upload"]
+            key = f"uploads/{upload['url'].split('/uploads/', 1)[1].split('?', 1)[0]}"
+            boto3.client("s3", region_name=REGION).put_object(  # the caller's PUT: not counted
+                Bucket=stack.outputs["UploadsBucketName"],
+                Key=key,
+                Body=data,
+                ServerSideEncryption="aws:kms",
+                SSEKMSKeyId=upload["headers"]["x-amz-server-side-encryption-aws-kms-key-id"],
+            )
+            sfn = boto3.client("stepfunctions", region_name=REGION)
+            machine = stack.outputs["IngestStateMachineArn"]
+            while True:
+                executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+                if executions and executions[0]["status"] != "RUNNING":
+                    break
+                time.sleep(0.5)
+            assert executions[0]["status"] == "SUCCEEDED", executions[0]
+            ingestion = Counter(calls)  # the check below is not part of the ingestion
+            batch = json.loads(
+                api.lambda_handler(
+                    api_event("GET", f"/batches/{created['batch_id']}", caller=CLINIC_A), FakeLambdaContext()
+                )["body"]
+            )
+            assert batch["request_counts"]["total"] == batch["request_counts"]["pending"] == items, batch
+    finally:
+        patch.undo()
+    return ingestion
 
 
 def main() -> None:
-    print("| items | calls | calls per report | by operation |")
-    print("|---:|---:|---:|---|")
-    for items in [int(a) for a in sys.argv[1:]] or [1_000, 10_000]:
-        calls, per_report = run(items)
+    runs = sys.argv[1:] or ["inline:1000", "upload:1000", "upload:10000"]
+    print("| path | items | calls | calls per report | by operation |")
+    print("|---|---:|---:|---:|---|")
+    for spec in runs:
+        path, _, size = spec.partition(":")
+        items = int(size)
+        calls = run_inline(items) if path == "inline" else run_upload(items)
         detail = ", ".join(f"{name} {n}" for name, n in sorted(calls.items()))
-        print(f"| {items:,} | {sum(calls.values()):,} | {per_report:.3f} | {detail} |")
+        total = sum(calls.values())
+        print(f"| {path} | {items:,} | {total:,} | {total / items:.3f} | {detail} |")
 
 
 if __name__ == "__main__":
