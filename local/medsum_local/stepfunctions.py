@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,8 +72,12 @@ def install(invoker: Invoker) -> Callable[[], None]:
         if machines and self.event_pattern.matches_event(original_event):
             backend = stepfunctions_parser_backends[self.account_id][self.region_name]
             for target in machines:
+                # A fresh name each time, as EventBridge does: moto names an unnamed execution "None",
+                # so every start after the first would fail (silently: moto's S3 swallows the error).
                 execution = backend.start_execution(
-                    target["Arn"], execution_input=target.get("Input") or json.dumps(original_event)
+                    target["Arn"],
+                    name=uuid.uuid4().hex,
+                    execution_input=target.get("Input") or json.dumps(original_event),
                 )
                 logger.info("rule %s started %s", self.name, execution.execution_arn)
         if others:

@@ -16,6 +16,7 @@ import pytest
 from medsum.adapters import clients
 from medsum.settings import get_api_settings, get_ingest_settings, get_worker_settings
 from medsum_local.deploy import deploy_template
+from medsum_local.emulator import speed_up_sqs
 from medsum_local.stepfunctions import Invoker, install
 from moto import mock_aws
 
@@ -80,6 +81,7 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     _clear_caches()
+    speed_up_sqs()
     with mock_aws():
         uninstall = install(invoker) if invoker is not None else None
         try:
