@@ -405,7 +405,8 @@ def read_batch_results(batch_id: Annotated[str, Path(min_length=1, max_length=64
 
 @app.post("/batches/<batch_id>/cancel", summary="Cancel the items that have not started")
 def cancel_batch_route(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
-    batch = cancel_batch(_batches(), _owner(), batch_id, utcnow())
+    deps = _batch_deps()
+    batch = cancel_batch(deps.batches, _owner(), batch_id, utcnow(), deps.publisher, _base_url())
     return _json(HTTPStatus.ACCEPTED, _batch_view(batch, with_errors=False).model_dump_json())
 
 

@@ -301,3 +301,16 @@ def test_an_upload_batch_that_never_gets_its_file_fails_after_an_hour() -> None:
     world.create(2, batch_id="b2")
     world.clock.advance(24 * 3600)
     assert get_batch(world.batches, OWNER, "b2", world.clock()).status is BatchStatus.IN_PROGRESS
+
+
+def test_cancelling_an_upload_batch_before_its_file_cancels_it_at_once() -> None:
+    world = World()
+    create_upload_batch(world.batches, OWNER, batch_id="u1", now=world.clock(), retention_days=1)
+    batch = cancel_batch(world.batches, OWNER, "u1", world.clock(), world.publisher, "https://api.test/v1")
+    assert batch.status is BatchStatus.CANCELLED
+    assert [(e.type, e.data.status) for e, _ in world.publisher.events] == [
+        ("batch.cancelled", BatchStatus.CANCELLED)
+    ]
+    # A second cancel changes nothing and publishes nothing
+    cancel_batch(world.batches, OWNER, "u1", world.clock(), world.publisher, "https://api.test/v1")
+    assert len(world.publisher.events) == 1

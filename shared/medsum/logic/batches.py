@@ -298,9 +298,31 @@ def expire_stale(batches: BatchRepository, batch: Batch, now: datetime) -> Batch
     return batches.get(batch.batch_id) or batch
 
 
-def cancel_batch(batches: BatchRepository, owner: str, batch_id: str, now: datetime) -> Batch:
-    """Ask for cancellation: items not yet started become CANCELLED as the worker meets them."""
+def cancel_batch(
+    batches: BatchRepository,
+    owner: str,
+    batch_id: str,
+    now: datetime,
+    publisher: EventPublisher | None = None,
+    public_api_url: str | None = None,
+) -> Batch:
+    """Ask for cancellation: items not yet started become CANCELLED as the worker meets them.
+
+    An upload batch with no item yet (waiting for its file, or being planned) is ``cancelled`` at once
+    and ``batch.cancelled`` is published (with ``publisher``): no item will settle it. A file arriving
+    later is refused by the ingestion; items a running ingestion still writes are cancelled by the
+    worker, which cancels every item of a cancelled batch.
+    """
     batch = get_batch(batches, owner, batch_id)
+    if batch.status is BatchStatus.VALIDATING and batch.total == 0:
+        if batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.CANCELLED, now):
+            logger.info("batch cancelled before its upload was ingested", batch_id=batch_id)
+            if publisher is not None and public_api_url:
+                try:
+                    settle_batch(batches, publisher, batch_id, public_api_url, now)
+                except PublishError:
+                    logger.error("batch cancelled but its event could not be published", batch_id=batch_id)
+        return get_batch(batches, owner, batch_id)
     if not batch.status.terminal and batch.status is not BatchStatus.CANCELLING:
         batches.set_status(
             batch_id, [BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS], BatchStatus.CANCELLING, now

@@ -343,8 +343,8 @@ def fail_upload(batches: BatchRepository, key: str, code: str, now: datetime) ->
         logger.warning("ingestion failed for an object that is not an upload")
         return
     batch = batches.get(batch_id)
-    if batch is None:
-        return
+    if batch is None or batch.status is not BatchStatus.VALIDATING:
+        return  # cancelled or expired meanwhile: its status and errors already say why
     if not batch.errors or batch.errors[0].line != 0:
         batches.record_errors(
             batch_id,
