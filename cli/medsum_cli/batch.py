@@ -6,8 +6,12 @@ A batch request body is JSON Lines (``application/x-ndjson``), one report a line
 
 Input comes either from a ``.jsonl`` file, sent as it is (each line is checked locally and problems are
 reported, but the lines are still sent: the API reports them too), or from a directory of ``*.txt``
-reports, one item per file. Inputs larger than one request allows (:data:`MAX_BATCH_ITEMS` items or
-:data:`MAX_BATCH_REQUEST_BYTES` bytes) are split into several batches, on line boundaries.
+reports, one item per file.
+
+An input that fits one inline request (:data:`MAX_BATCH_ITEMS` items and :data:`MAX_BATCH_REQUEST_BYTES`
+bytes) is sent inline (``POST /batches``); a larger one is uploaded as one batch (``POST /batches/uploads``
+and a presigned PUT), and only inputs over :data:`MAX_UPLOAD_ITEMS` items or :data:`MAX_UPLOAD_BYTES`
+bytes are split into several batches, on line boundaries (:func:`plan_submission`).
 
 Everything here is pure (no HTTP): the command handlers in :mod:`medsum_cli.main` send the chunks.
 """
@@ -22,12 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS
+from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS, MAX_UPLOAD_ITEMS
 
 MAX_BATCH_REQUEST_BYTES = 5_000_000  # "5 MB" per request: below both 5 * 10**6 and 5 * 2**20
+#: Most bytes in one upload: S3's limit for a single PUT is 5 GiB (a presigned URL cannot be a multipart
+#: upload), so "5 GB", below both 5 * 10**9 and 5 * 2**30. 100,000 items of the 5 KB an inline item
+#: averages at most is 0.5 GB, so in practice the item limit splits first.
+MAX_UPLOAD_BYTES = 5_000_000_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 SubmissionMode = Literal["inline", "upload"]
+ModeOption = Literal["auto", "inline", "upload"]
+SUBMISSION_LIMITS: dict[SubmissionMode, tuple[int, int]] = {
+    "inline": (MAX_BATCH_ITEMS, MAX_BATCH_REQUEST_BYTES),
+    "upload": (MAX_UPLOAD_ITEMS, MAX_UPLOAD_BYTES),
+}
 
 _CUSTOM_ID = re.compile(CUSTOM_ID_PATTERN)
 # Characters JSON allows unescaped in strings but that str.splitlines() (and some JSON Lines readers)
@@ -38,6 +51,9 @@ _LINE_BREAK_CHARS = re.compile("[\u0085\u2028\u2029]")
 __all__ = [
     "MAX_BATCH_ITEMS",
     "MAX_BATCH_REQUEST_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_ITEMS",
+    "SUBMISSION_LIMITS",
     "BatchInput",
     "BatchInputError",
     "BatchLine",
@@ -48,6 +64,7 @@ __all__ = [
     "format_counts",
     "from_directory",
     "from_jsonl",
+    "plan_submission",
     "split",
 ]
 
@@ -106,7 +123,7 @@ class BatchInput:
 
 @dataclass(frozen=True)
 class Chunk:
-    """The body of one ``POST /batches`` request.
+    """The body of one ``POST /batches`` request, or the file of one upload.
 
     Attributes
     ----------
@@ -274,25 +291,50 @@ def split(
     return chunks
 
 
-def choose_submission_mode(size: int) -> SubmissionMode:
-    """Choose how to send a batch input of ``size`` bytes: inline request bodies, or an upload.
+def choose_submission_mode(item_count: int, size: int) -> SubmissionMode:
+    """Choose how to send a batch input: inline request bodies, or uploads to presigned URLs.
 
-    This is the seam for very large inputs: they will be uploaded to a presigned URL and submitted
-    by reference instead of being split into many inline requests. The API does not offer uploads
-    yet, so every input is sent inline for now.
+    Inline is one round trip and the batch is ``in_progress`` at once, so it is used whenever the whole
+    input fits ONE inline request; anything larger is uploaded, as one batch (one id) when it fits one
+    upload, rather than split into many inline batches.
 
     Parameters
     ----------
+    item_count
+        Number of items in the whole input.
     size
         Size of the whole input, in bytes.
 
     Returns
     -------
     str
-        ``"inline"`` (always, for now) or ``"upload"``.
+        ``"inline"`` when ``item_count <= MAX_BATCH_ITEMS`` and ``size <= MAX_BATCH_REQUEST_BYTES``,
+        else ``"upload"`` (split by :func:`plan_submission` above the upload limits).
     """
-    del size  # not used until the API offers presigned uploads
-    return "inline"
+    max_items, max_bytes = SUBMISSION_LIMITS["inline"]
+    return "inline" if item_count <= max_items and size <= max_bytes else "upload"
+
+
+def plan_submission(batch: BatchInput, mode: ModeOption = "auto") -> tuple[SubmissionMode, list[Chunk]]:
+    """Decide how to send a batch input, and cut it into the bodies to send.
+
+    Parameters
+    ----------
+    batch
+        The input.
+    mode
+        ``"auto"`` (:func:`choose_submission_mode`), or ``"inline"`` / ``"upload"`` to force a path
+        (``--mode``).
+
+    Returns
+    -------
+    tuple
+        ``(mode, chunks)``: the path chosen, and the bodies split at that path's limits
+        (:data:`SUBMISSION_LIMITS`): one chunk, unless the input is over them.
+    """
+    chosen: SubmissionMode = choose_submission_mode(batch.item_count, batch.size) if mode == "auto" else mode
+    max_items, max_bytes = SUBMISSION_LIMITS[chosen]
+    return chosen, split(batch, max_items=max_items, max_bytes=max_bytes)
 
 
 def chunk_idempotency_key(key: str | None, index: int, count: int) -> str | None:

@@ -9,13 +9,14 @@ exponential backoff that honours ``Retry-After``. Responses are returned as the 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from botocore.auth import SigV4Auth
@@ -32,6 +33,7 @@ from medsum_cli._version import __version__
 
 JSONObject = dict[str, Any]
 StatusCallback = Callable[[JSONObject], None]
+_Send = Callable[[str, str, bytes | None, Mapping[str, str]], requests.Response]
 WaitKind = Literal["report", "batch"]
 
 SERVICE_NAME = "execute-api"
@@ -45,6 +47,9 @@ MAX_RETRY_AFTER = 20.0  # never sleep longer than this between retries, whatever
 DEFAULT_POLL_INTERVAL = 1.0
 MAX_POLL_INTERVAL = 5.0
 DEFAULT_BATCH_POLL_INTERVAL = 1.0  # batches are polled at a steady pace (a progress bar is watching)
+UPLOAD_READ_TIMEOUT = 120.0  # seconds: the storage answers a large PUT once it has stored all of it
+_S3_ERROR_CODE = re.compile(r"<Code>([A-Za-z0-9._-]{1,64})</Code>")
+_S3_ERROR_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
 _BACKOFF = wait_exponential_jitter(multiplier=0.5, max=8.0, jitter=0.5)  # 0.5, 1, 2, 4 s (+ jitter)
 
 
@@ -400,6 +405,63 @@ class MedsumClient:
         response = self._request("POST", "/batches", data=ndjson, headers=headers)
         return _json_object(response), parse_retry_after(response.headers.get("Retry-After"))
 
+    def create_upload(self) -> JSONObject:
+        """Start a large batch (``POST /batches/uploads``): a presigned URL to upload its file to.
+
+        The batch is ``validating`` (no items, zero counts) until its file is uploaded with
+        :meth:`upload_batch_file`; the upload starts its ingestion. The API takes no
+        ``Idempotency-Key`` here: every call creates a new batch.
+
+        Returns
+        -------
+        dict
+            The ``201`` body: ``{"batch_id", "status", "upload": {"url", "method", "headers",
+            "expires_at", "max_items"}, "links"}``.
+
+        Raises
+        ------
+        ApiError
+            If the API rejects the request.
+        TransportError
+            If the API cannot be reached.
+        """
+        return self._call("POST", "/batches/uploads")
+
+    def upload_batch_file(self, upload: Mapping[str, Any], data: bytes) -> None:
+        """Upload a batch's JSON Lines file to the presigned URL of :meth:`create_upload`.
+
+        A plain HTTP ``PUT`` of ``data`` to ``upload["url"]`` with exactly ``upload["headers"]`` (the
+        URL carries its own signature, so the request is not SigV4-signed). ``429`` and ``503``
+        answers (S3's ``SlowDown``) are retried like the API's; the URL is never put in an error
+        message (it grants write access until it expires).
+
+        Parameters
+        ----------
+        upload
+            The ``upload`` object of :meth:`create_upload`'s answer.
+        data
+            The file's bytes, JSON Lines (at most ``upload["max_items"]`` items).
+
+        Raises
+        ------
+        ApiError
+            If the storage refuses the upload (e.g. ``403 AccessDenied`` once the URL has expired;
+            the code and message are the storage's), or ``upload`` has no URL
+            (``invalid_response``).
+        TransportError
+            If the storage cannot be reached or does not answer in time.
+        """
+        url = upload.get("url")
+        headers = upload.get("headers") or {}
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ApiError(HTTPStatus.CREATED, "invalid_response", "the API's upload target has no URL")
+        if not isinstance(headers, Mapping):
+            raise ApiError(HTTPStatus.CREATED, "invalid_response", "the API's upload headers are no object")
+        send_headers = {str(name): str(value) for name, value in headers.items()}
+        response = self._send_with_retries("PUT", url, data, send_headers, send=self._send_presigned)
+        if response.status_code >= 300:
+            raise _storage_error(response)
+
     def get_batch(self, batch_id: str) -> JSONObject:
         """Read one batch (``GET /batches/{id}``).
 
@@ -435,7 +497,8 @@ class MedsumClient:
         -------
         bytes
             The API's NDJSON, unchanged: one line per item,
-            ``{"custom_id", "report_id", "status", "summary", "error"}``.
+            ``{"custom_id", "report_id", "status", "summary", "error"}``. For batches over 1,000 items
+            the API answers ``303`` with a presigned URL of the results file, which is downloaded.
 
         Raises
         ------
@@ -447,6 +510,18 @@ class MedsumClient:
         response = self._request(
             "GET", f"/batches/{_segment(batch_id)}/results", headers={"Accept": NDJSON_CONTENT_TYPE}
         )
+        if response.status_code == HTTPStatus.SEE_OTHER and response.headers.get("Location"):
+            return self._download(response.headers["Location"])
+        return response.content
+
+    def _download(self, url: str) -> bytes:
+        """GET a presigned URL (a large batch's results file): no SigV4, the URL carries its own."""
+        try:
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise TransportError("cannot download the results file") from exc
+        if response.status_code != HTTPStatus.OK:
+            raise TransportError(f"the results file answered {response.status_code}")
         return response.content
 
     def list_batches(self, limit: int | None = None, next_token: str | None = None) -> JSONObject:
@@ -610,8 +685,15 @@ class MedsumClient:
         return response
 
     def _send_with_retries(
-        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        *,
+        send: _Send | None = None,
     ) -> requests.Response:
+        send = self._send if send is None else send
         retrying = Retrying(
             retry=retry_if_exception_type(_RetryableResponse),
             stop=stop_after_attempt(self._max_attempts),
@@ -622,7 +704,7 @@ class MedsumClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._send(method, url, data, headers)
+                    response = send(method, url, data, headers)
                     if response.status_code in RETRY_STATUSES:
                         raise _RetryableResponse(response)
                     return response
@@ -646,6 +728,26 @@ class MedsumClient:
             raise ConnectionFailedError(f"cannot connect to {self.api_url}") from exc
         except requests.RequestException as exc:
             raise TransportError(f"{method} {url} failed: {type(exc).__name__}") from exc
+
+    def _send_presigned(
+        self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
+    ) -> requests.Response:
+        """Send a request to a presigned URL as it is: not signed, and never named in errors."""
+        host = urlsplit(url).netloc
+        all_headers = {"User-Agent": f"medsum-cli/{__version__}", **headers}
+        timeout = (self._timeout[0], max(self._timeout[1], UPLOAD_READ_TIMEOUT))
+        try:
+            return self._session.request(
+                method, url, data=data, headers=all_headers, timeout=timeout, allow_redirects=False
+            )
+        except requests.ConnectTimeout as exc:
+            raise ConnectionFailedError(f"cannot connect to {host} (timed out)") from exc
+        except requests.Timeout as exc:
+            raise TransportError(f"{method} to {host} timed out") from exc
+        except requests.ConnectionError as exc:
+            raise ConnectionFailedError(f"cannot connect to {host}") from exc
+        except requests.RequestException as exc:
+            raise TransportError(f"{method} to {host} failed: {type(exc).__name__}") from exc
 
     def sign(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
         """Sign a request with SigV4 for ``execute-api`` and return the headers to send.
@@ -777,6 +879,25 @@ def _api_error(response: requests.Response) -> ApiError:
             code = response.headers.get("x-amzn-ErrorType", "").split(":")[0] or code
             message = payload["message"]
     return ApiError(status, code, message)
+
+
+def _storage_error(response: requests.Response) -> ApiError:
+    """Map an S3 error answer (``<Error><Code>…</Code><Message>…</Message></Error>``) to ApiError."""
+    status = response.status_code
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = response.reason or "error"
+    # A regular expression, not an XML parser: only two short fields are wanted from an answer that
+    # is not trusted, and nothing else of it is ever printed.
+    text = response.content[:4096].decode("utf-8", errors="replace")
+    code = _S3_ERROR_CODE.search(text)
+    message = _S3_ERROR_MESSAGE.search(text)
+    return ApiError(
+        status,
+        code.group(1) if code else f"http_{status}",
+        f"the upload was refused: {message.group(1) if message else phrase}",
+    )
 
 
 def collect_items(pages: Iterator[JSONObject]) -> list[JSONObject]:

@@ -29,6 +29,7 @@ from medsum_cli.client import (
     ConnectionFailedError,
     JSONObject,
     MedsumClient,
+    MedsumClientError,
     StatusCallback,
     TransportError,
     WaitTimeoutError,
@@ -251,10 +252,14 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "as it is; lines that fail the local checks are reported on standard error and sent anyway "
         "(the API reports them too). A directory sends every *.txt file in it (not recursively, in name "
         "order) as one item: custom_id is the file name without .txt, patient_id is derived from it. "
-        f"Input over {batch_input.MAX_BATCH_ITEMS:,} items or {batch_input.MAX_BATCH_REQUEST_BYTES:,} bytes "
-        "is split into several batches, one id printed per line.",
+        f"Input that fits one request ({batch_input.MAX_BATCH_ITEMS:,} items and "
+        f"{batch_input.MAX_BATCH_REQUEST_BYTES:,} bytes) is sent inline; larger input is uploaded to a "
+        f"presigned URL as one batch (up to {batch_input.MAX_UPLOAD_ITEMS:,} items and "
+        f"{batch_input.MAX_UPLOAD_BYTES:,} bytes), and only input over that is split into several "
+        "batches, one id printed per line (see --mode).",
         epilog="With --json, the API's answer for each batch is printed instead of its id (one JSON "
-        "document per batch; with --wait, each batch as it ended). With --wait, progress is drawn on "
+        "document per batch; for an upload, the batch as read once its file is uploaded; with --wait, each "
+        "batch as it ended). With --wait, progress is drawn on "
         "standard error and the exit code is 0 only if every item completed (4 if an item failed, or a "
         "batch failed or was cancelled).",
     )
@@ -273,8 +278,18 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "in a .jsonl file, set report_type on each line instead",
     )
     submit.add_argument(
+        "--mode",
+        choices=("auto", "inline", "upload"),
+        default="auto",
+        help="auto (default): inline if the input fits one request, else upload; inline: POST /batches "
+        "only, split into as many batches as needed; upload: POST /batches/uploads and a presigned PUT, "
+        "even for a small input",
+    )
+    submit.add_argument(
         "--idempotency-key",
-        help="make a retried submit safe (sent as Idempotency-Key; split input sends KEY-1, KEY-2, ...)",
+        help="make a retried inline submit safe (sent as Idempotency-Key; split input sends KEY-1, KEY-2, "
+        "...). Uploads take no key: an uploaded input is submitted again, as new batches, on every run "
+        "(the key is then ignored with a warning, and refused with --mode upload)",
     )
     submit.add_argument("--wait", action="store_true", help="show progress until every batch is done")
     _add_timeout(submit, DEFAULT_BATCH_WAIT_TIMEOUT)
@@ -405,42 +420,38 @@ def _cmd_batch_submit(ctx: _Context) -> int:
     source = _read_batch_input(args.input, args.report_type)
     for number, problem in source.problems:
         print(f"warning: {source.source}:{number}: {problem}", file=sys.stderr)
-    if batch_input.choose_submission_mode(source.size) == "upload":  # pragma: no cover - not offered yet
-        raise UsageError(f"{source.source} is too large to submit inline, and uploads are not supported yet")
-    chunks = batch_input.split(source)
-    key: str | None = args.idempotency_key
-    if (
-        key
-        and len(chunks) > 1
-        and len(key) + 1 + len(str(len(chunks))) > batch_input.MAX_IDEMPOTENCY_KEY_CHARS
-    ):
-        raise UsageError(
-            f"--idempotency-key is too long for {len(chunks)} batches "
-            f"(at most {batch_input.MAX_IDEMPOTENCY_KEY_CHARS - 1 - len(str(len(chunks)))} characters)"
-        )
+    mode, chunks = batch_input.plan_submission(source, args.mode)
+    key = _submission_idempotency_key(args.idempotency_key, args.mode, mode, len(chunks))
     if len(chunks) > 1:
+        max_items, max_bytes = batch_input.SUBMISSION_LIMITS[mode]
         print(
-            f"{source.source}: {source.item_count} items, sent as {len(chunks)} batches "
-            f"(at most {batch_input.MAX_BATCH_ITEMS:,} items and {batch_input.MAX_BATCH_REQUEST_BYTES:,} "
-            "bytes each; error line numbers count from 1 in each batch)",
+            f"{source.source}: {source.item_count} items, sent as {len(chunks)} "
+            f"{'uploaded ' if mode == 'upload' else ''}batches (at most {max_items:,} items and "
+            f"{max_bytes:,} bytes each; error line numbers count from 1 in each batch)",
             file=sys.stderr,
         )
     client = ctx.client
     created: list[tuple[str, float | None]] = []
     for index, chunk in enumerate(chunks, start=1):
-        accepted, retry_after = client.create_batch_response(
-            chunk.body, batch_input.chunk_idempotency_key(key, index, len(chunks))
-        )
+        if mode == "upload":
+            accepted, retry_after = _upload_chunk(client, chunk), None
+        else:
+            accepted, retry_after = client.create_batch_response(
+                chunk.body, batch_input.chunk_idempotency_key(key, index, len(chunks))
+            )
         batch_id = str(accepted.get("batch_id", ""))
         created.append((batch_id, retry_after))
         if not args.json:
             print(batch_id, flush=True)  # plain: `id=$(medsum batch submit reports.jsonl)` must just work
         elif not args.wait:
-            print_json(accepted, sys.stdout)
-        if len(chunks) > 1 or (args.json and args.wait):
+            # An upload's answer holds its presigned URL (write access until it expires): print the
+            # batch instead, as for an inline batch.
+            print_json(client.get_batch(batch_id) if mode == "upload" else accepted, sys.stdout)
+        if len(chunks) > 1 or (args.json and args.wait) or mode == "upload":
             lines = "" if len(chunks) == 1 else f", input lines {chunk.first_line}-{chunk.last_line}"
             items = f"{chunk.items} item{'' if chunk.items == 1 else 's'}"
-            print(f"submitted batch {batch_id} ({items}{lines})", file=sys.stderr)
+            verb = "uploaded" if mode == "upload" else "submitted"
+            print(f"{verb} batch {batch_id} ({items}{lines})", file=sys.stderr)
     if not args.wait:
         return EXIT_OK
     finals = _wait_batches(ctx, created, args.timeout)
@@ -548,6 +559,47 @@ def _read_batch_input(name: str, report_type: str | None) -> batch_input.BatchIn
         raise UsageError(str(exc)) from exc
 
 
+def _submission_idempotency_key(
+    key: str | None, requested: str, mode: batch_input.SubmissionMode, count: int
+) -> str | None:
+    """The ``--idempotency-key`` to use for ``count`` requests sent by ``mode`` (checked)."""
+    if not key:
+        return None
+    if mode == "upload":
+        # POST /batches/uploads takes no Idempotency-Key: each call starts a new batch.
+        if requested == "upload":
+            raise UsageError("--idempotency-key cannot be used with --mode upload (uploads take no key)")
+        print(
+            "warning: --idempotency-key is not used: this input is uploaded, and uploads take no key "
+            "(running the command again creates new batches)",
+            file=sys.stderr,
+        )
+        return None
+    suffix = 1 + len(str(count))  # split input sends KEY-1, KEY-2, ... (one request: KEY, checked by the API)
+    if count > 1 and len(key) + suffix > batch_input.MAX_IDEMPOTENCY_KEY_CHARS:
+        raise UsageError(
+            f"--idempotency-key is too long for {count} batches "
+            f"(at most {batch_input.MAX_IDEMPOTENCY_KEY_CHARS - suffix} characters)"
+        )
+    return key
+
+
+def _upload_chunk(client: MedsumClient, chunk: batch_input.Chunk) -> JSONObject:
+    """Start an upload batch and PUT ``chunk`` to its presigned URL; return the API's answer."""
+    created = client.create_upload()
+    batch_id = str(created.get("batch_id", ""))
+    upload = created.get("upload")
+    if not isinstance(upload, dict):
+        raise ApiError(201, "invalid_response", "the API did not answer with an upload target")
+    try:
+        client.upload_batch_file(upload, chunk.body)
+    except MedsumClientError:
+        # The batch exists but will never get its file: say which one, so it is not taken for lost work.
+        print(f"batch {batch_id} was created but not uploaded: it stays validating", file=sys.stderr)
+        raise
+    return created
+
+
 def _batch_patient_id(path: Path) -> str:
     try:
         return derive_patient_id(str(path))
@@ -628,8 +680,14 @@ def _print_batch_outcome(batch: JSONObject) -> None:
     summary = batch_input.format_counts(
         (name, counts[name]) for name in ("completed", "failed", "cancelled", "pending", "processing")
     )
+    # Errors about the whole batch (line 0: e.g. an uploaded file with too many lines) say why it failed.
+    reasons = "".join(
+        f" ({error.get('code')}: {error.get('message')})"
+        for error in batch.get("errors") or []
+        if isinstance(error, dict) and error.get("line") == 0
+    )
     print(
-        f"batch {batch_id} {batch.get('status', 'unknown')}: {summary}; "
+        f"batch {batch_id} {batch.get('status', 'unknown')}{reasons}: {summary}; "
         f"results: medsum batch results {batch_id} -o {batch_id}.jsonl",
         file=sys.stderr,
     )

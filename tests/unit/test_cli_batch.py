@@ -367,7 +367,7 @@ def test_directory_problems_are_usage_errors(
 
 
 # --------------------------------------------------------------------------------------------------
-# Splitting into several batches
+# Splitting into several inline batches (--mode inline; auto uploads such inputs: test_cli_batch_upload.py)
 # --------------------------------------------------------------------------------------------------
 def test_more_than_1000_items_are_split_into_several_batches(project: Path, run: Run) -> None:
     # Given 2,001 items
@@ -378,7 +378,9 @@ def test_more_than_1000_items_are_split_into_several_batches(project: Path, run:
     session, adapter = fake_session(*(accepted(batch_id) for batch_id in ids))
 
     # When
-    code, out, err = run(["batch", "submit", "big.jsonl", "--idempotency-key", "run-7"], session)
+    code, out, err = run(
+        ["batch", "submit", "big.jsonl", "--idempotency-key", "run-7", "--mode", "inline"], session
+    )
 
     # Then three batches of 1000, 1000 and 1 item, each id on its own line
     assert (code, out) == (0, "B-1\nB-2\nB-3\n")
@@ -395,14 +397,14 @@ def test_more_than_1000_items_are_split_into_several_batches(project: Path, run:
     assert "submitted batch B-3 (1 item, input lines 2001-2001)" in err
 
 
-def test_a_directory_of_more_than_1000_reports_is_split(project: Path, run: Run) -> None:
+def test_a_directory_of_more_than_1000_reports_is_split_inline(project: Path, run: Run) -> None:
     reports = project / "inbox"
     reports.mkdir()
     for index in range(1001):
         (reports / f"r{index:04d}.txt").write_text(f"report {index}", encoding="utf-8")
     session, adapter = fake_session(accepted("B-1"), accepted("B-2"))
 
-    code, out, _ = run(["batch", "submit", str(reports)], session)
+    code, out, _ = run(["batch", "submit", str(reports), "--mode", "inline"], session)
 
     assert (code, out) == (0, "B-1\nB-2\n")
     first, second = (body_of(request).splitlines() for request in adapter.requests)
@@ -410,13 +412,13 @@ def test_a_directory_of_more_than_1000_reports_is_split(project: Path, run: Run)
     assert json.loads(second[0])["custom_id"] == "r1000"
 
 
-def test_more_than_5_mb_is_split_on_line_boundaries(project: Path, run: Run) -> None:
+def test_more_than_5_mb_is_split_inline_on_line_boundaries(project: Path, run: Run) -> None:
     # Given three items of about 2 MB each (6 MB in all, 3 items)
     lines = [item_line(f"big-{index}", "x" * 2_000_000) for index in range(3)]
     (project / "big.jsonl").write_bytes(b"".join(lines))
     session, adapter = fake_session(accepted("B-1"), accepted("B-2"))
 
-    code, out, _ = run(["batch", "submit", "big.jsonl"], session)
+    code, out, _ = run(["batch", "submit", "big.jsonl", "--mode", "inline"], session)
 
     assert (code, out) == (0, "B-1\nB-2\n")
     bodies = [body_of(request) for request in adapter.requests]
@@ -439,16 +441,25 @@ def test_split_keeps_lines_whole_and_blank_lines_in_place() -> None:
     assert [chunk.items for chunk in batch_module.split(source, max_bytes=10)] == [1, 1, 1]
 
 
-def test_inline_is_always_chosen_until_uploads_exist() -> None:
-    assert batch_module.choose_submission_mode(0) == "inline"
-    assert batch_module.choose_submission_mode(10 * batch_module.MAX_BATCH_REQUEST_BYTES) == "inline"
+@pytest.mark.parametrize(
+    ("items", "size", "mode"),
+    [
+        (1, 100, "inline"),
+        (1_000, 5_000_000, "inline"),  # exactly one inline request
+        (1_001, 100_000, "upload"),  # one item too many
+        (1, 5_000_001, "upload"),  # one byte too many
+        (100_001, 10 * 5_000_000_000, "upload"),  # over the upload limits: split by plan_submission
+    ],
+)
+def test_inline_is_chosen_only_when_the_input_fits_one_request(items: int, size: int, mode: str) -> None:
+    assert batch_module.choose_submission_mode(items, size) == mode
 
 
 def test_a_failure_after_the_first_batch_keeps_the_printed_id(project: Path, run: Run) -> None:
     (project / "big.jsonl").write_bytes(b"".join(item_line(f"c-{index}") for index in range(1001)))
     session, _ = fake_session(accepted("B-1"), error(413, "payload_too_large", "request body too large"))
 
-    code, out, err = run(["batch", "submit", "big.jsonl"], session)
+    code, out, err = run(["batch", "submit", "big.jsonl", "--mode", "inline"], session)
 
     assert (code, out) == (1, "B-1\n")
     assert err.endswith("error: payload_too_large: request body too large\n")
@@ -532,7 +543,7 @@ def test_wait_waits_for_every_split_batch(project: Path, run: Run) -> None:
         ok(batch_view("cancelled", "B-2", total=1, cancelled=1)),
     )
 
-    code, out, err = run(["batch", "submit", "big.jsonl", "--wait"], session)
+    code, out, err = run(["batch", "submit", "big.jsonl", "--wait", "--mode", "inline"], session)
 
     assert (code, out) == (4, "B-1\nB-2\n")
     assert [urlsplit(request.url or "").path for request in adapter.requests[2:]] == [
