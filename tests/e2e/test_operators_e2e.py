@@ -44,6 +44,13 @@ def status_of(api: ApiClient, report_id: str) -> dict[str, Any]:
     return dict(api.get(f"/reports/{report_id}").json())
 
 
+def wait_status(api: ApiClient, report_id: str, status: str, timeout: float) -> None:
+    def reached() -> bool:
+        return bool(status_of(api, report_id)["status"] == status)
+
+    wait_for(reached, timeout=timeout, message=f"report {report_id} {status}")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -73,11 +80,7 @@ def test_fault_dead_letter_redrive_completed_with_one_model_call_each(
     report_ids = [submit(api, text) for text in texts]
     # Then they end FAILED (dead_lettered) and their work reaches the dead-letter queue
     for report_id in report_ids:
-        wait_for(
-            lambda rid=report_id: status_of(api, rid)["status"] == "FAILED",
-            timeout=150,
-            message="dead-lettering",
-        )
+        wait_status(api, report_id, "FAILED", timeout=150)
         assert status_of(api, report_id)["error"]["code"] == "dead_lettered"
 
     def listed() -> list[dict[str, Any]] | None:
@@ -128,11 +131,7 @@ def test_fault_dead_letter_redrive_completed_with_one_model_call_each(
     assert job["status"] == "completed" and job["moved"] >= len(report_ids) and job["failed"] == 0
     # Then every report completes, each with exactly one successful Bedrock call
     for report_id in report_ids:
-        wait_for(
-            lambda rid=report_id: status_of(api, rid)["status"] == "COMPLETED",
-            timeout=60,
-            message="completion",
-        )
+        wait_status(api, report_id, "COMPLETED", timeout=60)
         report = status_of(api, report_id)
         assert report["attempts"] > 5  # the attempt history is kept
     completed = requests.get(f"{bedrock_admin}/stats", timeout=10).json()["completed_by_digest"]
