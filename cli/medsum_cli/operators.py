@@ -115,11 +115,11 @@ def cmd_summary(ctx: Context) -> int:
     ctx.out.print(
         f"dead-lettered: {summary['total']}" + (" (scan truncated)" if summary.get("truncated") else "")
     )
-    table = Table("error code", "count")
+    table = _table("error code", "count")
     for code, count in sorted(summary["by_error_code"].items()):
         table.add_row(code, str(count))
     ctx.out.print(table)
-    ages = Table(*summary["by_age"].keys())
+    ages = _table(*summary["by_age"].keys())
     ages.add_row(*(str(v) for v in summary["by_age"].values()))
     ctx.out.print(ages)
     return EXIT_OK
@@ -140,7 +140,7 @@ def cmd_list(ctx: Context) -> int:
     if args.json:
         print_json({"items": items, "next_token": token}, sys.stdout)
         return EXIT_OK
-    table = Table("report_id", "error code", "owner", "batch", "attempts", "last failure", "age")
+    table = _table("report_id", "error code", "owner", "batch", "attempts", "last failure", "age")
     for item in items:
         table.add_row(
             str(item.get("report_id")),
@@ -244,7 +244,7 @@ def cmd_audit(ctx: Context) -> int:
     if ctx.args.json:
         print_json(page, sys.stdout)
         return EXIT_OK
-    table = Table("at", "principal", "action", "selection", "counts", "reason")
+    table = _table("at", "principal", "action", "selection", "counts", "reason")
     for entry in page["items"]:
         counts = ", ".join(f"{k} {v}" for k, v in entry["counts"].items() if v)
         action = entry["action"] + (" (dry run)" if entry.get("dry_run") else "")
@@ -264,6 +264,14 @@ def _confirm(ctx: Context, question: str) -> bool:
         return False
     answer = ctx.err.input(f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
+
+
+def _table(*headers: str) -> Table:
+    """Long ids and ARNs wrap instead of being cut (operators copy them into commands)."""
+    table = Table()
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
 
 
 def _progress(console: Console) -> Progress:
