@@ -248,9 +248,8 @@ def cmd_audit(ctx: Context) -> int:
     for entry in page["items"]:
         counts = ", ".join(f"{k} {v}" for k, v in entry["counts"].items() if v)
         action = entry["action"] + (" (dry run)" if entry.get("dry_run") else "")
-        table.add_row(
-            entry["at"], entry["principal"], action, str(entry["selection"]), counts, entry["reason"]
-        )
+        selection = ", ".join(f"{k}={v}" for k, v in entry["selection"].items())
+        table.add_row(entry["at"], entry["principal"], action, selection, counts, entry["reason"])
     ctx.out.print(table)
     return EXIT_OK
 
