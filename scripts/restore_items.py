@@ -56,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or [])
     batch: list[dict[str, Any]] = []
     copied = 0
+    unfinished: list[str] = []
     for item in scan(client, args.source):
         if wanted and item[args.key]["S"] not in wanted:
             continue
+        if item.get("status", {}).get("S") in ("PENDING", "PROCESSING"):
+            unfinished.append(item[args.key]["S"])
         batch.append(item)
         if len(batch) == CHUNK:
             if not args.dry_run:
@@ -69,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         write(client, args.target, batch)
     copied += len(batch)
     print(f"{'would copy' if args.dry_run else 'copied'} {copied} items from {args.source} to {args.target}")
+    if unfinished:
+        print(f"{len(unfinished)} unfinished (PENDING/PROCESSING); re-send their work messages:")
+        for key in unfinished:
+            print(key)
     return 0
 
 
