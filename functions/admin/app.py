@@ -215,11 +215,11 @@ def _precheck(event: dict[str, Any]) -> dict[str, Any] | None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    rejected = _precheck(event)
-    if rejected is not None:
-        logger.info("admin request rejected before routing", status=rejected["statusCode"])
-        return rejected
     try:
+        rejected = _precheck(event)
+        if rejected is not None:
+            logger.info("admin request rejected before routing", status=rejected["statusCode"])
+            return rejected
         return app.resolve(event, context)
     except Exception as exc:
         logger.error("unhandled error", extra=safe_exception_fields(exc))

@@ -252,6 +252,7 @@ def test_a_pending_report_whose_deliveries_all_crashed_is_redriven_without_reset
         {"reason": REASON},
         {"all": True, "report_ids": ["a"], "reason": REASON},
         {"all": True},
+        {"job_id": "0" * 32, "all": True},
     ],
 )
 def test_bad_selections_are_refused_before_anything_is_written(

@@ -340,6 +340,10 @@ def redrive(deps: AdminDeps, principal: str, request: RedriveRequest) -> Redrive
     """
     now = deps.clock()
     if request.job_id is not None:
+        if request.report_ids is not None or request.error_code is not None or request.all or request.dry_run:
+            raise OperatorRequestError(
+                "invalid_selection", "a job is continued with its job_id alone (it keeps its selection)"
+            )
         entry = deps.audit.get(request.job_id)
         if entry is None or entry.action != "dlq.redrive":
             raise RedriveJobNotFoundError("no such redrive job")
@@ -485,7 +489,9 @@ def get_job(deps: AdminDeps, job_id: str) -> RedriveJobView:
     entry = deps.audit.get(job_id)
     if entry is None or entry.action != "dlq.redrive":
         raise RedriveJobNotFoundError("no such redrive job")
-    return _job_view(entry, remaining=0 if entry.status is JobStatus.COMPLETED else -1)
+    counts = entry.counts
+    left = max(0, counts.selected - counts.moved - counts.skipped - counts.failed)
+    return _job_view(entry, remaining=0 if entry.status is JobStatus.COMPLETED else left)
 
 
 # --------------------------------------------------------------------------------------------------
