@@ -153,7 +153,7 @@ def cmd_list(ctx: Context) -> int:
         )
     ctx.out.print(table)
     if token:
-        ctx.out.print(f"more: --limit without a limit lists every page (next_token {token})")
+        ctx.out.print("more entries: run without --limit to list every page")
     return EXIT_OK
 
 
