@@ -221,12 +221,13 @@ def test_a_redrive_longer_than_one_request_continues_with_its_job_id(h: Harness)
     assert again.moved == 30 and h.queue.sent.count("r00") == 1
 
 
-def test_finished_reports_are_skipped_and_left_in_place(h: Harness) -> None:
+def test_finished_and_purged_reports_are_skipped_and_left_in_place(h: Harness) -> None:
+    h.failed("purged", ErrorInfo(code="purged", message="x"))
     h.failed("done")
     h.repo.items["done"] = h.repo.items["done"].model_copy(update={"status": ReportStatus.COMPLETED})
     h.dlq.add(json.dumps({"report_id": "gone", "version": 1}), sent_at=h.clock())
     job = redrive(h.deps, OPERATOR, RedriveRequest(all=True, reason=REASON))
-    assert (job.moved, job.skipped) == (0, 2) and h.queue.sent == [] and len(h.dlq.messages) == 2
+    assert (job.moved, job.skipped) == (0, 3) and h.queue.sent == [] and len(h.dlq.messages) == 3
 
 
 def test_a_send_failure_puts_the_report_back_to_failed_and_keeps_the_dead_letter(h: Harness) -> None:

@@ -324,7 +324,8 @@ def _movable(item: _Joined, now: datetime) -> bool:
     if item.work is None or report is None:
         return False
     if report.status is ReportStatus.FAILED:
-        return True
+        # A purge that crashed before deleting its message: the operator's decision stands.
+        return report.error is None or report.error.code != PURGED.code
     if report.status is ReportStatus.PENDING:
         return True
     if report.status is ReportStatus.PROCESSING:
