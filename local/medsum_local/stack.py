@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,7 +284,9 @@ class LocalStack:
         self.deployed = deployed = deploy_template(
             self.emulator,
             config.template_path,
-            parameter_overrides=operator_overrides(config.parameter_overrides, identities),
+            parameter_overrides=operator_overrides(
+                config.parameter_overrides, identities, _declared_parameters(config.template_path)
+            ),
             stack_name=config.stack_name,
         )
 
@@ -425,13 +427,27 @@ class LocalStack:
         self.stop()
 
 
-def operator_overrides(overrides: Mapping[str, str], identities: Sequence[Identity]) -> dict[str, str]:
+def operator_overrides(
+    overrides: Mapping[str, str], identities: Sequence[Identity], declared: Collection[str]
+) -> dict[str, str]:
     """The parameter overrides, with ``OperatorPrincipalArns`` naming the local ``operator`` identities
-    unless the caller set it (the template's default, empty, would leave the stack without operators)."""
+    unless the caller set it (the template's default, empty, would leave the stack without operators).
+    Templates that do not declare the parameter get the overrides unchanged."""
     merged = dict(overrides)
-    if OPERATOR_PARAMETER not in merged:
+    if OPERATOR_PARAMETER in declared and OPERATOR_PARAMETER not in merged:
         merged[OPERATOR_PARAMETER] = ",".join(i.arn for i in identities if i.role == "operator")
     return merged
+
+
+def _declared_parameters(template_path: Path) -> set[str]:
+    import yaml
+
+    from medsum_local.template import load_template
+
+    try:
+        return set(load_template(template_path).get("Parameters") or {})
+    except (OSError, ValueError, yaml.YAMLError):
+        return set()  # deploy_template reports an unreadable template with its own error
 
 
 def _import_moto_cloudformation() -> None:
