@@ -332,3 +332,57 @@ def test_bad_redrive_requests_get_a_clear_4xx_and_change_nothing(
     assert 400 <= status < 500 and problem["error"]["code"] == code
     if code != "not_found":
         assert call(admin, "GET", "/admin/audit")[1]["items"] == []
+
+
+def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
+    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, worker, admin = fns
+    # Given a one-item batch whose item dead-lettered (the batch completed with one failure)
+    line = json.dumps({"custom_id": "c1", "patient_id": "pt-b", "report_text": TEXT})
+    response = api.lambda_handler(
+        api_event(
+            "POST",
+            "/batches",
+            raw_body=line,
+            caller=CLINIC_A,
+            headers={"Content-Type": "application/x-ndjson"},
+        ),
+        FakeLambdaContext(),
+    )
+    batch_id = json.loads(response["body"])["batch_id"]
+    (message,) = drain(stack, "WorkQueue")
+    use_model(worker, monkeypatch, [RetryableSummarizerError("throttled")])
+    worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
+    stack.client("sqs").send_message(QueueUrl=stack.resources["WorkDeadLetterQueue"], MessageBody=message)
+
+    def counts() -> dict[str, Any]:
+        status, batch = call(api, "GET", f"/batches/{batch_id}", caller=CLINIC_A)
+        assert status == 200
+        return {"status": batch["status"], **batch["request_counts"]}
+
+    assert counts() == {
+        "status": "completed",
+        "total": 1,
+        "pending": 0,
+        "processing": 0,
+        "completed": 0,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    # When it is redriven and delivered
+    status, job = call(admin, "POST", "/admin/dlq/redrive", body={"all": True, "reason": REASON})
+    assert status == 200 and job["moved"] == 1
+    assert counts()["pending"] == 1 and counts()["failed"] == 0
+    use_model(worker, monkeypatch, [REPLY])
+    deliver_all(stack, worker)
+    # Then the batch counts it completed (and it stays completed)
+    assert counts() == {
+        "status": "completed",
+        "total": 1,
+        "pending": 0,
+        "processing": 0,
+        "completed": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
