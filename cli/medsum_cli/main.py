@@ -22,6 +22,7 @@ from medsum.models import ReportType
 from rich.text import Text
 
 from medsum_cli import batch as batch_input
+from medsum_cli import operators
 from medsum_cli._version import __version__
 from medsum_cli.client import (
     BATCH_TERMINAL_STATUSES,
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(handler=_cmd_delete)
 
     _add_batch_commands(commands, common)
+    operators.add_commands(commands, common)
     return parser
 
 

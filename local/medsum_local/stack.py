@@ -13,7 +13,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,14 @@ from medsum_local.emulator import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, 
 from medsum_local.identities import DEFAULT_IDENTITIES, Identity, IdentityRegistry, create_identities
 from medsum_local.runtime import FunctionRuntime, FunctionSpec
 
-__all__ = ["STATE_FILE", "LocalStack", "LocalStackConfig", "StackInfo", "function_environment"]
+__all__ = [
+    "STATE_FILE",
+    "LocalStack",
+    "LocalStackConfig",
+    "StackInfo",
+    "function_environment",
+    "operator_overrides",
+]
 
 #: Where the stack describes itself for tools and tests, relative to the project root.
 STATE_FILE = Path(".medsum") / "local-stack.json"
@@ -32,6 +39,8 @@ ENV_API_PORT = "MEDSUM_API_PORT"
 ENV_EMULATOR_PORT = "MEDSUM_EMULATOR_PORT"
 ENV_BEDROCK_PORT = "MEDSUM_BEDROCK_PORT"
 ENV_PARAMETER_OVERRIDES = "MEDSUM_PARAMETER_OVERRIDES"
+#: Template parameter naming the operators' principals (the local ``operator`` identity by default).
+OPERATOR_PARAMETER = "OperatorPrincipalArns"
 
 
 def _env_port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -270,14 +279,16 @@ class LocalStack:
         # The engine reaches moto's Lambda API at localhost:$MOTO_PORT (this process hosts the emulator).
         os.environ["MOTO_PORT"] = self.emulator.url.rsplit(":", 1)[1]
         self._uninstall_stepfunctions = install_stepfunctions(invoke)
+        identities = create_identities(self.emulator.client("iam"), config.identities)
+        registry = IdentityRegistry(identities)
         self.deployed = deployed = deploy_template(
             self.emulator,
             config.template_path,
-            parameter_overrides=config.parameter_overrides,
+            parameter_overrides=operator_overrides(
+                config.parameter_overrides, identities, _declared_parameters(config.template_path)
+            ),
             stack_name=config.stack_name,
         )
-        identities = create_identities(self.emulator.client("iam"), config.identities)
-        registry = IdentityRegistry(identities)
 
         if len(deployed.apis) > 1:
             raise RuntimeError("the local stack serves one REST API; the template declares several")
@@ -414,6 +425,29 @@ class LocalStack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def operator_overrides(
+    overrides: Mapping[str, str], identities: Sequence[Identity], declared: Collection[str]
+) -> dict[str, str]:
+    """The parameter overrides, with ``OperatorPrincipalArns`` naming the local ``operator`` identities
+    unless the caller set it (the template's default, empty, would leave the stack without operators).
+    Templates that do not declare the parameter get the overrides unchanged."""
+    merged = dict(overrides)
+    if OPERATOR_PARAMETER in declared and OPERATOR_PARAMETER not in merged:
+        merged[OPERATOR_PARAMETER] = ",".join(i.arn for i in identities if i.role == "operator")
+    return merged
+
+
+def _declared_parameters(template_path: Path) -> set[str]:
+    import yaml
+
+    from medsum_local.template import load_template
+
+    try:
+        return set(load_template(template_path).get("Parameters") or {})
+    except (OSError, ValueError, yaml.YAMLError):
+        return set()  # deploy_template reports an unreadable template with its own error
 
 
 def _import_moto_cloudformation() -> None:

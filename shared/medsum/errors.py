@@ -116,3 +116,27 @@ class IngestRejectedError(MedsumError):
 
 class IngestRetryableError(MedsumError):
     """A transient failure of an ingestion step: the state machine retries the step."""
+
+
+class ForbiddenError(MedsumError):
+    """The caller is not an operator (admin routes only)."""
+
+
+class DeadLetterQueueError(MedsumError):
+    """The dead-letter queue could not be read or changed."""
+
+
+class RedriveJobNotFoundError(MedsumError):
+    """No redrive job with this id."""
+
+
+class OperatorRequestError(MedsumError):
+    """An operator request that cannot be carried out as asked (bad selection, wrong report state).
+
+    ``conflict`` is true when the request is well formed but the current state forbids it (409)."""
+
+    def __init__(self, code: str, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.conflict = conflict

@@ -52,3 +52,24 @@ def body_size(event: dict[str, Any]) -> int:
     if event.get("isBase64Encoded"):
         return len(body) * 3 // 4
     return len(body.encode("utf-8"))
+
+
+def validation_problem(errors: list[dict[str, Any]]) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """Map pydantic/Powertools validation errors to ``(code, message, details)`` of the error shape."""
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return "invalid_json", "the request body is not valid JSON", None
+    details = [
+        {"location": ".".join(str(p) for p in err.get("loc", ())), "problem": str(err.get("msg", "invalid"))}
+        for err in errors
+    ]
+    return "invalid_request", "the request is not valid", details
+
+
+def raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+    """A complete API Gateway proxy response in the error shape (for errors before routing)."""
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"},
+        "body": error_body(code, message),
+        "isBase64Encoded": False,
+    }

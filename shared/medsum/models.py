@@ -196,6 +196,12 @@ class Report(BaseModel):
     expires_at: int
     version: int = 1
     event_published: bool = False
+    # Operator history: when the first retryable failure happened, how often and when the report was
+    # put back to work from the dead-letter queue (or retried), and the error it had before that.
+    first_failed_at: datetime | None = None
+    redriven_at: datetime | None = None
+    redrive_count: int = 0
+    previous_error: ErrorInfo | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,3 +364,115 @@ class ReportEvent(StrictModel):
     @property
     def status(self) -> str:
         return self.data.status.value
+
+
+# --------------------------------------------------------------------------------------------------
+# Operators (admin routes): ids, codes, counts and times only — never report text or summaries
+# --------------------------------------------------------------------------------------------------
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,7}[smhd]?$")]
+ReportIdList = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=64)]], Field(min_length=1, max_length=1000)
+]
+Reason = Annotated[str, StringConstraints(min_length=3, max_length=500)]
+ErrorCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+
+
+class DeadLetterEntry(StrictModel):
+    """One dead-lettered work message joined with its report's record (no text, no summary)."""
+
+    message_id: str
+    report_id: str | None
+    owner: str | None = None
+    batch_id: str | None = None
+    status: ReportStatus | None = None
+    error_code: str
+    error_message: str
+    attempts: int = 0
+    receive_count: int
+    first_failed_at: datetime | None = None
+    last_failed_at: datetime
+    age_seconds: int
+    redrive_count: int = 0
+
+
+class DeadLetterPage(StrictModel):
+    items: list[DeadLetterEntry]
+    next_token: str | None = None
+    scanned: int
+    truncated: bool = False
+
+
+class DeadLetterSummary(StrictModel):
+    total: int
+    by_error_code: dict[str, int]
+    by_age: dict[str, int]
+    truncated: bool = False
+
+
+class RedriveRequest(StrictModel):
+    """Exactly one selection (``report_ids``, ``error_code`` or ``all``), or ``job_id`` to continue
+    a job that stopped at the per-request budget."""
+
+    report_ids: ReportIdList | None = None
+    error_code: ErrorCode | None = None
+    all: bool = False
+    max_per_second: float = Field(default=10.0, gt=0, le=100)
+    dry_run: bool = False
+    reason: Reason | None = None
+    job_id: Annotated[str, StringConstraints(pattern=r"^[a-f0-9]{32}$")] | None = None
+
+
+class PurgeRequest(StrictModel):
+    report_ids: ReportIdList | None = None
+    older_than: Duration | None = None
+    reason: Reason
+
+
+class RetryRequest(StrictModel):
+    reason: Reason
+
+
+class ActionCounts(StrictModel):
+    selected: int = 0
+    moved: int = 0
+    purged: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+class AuditEntry(StrictModel):
+    """One operator action, stored durably in the audit table (a redrive's entry is also its job)."""
+
+    audit_id: str
+    at: datetime
+    principal: str
+    action: Literal["dlq.redrive", "dlq.purge", "report.retry"]
+    selection: dict[str, str | int | float | bool | list[str] | None]
+    reason: str
+    dry_run: bool = False
+    status: JobStatus = JobStatus.COMPLETED
+    counts: ActionCounts = Field(default_factory=ActionCounts)
+    updated_at: datetime | None = None
+
+
+class AuditPage(StrictModel):
+    items: list[AuditEntry]
+    next_token: str | None = None
+
+
+class RedriveJobView(StrictModel):
+    job_id: str
+    status: JobStatus
+    dry_run: bool
+    selection: dict[str, str | int | float | bool | list[str] | None]
+    moved: int
+    skipped: int
+    failed: int
+    selected: int
+    remaining: int
+    report_ids: list[str] = Field(default_factory=list)

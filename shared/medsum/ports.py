@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from medsum.models import (
+    ActionCounts,
+    AuditEntry,
     Batch,
     BatchStatus,
     ErrorInfo,
@@ -234,3 +236,72 @@ class EventPublisher(ABC):
     @abstractmethod
     def publish(self, event: ReportEvent, owner: str) -> None:
         """Publish a thin event (ids and links only). Raises ``PublishError``."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message received from the dead-letter queue (hidden until released or deleted)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent_at: datetime
+
+
+class DeadLetterQueue(ABC):
+    """The work queue's dead-letter queue, read by operators only."""
+
+    @abstractmethod
+    def snapshot(self, visibility_seconds: int, max_messages: int) -> tuple[list[DeadLetter], bool]:
+        """Receive every message (up to ``max_messages``), each once, hidden for ``visibility_seconds``.
+
+        Returns the messages and whether the scan stopped at ``max_messages`` (truncated). The caller
+        must ``release`` what it does not delete. Raises ``DeadLetterQueueError``.
+        """
+
+    @abstractmethod
+    def release(self, messages: Sequence[DeadLetter]) -> None:
+        """Make received messages visible again at once (best effort: they reappear anyway)."""
+
+    @abstractmethod
+    def delete(self, message: DeadLetter) -> None:
+        """Delete one received message. Raises ``DeadLetterQueueError``."""
+
+
+class OperatorReportStore(ABC):
+    """The operator's view of reports: never text or summaries, conditional state changes."""
+
+    @abstractmethod
+    def describe_many(self, report_ids: Sequence[str]) -> list[Report]:
+        """Reports by id without text or summary (missing ones are left out)."""
+
+    @abstractmethod
+    def reopen(self, report_id: str, now: datetime, batch_id: str | None = None) -> Report:
+        """FAILED -> PENDING for a redrive or retry: attempts kept, ``previous_error`` set from the
+        error, ``redriven_at``/``redrive_count`` recorded, event flag cleared. Raises ``ConflictError``
+        (with ``current``) when the report is not FAILED, ``ReportNotFoundError`` when it is gone."""
+
+    @abstractmethod
+    def mark_purged(self, report_id: str, error: ErrorInfo, now: datetime) -> Report:
+        """FAILED -> FAILED with ``error`` (code ``purged``). Raises ``ConflictError`` otherwise."""
+
+
+class AuditLog(ABC):
+    """Operator actions, append-only (no delete anywhere); a redrive's entry doubles as its job."""
+
+    @abstractmethod
+    def record(self, entry: AuditEntry) -> None:
+        """Store a new entry. Raises ``RepositoryError``."""
+
+    @abstractmethod
+    def update_progress(self, audit_id: str, counts: ActionCounts, status: str, now: datetime) -> None:
+        """Replace the counts and status of an entry (a redrive job's progress)."""
+
+    @abstractmethod
+    def get(self, audit_id: str) -> AuditEntry | None:
+        """One entry (strongly consistent), None when missing."""
+
+    @abstractmethod
+    def list(self, limit: int, next_token: str | None) -> tuple[list[AuditEntry], str | None]:
+        """Entries, newest first."""

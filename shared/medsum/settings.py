@@ -52,6 +52,26 @@ class IngestSettings(_Env):
     public_api_url: str = Field(alias="PUBLIC_API_URL", min_length=1)
 
 
+class AdminSettings(_Env):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    audit_table_name: str = Field(alias="AUDIT_TABLE_NAME", min_length=1)
+    # Comma-separated IAM principal ARNs (the template's OperatorPrincipalArns); may be empty: no operators.
+    operator_principals_raw: str = Field(alias="OPERATOR_PRINCIPAL_ARNS")
+
+    @property
+    def operator_principals(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.operator_principals_raw.split(",") if p.strip())
+
+
+@lru_cache(maxsize=1)
+def get_admin_settings() -> AdminSettings:
+    """Validate the admin function's environment once per cold start."""
+    return AdminSettings.model_validate(dict(os.environ))
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     """Validate the api function's environment once per cold start."""

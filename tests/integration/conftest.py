@@ -14,17 +14,22 @@ from typing import Any
 import boto3
 import pytest
 from medsum.adapters import clients
-from medsum.settings import get_api_settings, get_ingest_settings, get_worker_settings
+from medsum.settings import get_admin_settings, get_api_settings, get_ingest_settings, get_worker_settings
 from medsum_local.deploy import deploy_template
 from medsum_local.emulator import speed_up_sqs
 from medsum_local.stepfunctions import Invoker, install
 from moto import mock_aws
 
-from tests.support.events import ACCOUNT, ROOT
+from tests.support.events import ACCOUNT, OPERATOR, ROOT
 
 REGION = "us-east-1"
 #: Fast retries, as in the e2e tests (the values must satisfy the template's constraints).
-PARAMETERS = {"BedrockRetryBudgetSeconds": "1", "BedrockMaxAttempts": "2", "RequeueBaseDelaySeconds": "1"}
+PARAMETERS = {
+    "BedrockRetryBudgetSeconds": "1",
+    "BedrockMaxAttempts": "2",
+    "RequeueBaseDelaySeconds": "1",
+    "OperatorPrincipalArns": OPERATOR,
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
         try:
             deployed = deploy()
             # The functions' environment exactly as the template defines it (resolved by CloudFormation)
-            for function in ("ApiFunction", "WorkerFunction", "IngestFunction"):
+            for function in ("ApiFunction", "WorkerFunction", "IngestFunction", "AdminFunction"):
                 for name, value in deployed.environments[function].items():
                     if not name.startswith("POWERTOOLS_"):
                         monkeypatch.setenv(name, value)
@@ -104,6 +109,7 @@ def _clear_caches() -> None:
     get_api_settings.cache_clear()
     get_worker_settings.cache_clear()
     get_ingest_settings.cache_clear()
+    get_admin_settings.cache_clear()
 
 
 @pytest.fixture

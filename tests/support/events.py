@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 CLINIC_A = f"arn:aws:iam::{ACCOUNT}:user/clinic-a"
 CLINIC_B = f"arn:aws:iam::{ACCOUNT}:user/clinic-b"
+OPERATOR = f"arn:aws:iam::{ACCOUNT}:user/operator"
 
 
 def load_function(name: str) -> ModuleType:

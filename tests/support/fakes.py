@@ -8,8 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from medsum.errors import ConflictError, EnqueueError, PublishError, ReportNotFoundError
+from medsum.errors import ConflictError, DeadLetterQueueError, EnqueueError, PublishError, ReportNotFoundError
 from medsum.models import (
+    ActionCounts,
+    AuditEntry,
     Batch,
     BatchStatus,
     ErrorInfo,
@@ -22,10 +24,14 @@ from medsum.models import (
     Usage,
 )
 from medsum.ports import (
+    AuditLog,
     BatchItemRef,
     BatchRepository,
+    DeadLetter,
+    DeadLetterQueue,
     EventPublisher,
     ModelReply,
+    OperatorReportStore,
     Page,
     ReportRepository,
     Summarizer,
@@ -33,7 +39,7 @@ from medsum.ports import (
 )
 
 
-class InMemoryRepository(ReportRepository):
+class InMemoryRepository(ReportRepository, OperatorReportStore):
     """Reports, plus each batch item's transitions counted per batch (as the adapter's shards do)."""
 
     def __init__(self) -> None:
@@ -203,6 +209,33 @@ class InMemoryRepository(ReportRepository):
         except (ConflictError, ReportNotFoundError):
             return
 
+    # -- operators ---------------------------------------------------------------------------------
+    def describe_many(self, report_ids: Sequence[str]) -> list[Report]:
+        return [
+            self.items[r].model_copy(update={"text": None, "summary": None})
+            for r in dict.fromkeys(report_ids)
+            if r in self.items
+        ]
+
+    def reopen(self, report_id: str, now: datetime, batch_id: str | None = None) -> Report:
+        current = self.items.get(report_id)
+        report = self._update(
+            report_id,
+            lambda r: r.status is ReportStatus.FAILED,
+            status=ReportStatus.PENDING,
+            previous_error=current.error if current else None,
+            error=None,
+            redriven_at=now,
+            redrive_count=(current.redrive_count if current else 0) + 1,
+            updated_at=now,
+            event_published=False,
+        )
+        self._count(batch_id, failed=-1)
+        return report
+
+    def mark_purged(self, report_id: str, error: ErrorInfo, now: datetime) -> Report:
+        return self._update(report_id, lambda r: r.status is ReportStatus.FAILED, error=error, updated_at=now)
+
 
 @dataclass
 class FakeQueue(WorkQueue):
@@ -332,3 +365,74 @@ class InMemoryBatchRepository(BatchRepository):
             update={"status": BatchStatus.IN_PROGRESS, "total": total, "updated_at": now}
         )
         return True
+
+
+@dataclass
+class FakeDeadLetterQueue(DeadLetterQueue):
+    """Messages with SQS-like hiding: received ones are hidden until released (or deleted)."""
+
+    messages: dict[str, DeadLetter] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    deleted: list[str] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_delete: bool = False
+
+    def add(self, body: str, sent_at: datetime, receive_count: int = 5) -> DeadLetter:
+        message_id = f"m{len(self.messages) + len(self.deleted):04d}"
+        message = DeadLetter(message_id, f"rh-{message_id}", body, receive_count, sent_at)
+        self.messages[message_id] = message
+        return message
+
+    def snapshot(self, visibility_seconds: int, max_messages: int) -> tuple[list[DeadLetter], bool]:
+        visible = [m for k, m in self.messages.items() if k not in self.hidden]
+        taken = visible[:max_messages]
+        self.hidden.update(m.message_id for m in taken)
+        return taken, len(visible) > max_messages
+
+    def release(self, messages: Sequence[DeadLetter]) -> None:
+        self.hidden.difference_update(m.message_id for m in messages)
+
+    def delete(self, message: DeadLetter) -> None:
+        self.calls.append(("delete", message.message_id))
+        if self.fail_delete:
+            raise DeadLetterQueueError("dead-letter queue unavailable")
+        self.messages.pop(message.message_id, None)
+        self.hidden.discard(message.message_id)
+        self.deleted.append(message.message_id)
+
+
+@dataclass
+class InMemoryAuditLog(AuditLog):
+    entries: dict[str, AuditEntry] = field(default_factory=dict)
+
+    def record(self, entry: AuditEntry) -> None:
+        assert entry.audit_id not in self.entries
+        self.entries[entry.audit_id] = entry
+
+    def update_progress(self, audit_id: str, counts: ActionCounts, status: str, now: datetime) -> None:
+        self.entries[audit_id] = self.entries[audit_id].model_copy(
+            update={"counts": counts, "status": status, "updated_at": now}
+        )
+
+    def get(self, audit_id: str) -> AuditEntry | None:
+        return self.entries.get(audit_id)
+
+    def list(self, limit: int, next_token: str | None) -> tuple[list[AuditEntry], str | None]:
+        ordered = sorted(self.entries.values(), key=lambda e: e.at, reverse=True)
+        return ordered[:limit], None
+
+
+class FakeTimer:
+    """A monotonic clock whose ``sleep`` advances it (no real waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.now += seconds
+        self.slept += seconds

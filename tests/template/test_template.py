@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.api import lint_file
-from medsum.settings import ApiSettings, IngestSettings, WorkerSettings
+from medsum.settings import AdminSettings, ApiSettings, IngestSettings, WorkerSettings
 from medsum_local.template import (
     MOTO_BROKEN_TYPES,
     MOTO_MISSING_TYPES,
@@ -35,7 +35,7 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "us-east-1"
 ARTIFACT_BUCKET = "medsum-artifacts"
 
-FUNCTIONS = ("ApiFunction", "WorkerFunction")
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "AdminFunction")
 
 # Actions AWS only grants on Resource "*" (none is needed today). Anything added here needs a reason.
 WILDCARD_RESOURCE_ALLOWED_ACTIONS: frozenset[str] = frozenset()
@@ -77,6 +77,20 @@ WORKER_ACTIONS = {
     "sqs:ChangeMessageVisibility",
     "sns:Publish",
     "bedrock:InvokeModel",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+}
+ADMIN_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+    "sqs:SendMessage",
     "kms:Decrypt",
     "kms:GenerateDataKey",
 }
@@ -254,7 +268,12 @@ def test_function_role_statements_name_their_resources(translated: dict[str, Any
 
 @pytest.mark.parametrize(
     ("function_id", "expected_actions"),
-    [("ApiFunction", API_ACTIONS), ("WorkerFunction", WORKER_ACTIONS), ("IngestFunction", INGEST_ACTIONS)],
+    [
+        ("ApiFunction", API_ACTIONS),
+        ("WorkerFunction", WORKER_ACTIONS),
+        ("IngestFunction", INGEST_ACTIONS),
+        ("AdminFunction", ADMIN_ACTIONS),
+    ],
 )
 def test_function_roles_grant_exactly_the_actions_the_function_needs(
     translated: dict[str, Any], function_id: str, expected_actions: set[str]
@@ -322,6 +341,7 @@ def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
         ("ApiFunction", ApiSettings, "medsum-api"),
         ("WorkerFunction", WorkerSettings, "medsum-worker"),
         ("IngestFunction", IngestSettings, "medsum-ingest"),
+        ("AdminFunction", AdminSettings, "medsum-admin"),
     ],
 )
 def test_each_function_gets_every_setting_its_code_requires(
@@ -397,6 +417,7 @@ def test_worker_consumes_the_work_queue_with_partial_batch_failures(resources: d
         ("ApiAccessLogGroup", "KmsKeyId"),
         ("ApiFunctionLogGroup", "KmsKeyId"),
         ("WorkerFunctionLogGroup", "KmsKeyId"),
+        ("AdminFunctionLogGroup", "KmsKeyId"),
     ],
 )
 def test_every_store_is_encrypted_with_the_data_key(
@@ -688,6 +709,7 @@ def test_template_deploys_into_moto_cloudformation(moto_stack: dict[str, Any]) -
         "UploadsBucketName",
         "IngestStateMachineArn",
         "AlarmTopicArn",
+        "OperatorAuditTableName",
     }
 
 
@@ -719,3 +741,54 @@ def test_deployed_resources_carry_the_template_settings(moto_stack: dict[str, An
     assert worker["Environment"]["Variables"]["WORK_QUEUE_URL"] == outputs["WorkQueueUrl"]
     assert worker["Environment"]["Variables"]["PUBLIC_API_URL"] == outputs["ApiUrl"]
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["ByOwnerPatient", "ByBatch"]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Operators
+# --------------------------------------------------------------------------------------------------------
+def test_only_the_admin_function_touches_the_dead_letter_queue(translated: dict[str, Any]) -> None:
+    def dlq_actions(function_id: str) -> set[str]:
+        return {
+            action
+            for statement in _role_statements(translated, function_id)
+            if {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]} in _as_list(statement["Resource"])
+            for action in _as_list(statement["Action"])
+        }
+
+    assert dlq_actions("ApiFunction") == dlq_actions("WorkerFunction") == set()
+    assert dlq_actions("AdminFunction") == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    }
+
+
+def test_the_audit_trail_is_durable_encrypted_and_never_deletable(
+    resources: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    table = _props(resources, "OperatorAudit")
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert table["DeletionProtectionEnabled"] is True and "TimeToLiveSpecification" not in table
+    assert resources["OperatorAudit"]["DeletionPolicy"] == "Retain"
+    for function_id in ("ApiFunction", "WorkerFunction", "IngestFunction", "AdminFunction"):
+        for statement in _role_statements(translated, function_id):
+            resources_named = json.dumps(statement["Resource"])
+            if "OperatorAudit" in resources_named:
+                assert function_id == "AdminFunction"
+                assert "dynamodb:DeleteItem" not in _as_list(statement["Action"])
+
+
+def test_admin_routes_go_to_the_admin_function_with_iam_auth_and_operator_principals(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    admin = _props(resources, "AdminFunction")
+    assert [(e["Properties"]["Method"], e["Properties"]["Path"]) for e in admin["Events"].values()] == [
+        ("ANY", "/admin/{proxy+}")
+    ]
+    assert all("Auth" not in e["Properties"] for e in admin["Events"].values())  # the default: AWS_IAM
+    assert admin["Environment"]["Variables"]["OPERATOR_PRINCIPAL_ARNS"] == {
+        "Fn::Join": [",", {"Ref": "OperatorPrincipalArns"}]
+    }
+    assert template["Parameters"]["OperatorPrincipalArns"]["Type"] == "CommaDelimitedList"

@@ -30,7 +30,7 @@ from medsum.errors import (
     RepositoryError,
 )
 from medsum.models import ErrorInfo, Report, ReportStatus, Summary, Usage
-from medsum.ports import BatchItemRef, Page, ReportRepository
+from medsum.ports import BatchItemRef, OperatorReportStore, Page, ReportRepository
 
 GSI_NAME = "ByOwnerPatient"
 BATCH_INDEX = "ByBatch"
@@ -105,6 +105,10 @@ def _from_item(raw: dict[str, Any]) -> Report:
         expires_at=int(item["expires_at"]),
         version=int(item.get("version", 1)),
         event_published=bool(item.get("event_published", False)),
+        first_failed_at=parse_ts(item["first_failed_at"]) if "first_failed_at" in item else None,
+        redriven_at=parse_ts(item["redriven_at"]) if "redriven_at" in item else None,
+        redrive_count=int(item.get("redrive_count", 0)),
+        previous_error=ErrorInfo.model_validate(item["previous_error"]) if "previous_error" in item else None,
     )
 
 
@@ -112,8 +116,16 @@ def _values(**values: Any) -> dict[str, Any]:
     return {f":{k}": _ser.serialize(v) for k, v in values.items()}
 
 
-class DynamoReportRepository(ReportRepository):
-    """``ReportRepository`` over one DynamoDB table.
+#: What operators may read of a report: never ``text_z`` or ``summary_json``.
+OPERATOR_PROJECTION = (
+    "report_id, #o, patient_id, report_type, #s, created_at, updated_at, attempts, lease_expires_at, "
+    "#e, batch_id, custom_id, expires_at, version, event_published, first_failed_at, redriven_at, "
+    "redrive_count, previous_error"
+)
+
+
+class DynamoReportRepository(ReportRepository, OperatorReportStore):
+    """``ReportRepository`` (and the operators' ``OperatorReportStore``) over one DynamoDB table.
 
     Parameters
     ----------
@@ -361,8 +373,8 @@ class DynamoReportRepository(ReportRepository):
         return self._update(
             report_id,
             update=(
-                "SET #s = :failed, #e = :error, updated_at = :now, version = version + :one "
-                "REMOVE lease_expires_at, lease_token"
+                "SET #s = :failed, #e = :error, updated_at = :now, version = version + :one, "
+                "first_failed_at = if_not_exists(first_failed_at, :now) REMOVE lease_expires_at, lease_token"
             ),
             condition=condition,
             values=values,
@@ -389,7 +401,10 @@ class DynamoReportRepository(ReportRepository):
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(
             report_id,
-            update="SET #s = :pending, updated_at = :now REMOVE lease_expires_at, lease_token",
+            update=(
+                "SET #s = :pending, updated_at = :now, "
+                "first_failed_at = if_not_exists(first_failed_at, :now) REMOVE lease_expires_at, lease_token"
+            ),
             condition="#s = :processing AND lease_token = :token",
             values=_values(
                 pending=ReportStatus.PENDING.value,
@@ -411,6 +426,66 @@ class DynamoReportRepository(ReportRepository):
             )
         except (ConflictError, ReportNotFoundError):
             return
+
+    # -- operators -------------------------------------------------------------------------------
+    def describe_many(self, report_ids: Sequence[str]) -> list[Report]:
+        found: list[Report] = []
+        unique = list(dict.fromkeys(report_ids))
+        for start in range(0, len(unique), READ_CHUNK):
+            keys = [{"report_id": {"S": rid}} for rid in unique[start : start + READ_CHUNK]]
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": keys,
+                    "ConsistentRead": True,
+                    "ProjectionExpression": OPERATOR_PROJECTION,
+                    "ExpressionAttributeNames": {"#o": "owner", "#s": "status", "#e": "error"},
+                }
+            }
+            for attempt in range(BATCH_RETRIES):
+                try:
+                    response = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise RepositoryError("report store unavailable") from exc
+                found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _backoff(attempt)
+            else:
+                raise RepositoryError("report store kept throttling batched reads")
+        return found
+
+    def reopen(self, report_id: str, now: datetime, batch_id: str | None = None) -> Report:
+        return self._update(
+            report_id,
+            update=(
+                "SET #s = :pending, previous_error = #e, redriven_at = :now, updated_at = :now, "
+                "redrive_count = if_not_exists(redrive_count, :zero) + :one, version = version + :one "
+                "REMOVE #e, event_published, lease_expires_at, lease_token"
+            ),
+            condition="#s = :failed",
+            values=_values(
+                pending=ReportStatus.PENDING.value,
+                failed=ReportStatus.FAILED.value,
+                now=format_ts(now),
+                zero=0,
+                one=1,
+            ),
+            names={"#e": "error"},
+            batch_id=batch_id,
+            deltas={"failed": -1},
+        )
+
+    def mark_purged(self, report_id: str, error: ErrorInfo, now: datetime) -> Report:
+        return self._update(
+            report_id,
+            update="SET #e = :error, updated_at = :now, version = version + :one",
+            condition="#s = :failed",
+            values=_values(
+                failed=ReportStatus.FAILED.value, error=error.model_dump(), now=format_ts(now), one=1
+            ),
+            names={"#e": "error"},
+        )
 
     # -- internals -----------------------------------------------------------------------------
     def _update(

@@ -1,19 +1,20 @@
-"""SQS implementation of ``WorkQueue``."""
+"""SQS implementations of ``WorkQueue`` and ``DeadLetterQueue``."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.errors import EnqueueError
+from medsum.errors import DeadLetterQueueError, EnqueueError
 from medsum.models import WorkMessage
 from medsum.observability import logger
-from medsum.ports import WorkQueue
+from medsum.ports import DeadLetter, DeadLetterQueue, WorkQueue
 
 MAX_VISIBILITY_SECONDS = 43_200  # SQS limit: 12 hours
 SEND_CHUNK = 10  # SendMessageBatch limit
@@ -83,3 +84,72 @@ class SqsWorkQueue(WorkQueue):
         except (ClientError, BotoCoreError) as exc:
             # Not fatal: the message still reappears after the queue's visibility timeout.
             logger.warning("could not shorten message visibility", error_type=type(exc).__name__)
+
+
+class SqsDeadLetterQueue(DeadLetterQueue):
+    """The dead-letter queue, read by receiving every message once with a short visibility timeout.
+
+    SQS cannot peek: a message is seen only by receiving it, which hides it and adds one to its
+    ``ApproximateReceiveCount``. The dead-letter queue has no redrive policy of its own, so that count
+    moves nothing anywhere; a redrive sends a *new* message to the work queue (receive count 0).
+    """
+
+    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+        self._url = queue_url
+        self._client = sqs_client or default_client("sqs")
+
+    def snapshot(self, visibility_seconds: int, max_messages: int) -> tuple[list[DeadLetter], bool]:
+        seen: dict[str, DeadLetter] = {}
+        empty_polls = 0
+        while len(seen) < max_messages:
+            try:
+                response = self._client.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=min(10, max_messages - len(seen)),
+                    VisibilityTimeout=visibility_seconds,
+                    # Short polls sample a subset of servers: one long poll confirms the queue is drained.
+                    WaitTimeSeconds=1 if empty_polls else 0,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                self.release(list(seen.values()))
+                raise DeadLetterQueueError("dead-letter queue unavailable") from exc
+            messages = response.get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            if not fresh:
+                empty_polls += 1
+                if empty_polls >= 2:
+                    return list(seen.values()), False
+                continue
+            empty_polls = 0
+            for message in fresh:
+                attributes = message.get("Attributes", {})
+                seen[message["MessageId"]] = DeadLetter(
+                    message_id=message["MessageId"],
+                    receipt_handle=message["ReceiptHandle"],
+                    body=message.get("Body", ""),
+                    receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+                    sent_at=datetime.fromtimestamp(int(attributes.get("SentTimestamp", "0")) / 1000, UTC),
+                )
+        return list(seen.values()), True
+
+    def release(self, messages: Sequence[DeadLetter]) -> None:
+        for start in range(0, len(messages), SEND_CHUNK):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for index, m in enumerate(messages[start : start + SEND_CHUNK])
+            ]
+            try:
+                response = self._client.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                # Not fatal: the messages reappear when their short visibility timeout ends.
+                logger.warning("could not release dead letters", error_type=type(exc).__name__)
+                continue
+            if response.get("Failed"):
+                logger.warning("some dead letters were not released", failed=len(response["Failed"]))
+
+    def delete(self, message: DeadLetter) -> None:
+        try:
+            self._client.delete_message(QueueUrl=self._url, ReceiptHandle=message.receipt_handle)
+        except (ClientError, BotoCoreError) as exc:
+            raise DeadLetterQueueError("dead-letter queue unavailable") from exc
