@@ -14,7 +14,12 @@ from typing import Any
 import boto3
 import pytest
 from medsum.adapters import clients
-from medsum.settings import get_api_settings, get_ingest_settings, get_worker_settings
+from medsum.settings import (
+    get_api_settings,
+    get_ingest_settings,
+    get_notifier_settings,
+    get_worker_settings,
+)
 from medsum_local.deploy import deploy_template
 from medsum_local.stepfunctions import Invoker, install
 from moto import mock_aws
@@ -23,7 +28,14 @@ from tests.support.events import ACCOUNT, ROOT
 
 REGION = "us-east-1"
 #: Fast retries, as in the e2e tests (the values must satisfy the template's constraints).
-PARAMETERS = {"BedrockRetryBudgetSeconds": "1", "BedrockMaxAttempts": "2", "RequeueBaseDelaySeconds": "1"}
+PARAMETERS = {
+    "BedrockRetryBudgetSeconds": "1",
+    "BedrockMaxAttempts": "2",
+    "RequeueBaseDelaySeconds": "1",
+    "NotifierMaxReceiveCount": "3",
+    "NotifierRetryBaseDelaySeconds": "1",
+    "NotifierRetryMaxDelaySeconds": "2",
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
         try:
             deployed = deploy()
             # The functions' environment exactly as the template defines it (resolved by CloudFormation)
-            for function in ("ApiFunction", "WorkerFunction", "IngestFunction"):
+            for function in ("ApiFunction", "WorkerFunction", "IngestFunction", "NotifierFunction"):
                 for name, value in deployed.environments[function].items():
                     if not name.startswith("POWERTOOLS_"):
                         monkeypatch.setenv(name, value)
@@ -102,6 +114,7 @@ def _clear_caches() -> None:
     get_api_settings.cache_clear()
     get_worker_settings.cache_clear()
     get_ingest_settings.cache_clear()
+    get_notifier_settings.cache_clear()
 
 
 @pytest.fixture
