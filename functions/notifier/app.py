@@ -67,7 +67,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
         logger.info("event handled", endpoints=sent)
     except RetryLaterError as retry:
         if retry.last_receive:
+            # Visible again at once: the next receive moves it to the dead-letter queue.
             logger.warning("webhook retries exhausted; message goes to the dead-letter queue")
+            _queue().retry_later(record.receipt_handle, 0)
         else:
             _queue().retry_later(record.receipt_handle, retry.delay_seconds)
         raise
