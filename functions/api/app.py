@@ -70,11 +70,14 @@ from medsum.logic.ingest import MAX_UPLOAD_ITEMS, UPLOAD_URL_SECONDS, create_upl
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
 from medsum.logic.webhooks import (
     DeliveryNotFoundError,
+    NoDefaultSecretError,
     TooManyWebhooksError,
     UrlPolicy,
     WebhookNotFoundError,
+    register_callback,
     register_webhook,
     rotate_secret,
+    set_default_secret,
 )
 from medsum.logic.webhooks import view as webhook_view
 from medsum.models import (
@@ -181,12 +184,25 @@ _idempotency_config = IdempotencyConfig(
 
 def _submit(command: dict[str, Any]) -> dict[str, Any]:
     settings = get_api_settings()
+    request = SummarizeRequest.model_validate(command["request"])
+    report_id, now = new_id(), utcnow()
+    if request.callback_url:
+        # Recorded before the work is queued, so the report's event always finds it.
+        register_callback(
+            request.callback_url,
+            command["owner"],
+            report_id,
+            _webhooks(),
+            _url_policy(),
+            now,
+            expires_at=int((now + timedelta(days=settings.report_retention_days)).timestamp()),
+        )
     report = submit_report(
-        SummarizeRequest.model_validate(command["request"]),
+        request,
         command["owner"],
         _submit_deps(),
-        report_id=new_id(),
-        now=utcnow(),
+        report_id=report_id,
+        now=now,
         retention_days=settings.report_retention_days,
     )
     return {"report_id": report.report_id}
@@ -449,6 +465,15 @@ def create_webhook(body: Annotated[WebhookCreateRequest, Body(embed=False)]) -> 
     return _json(HTTPStatus.CREATED, created.model_dump_json())
 
 
+@app.post(
+    "/webhooks/default-secret",
+    summary="Create (or rotate) the secret that signs per-request callback_url deliveries (shown once)",
+)
+def create_default_secret() -> Response[str]:
+    secret = set_default_secret(_owner(), _webhooks(), _cipher(), utcnow())
+    return _json(HTTPStatus.CREATED, secret.model_dump_json())
+
+
 @app.get("/webhooks", summary="List the caller's webhook endpoints (never their secrets)")
 def list_webhooks() -> Response[str]:
     now = utcnow()
@@ -550,6 +575,15 @@ def _bad_batch(exc: BatchInputError) -> Response[str]:
 @app.exception_handler(UnsafeUrlError)
 def _unsafe_url(exc: UnsafeUrlError) -> Response[str]:
     return _error(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
+
+
+@app.exception_handler(NoDefaultSecretError)
+def _no_default_secret(_: NoDefaultSecretError) -> Response[str]:
+    return _error(
+        HTTPStatus.CONFLICT,
+        "no_default_secret",
+        "create a default secret with POST /webhooks/default-secret before using callback_url",
+    )
 
 
 @app.exception_handler(TooManyWebhooksError)

@@ -115,6 +115,9 @@ class SummarizeRequest(StrictModel):
         Annotated[str, StringConstraints(min_length=1, max_length=64)],
         Annotated[str, StringConstraints(max_length=512)],
     ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
+    # Optional per-request webhook: report.completed / report.failed for this report go there too,
+    # signed with the owner's default secret (POST /webhooks/default-secret).
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
 
     @field_validator("report_text")
     @classmethod
@@ -222,6 +225,7 @@ class BatchItemRequest(SummarizeRequest):
     """One line of a batch: a normal report (the ``/summarize`` rules) plus the caller's correlation id."""
 
     custom_id: Annotated[str, StringConstraints(pattern=CUSTOM_ID_PATTERN)]
+    callback_url: None = None  # batches announce themselves as a whole (batch.completed)
 
 
 class RequestCounts(StrictModel):
@@ -432,6 +436,13 @@ class SecretRotated(StrictModel):
 
 class WebhookPage(StrictModel):
     items: list[WebhookView]
+
+
+class DefaultSecret(StrictModel):
+    """The owner's default secret (signs per-request ``callback_url`` deliveries), shown once."""
+
+    secret: str
+    previous_secret_expires_at: datetime | None = None
 
 
 class DeliveryOutcome(StrEnum):

@@ -240,7 +240,8 @@ class WebhookRepository(ABC):
 
     @abstractmethod
     def list_for_owner(self, owner: str) -> list[Webhook]:
-        """Every endpoint of ``owner`` (a Query on the partition key)."""
+        """Every registered endpoint (``wh_…``) of ``owner`` (a Query on the partition key); not the
+        default secret or per-report callbacks, which are read with :meth:`get`."""
 
     @abstractmethod
     def get(self, owner: str, webhook_id: str) -> Webhook | None:

@@ -231,3 +231,32 @@ def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
             handle(stack, notifier, next_record)
         assert len(gone.requests) == 1
         assert len(moved.requests) == 2
+
+
+def test_per_request_callback_url_is_signed_with_the_default_secret(
+    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, worker, notifier = modules
+    body = {"patient_id": "pt-9", "report_text": TEXT, "callback_url": "https://169.254.169.254/x"}
+    # A hostile callback_url is refused; a good one needs the owner's default secret first
+    assert call(api, "POST", "/summarize", body)[1]["error"]["code"] == "url_address"
+    with receiver([200]) as hook:
+        body["callback_url"] = hook.url
+        status, refused = call(api, "POST", "/summarize", body)
+        assert (status, refused["error"]["code"]) == (409, "no_default_secret")
+        status, default = call(api, "POST", "/webhooks/default-secret")
+        assert status == 201 and default["secret"].startswith("whsec_")
+        # When a report is submitted with a callback_url and completes
+        use_model(worker, monkeypatch, [REPLY])
+        status, submitted = call(api, "POST", "/summarize", body)
+        assert status == 202
+        report_id = submitted["report_id"]
+        worker.lambda_handler(sqs_event(work(report_id)), FakeLambdaContext())
+        (record,) = notifier_records(stack)
+        assert handle(stack, notifier, record) == {"batchItemFailures": []}
+        # Then the callback got the event, signed with the default secret
+        (request,) = hook.requests
+        event = Verifier(default["secret"]).verify(request.body, request.headers)
+        assert event["data"]["report_id"] == report_id
+    # And callbacks and the default secret are not listed as endpoints
+    assert call(api, "GET", "/webhooks")[1] == {"items": []}

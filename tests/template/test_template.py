@@ -436,7 +436,12 @@ def test_data_key_rotates_and_survives_stack_deletion(resources: dict[str, Any])
 # --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("logical_id", "ttl_attribute"),
-    [("PatientReports", "expires_at"), ("IdempotencyTable", "expiration"), ("Deliveries", "expires_at")],
+    [
+        ("PatientReports", "expires_at"),
+        ("IdempotencyTable", "expiration"),
+        ("Deliveries", "expires_at"),
+        ("Webhooks", "expires_at"),
+    ],
 )
 def test_tables_are_durable_encrypted_and_expire_items(
     resources: dict[str, Any], logical_id: str, ttl_attribute: str

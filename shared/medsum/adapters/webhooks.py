@@ -59,9 +59,10 @@ class DynamoWebhookRepository(WebhookRepository):
             paginator = self._client.get_paginator("query")
             pages = paginator.paginate(
                 TableName=self._table,
-                KeyConditionExpression="#o = :o",
+                # Registered endpoints only: not the default secret or per-report callbacks.
+                KeyConditionExpression="#o = :o AND begins_with(webhook_id, :prefix)",
                 ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":o": {"S": owner}},
+                ExpressionAttributeValues={":o": {"S": owner}, ":prefix": {"S": "wh_"}},
                 ConsistentRead=True,
             )
             return [Webhook.model_validate(_plain(i)) for page in pages for i in page.get("Items", [])]

@@ -28,6 +28,7 @@ from medsum.clock import new_id, utcnow
 from medsum.errors import MedsumError
 from medsum.models import (
     MAX_WEBHOOKS_PER_OWNER,
+    DefaultSecret,
     DeliveryAttempt,
     DeliveryOutcome,
     DeliveryState,
@@ -47,8 +48,15 @@ from medsum.ports import DeliveryLog, SecretCipher, SendResult, WebhookRepositor
 from medsum.signing import new_secret, webhook_headers
 
 ROTATION_OVERLAP = timedelta(hours=24)
+ENDPOINT_PREFIX = "wh_"  # registered endpoints
+CALLBACK_PREFIX = "cb_"  # per-request callback_url of one report: cb_<report_id>
+DEFAULT_SECRET_ID = "default"  # noqa: S105 - the item id of the owner's default secret, not a secret
 MAX_VISIBILITY_SECONDS = 43_200
 USER_AGENT = "medsum-webhooks/1"
+# Errors without a response that retrying cannot fix (DNS failures and timeouts can be transient).
+_PERMANENT_ERRORS = frozenset(
+    {"url_address", "url_scheme", "url_port", "url_host", "url_credentials", "invalid_url", "no_secret"}
+)
 
 
 class WebhookNotFoundError(MedsumError):
@@ -57,6 +65,10 @@ class WebhookNotFoundError(MedsumError):
 
 class DeliveryNotFoundError(MedsumError):
     """No such delivery (or another owner's)."""
+
+
+class NoDefaultSecretError(MedsumError):
+    """A ``callback_url`` was given but the owner has no default secret to sign it with."""
 
 
 class TooManyWebhooksError(MedsumError):
@@ -122,7 +134,7 @@ def register_webhook(
     policy.check(request.url)
     if len(repository.list_for_owner(owner)) >= MAX_WEBHOOKS_PER_OWNER:
         raise TooManyWebhooksError("too many webhooks")
-    webhook_id = webhook_id or f"wh_{new_id()}"
+    webhook_id = webhook_id or f"{ENDPOINT_PREFIX}{new_id()}"
     secret = new_secret()
     webhook = Webhook(
         owner=owner,
@@ -161,6 +173,63 @@ def rotate_secret(
         raise WebhookNotFoundError("webhook not found")
     logger.info("webhook secret rotated", webhook_id=webhook_id)
     return SecretRotated(webhook_id=webhook_id, secret=secret, previous_secret_expires_at=ends)
+
+
+def set_default_secret(
+    owner: str, repository: WebhookRepository, cipher: SecretCipher, now: datetime
+) -> DefaultSecret:
+    """Create the owner's default secret, or rotate it (the previous one signs for ``ROTATION_OVERLAP``)."""
+    secret = new_secret()
+    fresh = StoredSecret(
+        ciphertext=cipher.encrypt(secret, _context(owner, DEFAULT_SECRET_ID)), created_at=now
+    )
+    current = repository.get(owner, DEFAULT_SECRET_ID)
+    if current is None:
+        repository.create(
+            Webhook(
+                owner=owner,
+                webhook_id=DEFAULT_SECRET_ID,
+                url="",
+                event_types=[],
+                created_at=now,
+                updated_at=now,
+                secrets=[fresh],
+            )
+        )
+        logger.info("default webhook secret created")
+        return DefaultSecret(secret=secret)
+    rotated = rotate_secret(owner, DEFAULT_SECRET_ID, repository, cipher, now)
+    return DefaultSecret(secret=rotated.secret, previous_secret_expires_at=rotated.previous_secret_expires_at)
+
+
+def register_callback(
+    url: str,
+    owner: str,
+    report_id: str,
+    repository: WebhookRepository,
+    policy: UrlPolicy,
+    now: datetime,
+    expires_at: int,
+) -> None:
+    """Record a per-request ``callback_url`` for one report (before its work is queued).
+
+    Raises ``UnsafeUrlError`` and ``NoDefaultSecretError``.
+    """
+    policy.check(url)
+    if repository.get(owner, DEFAULT_SECRET_ID) is None:
+        raise NoDefaultSecretError("no default secret")
+    repository.create(
+        Webhook(
+            owner=owner,
+            webhook_id=f"{CALLBACK_PREFIX}{report_id}",
+            url=url,
+            event_types=["report.completed", "report.failed"],
+            created_at=now,
+            updated_at=now,
+            secrets=[],
+            expires_at=expires_at,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,6 +278,13 @@ def deliver_event(event: ReportEvent, owner: str, receive_count: int, deps: Noti
         for w in deps.webhooks.list_for_owner(owner)
         if w.status is WebhookStatus.ENABLED and event.type in w.event_types
     ]
+    callback = deps.webhooks.get(owner, f"{CALLBACK_PREFIX}{_subject(event)}")
+    if (
+        callback is not None
+        and callback.status is WebhookStatus.ENABLED
+        and event.type in callback.event_types
+    ):
+        endpoints.append(callback)
     delays = [
         d
         for w in endpoints
@@ -234,6 +310,17 @@ def replay_delivery(delivery_id: str, receive_count: int, deps: NotifierDeps) ->
     delay = _deliver_once(event, state.owner, webhook, receive_count, deps, force=True)
     if delay is not None:
         raise RetryLaterError(delay, last_receive=receive_count >= deps.max_receive_count)
+
+
+def _signing_secrets(owner: str, webhook: Webhook, deps: NotifierDeps, now: datetime) -> list[str]:
+    """The endpoint's live secrets; callbacks are signed with the owner's default secret."""
+    key_holder = webhook
+    if webhook.webhook_id.startswith(CALLBACK_PREFIX):
+        key_holder = deps.webhooks.get(owner, DEFAULT_SECRET_ID) or webhook
+    return [
+        deps.cipher.decrypt(s.ciphertext, _context(owner, key_holder.webhook_id))
+        for s in key_holder.active_secrets(now)
+    ]
 
 
 def _deliver_once(
@@ -264,13 +351,13 @@ def _deliver_once(
         # Resolution failures may be transient; an address we must not contact is not.
         result = SendResult(status_code=None, latency_ms=0, error=refused.code)
     else:
-        secrets = [
-            deps.cipher.decrypt(s.ciphertext, _context(owner, webhook.webhook_id))
-            for s in webhook.active_secrets(now)
-        ]
-        headers = webhook_headers(secrets, event.id, int(now.timestamp()), body)
-        headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
-        result = deps.sender.send(target, addresses, headers, body)
+        secrets = _signing_secrets(owner, webhook, deps, now)
+        if secrets:
+            headers = webhook_headers(secrets, event.id, int(now.timestamp()), body)
+            headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+            result = deps.sender.send(target, addresses, headers, body)
+        else:  # a callback whose owner deleted the default secret: never sent unsigned
+            result = SendResult(status_code=None, latency_ms=0, error="no_secret")
 
     code = result.status_code
     last = receive_count >= deps.max_receive_count
@@ -281,7 +368,9 @@ def _deliver_once(
         outcome = DeliveryOutcome.DISABLED
         deps.webhooks.disable(owner, webhook.webhook_id, "410 Gone", now)
     elif (
-        code == 429 or (code is not None and code >= 500) or (code is None and result.error != "url_address")
+        code == 429
+        or (code is not None and code >= 500)
+        or (code is None and result.error not in _PERMANENT_ERRORS)
     ):
         outcome = DeliveryOutcome.EXHAUSTED if last else DeliveryOutcome.RETRYING
         delay = retry_delay(deps, receive_count, result.retry_after_seconds)

@@ -48,7 +48,7 @@ class FakeWebhooks(WebhookRepository):
         self.items[(webhook.owner, webhook.webhook_id)] = webhook
 
     def list_for_owner(self, owner: str) -> list[Webhook]:
-        return [w for (o, _), w in self.items.items() if o == owner]
+        return [w for (o, i), w in self.items.items() if o == owner and i.startswith("wh_")]
 
     def get(self, owner: str, webhook_id: str) -> Webhook | None:
         return self.items.get((owner, webhook_id))
