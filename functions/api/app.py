@@ -192,6 +192,7 @@ def _submit(command: dict[str, Any]) -> dict[str, Any]:
             request.callback_url,
             command["owner"],
             report_id,
+            ["report.completed", "report.failed"],
             _webhooks(),
             _url_policy(),
             now,
@@ -209,14 +210,26 @@ def _submit(command: dict[str, Any]) -> dict[str, Any]:
 
 
 def _create_batch(command: dict[str, Any], parsed: ParsedBatch) -> dict[str, Any]:
+    batch_id, now, retention_days = new_id(), utcnow(), get_api_settings().report_retention_days
+    if parsed.callback_url:
+        register_callback(
+            parsed.callback_url,
+            command["owner"],
+            batch_id,
+            ["batch.completed", "batch.cancelled"],
+            _webhooks(),
+            _url_policy(),
+            now,
+            expires_at=int((now + timedelta(days=retention_days)).timestamp()),
+        )
     batch = create_batch(
         parsed,
         command["owner"],
         _batch_deps(),
-        batch_id=new_id(),
+        batch_id=batch_id,
         new_id=new_id,
-        now=utcnow(),
-        retention_days=get_api_settings().report_retention_days,
+        now=now,
+        retention_days=retention_days,
     )
     return {"batch_id": batch.batch_id}
 

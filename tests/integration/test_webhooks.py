@@ -19,6 +19,7 @@ from standardwebhooks import Webhook as Verifier
 from tests.integration.conftest import REGION, Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, use_model, work
 from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function, sqs_event
+from tests.support.events import sqs_record as work_record
 from tests.support.receiver import receiver
 
 PUBLIC_URL = "https://93.184.216.34/hooks/medsum"
@@ -260,3 +261,32 @@ def test_per_request_callback_url_is_signed_with_the_default_secret(
         assert event["data"]["report_id"] == report_id
     # And callbacks and the default secret are not listed as endpoints
     assert call(api, "GET", "/webhooks")[1] == {"items": []}
+
+
+def test_batch_callback_url_gets_batch_completed_and_items_refuse_one(
+    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, worker, notifier = modules
+    call(api, "POST", "/webhooks/default-secret")
+    with receiver([200]) as hook:
+        item = {"custom_id": "a-1", "patient_id": "pt-9", "report_text": TEXT}
+        bad = {**item, "custom_id": "a-2", "callback_url": hook.url}
+        status, batch = call(api, "POST", "/batches", {"reports": [item, bad], "callback_url": hook.url})
+        # The batch-level callback is accepted; an item-level one is a line error
+        assert status == 202 and [e["custom_id"] for e in batch["errors"]] == ["a-2"]
+        batch_id = batch["batch_id"]
+        response = api.lambda_handler(api_event("GET", f"/batches/{batch_id}/results"), FakeLambdaContext())
+        (line,) = [json.loads(x) for x in response["body"].splitlines()]
+        use_model(worker, monkeypatch, [REPLY])
+        message = sqs_record_for(line["report_id"], batch_id)
+        assert worker.lambda_handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
+        for record in notifier_records(stack):
+            handle(stack, notifier, record)
+        # Then the callback got batch.completed (not the item's report event)
+        assert [json.loads(r.body)["type"] for r in hook.requests] == ["batch.completed"]
+    status, log = call(api, "GET", f"/batches/{batch_id}/deliveries")
+    assert status == 200 and [a["outcome"] for a in log["items"]] == ["delivered"]
+
+
+def sqs_record_for(report_id: str, batch_id: str) -> dict[str, Any]:
+    return work_record(json.dumps({"report_id": report_id, "batch_id": batch_id, "version": 1}))

@@ -33,6 +33,7 @@ from medsum.models import (
     DeliveryOutcome,
     DeliveryState,
     EventData,
+    EventType,
     ReportEvent,
     SecretRotated,
     StoredSecret,
@@ -205,13 +206,14 @@ def set_default_secret(
 def register_callback(
     url: str,
     owner: str,
-    report_id: str,
+    subject_id: str,
+    event_types: list[EventType],
     repository: WebhookRepository,
     policy: UrlPolicy,
     now: datetime,
     expires_at: int,
 ) -> None:
-    """Record a per-request ``callback_url`` for one report (before its work is queued).
+    """Record a per-request ``callback_url`` for one report or batch (before its work is queued).
 
     Raises ``UnsafeUrlError`` and ``NoDefaultSecretError``.
     """
@@ -221,9 +223,9 @@ def register_callback(
     repository.create(
         Webhook(
             owner=owner,
-            webhook_id=f"{CALLBACK_PREFIX}{report_id}",
+            webhook_id=f"{CALLBACK_PREFIX}{subject_id}",
             url=url,
-            event_types=["report.completed", "report.failed"],
+            event_types=event_types,
             created_at=now,
             updated_at=now,
             secrets=[],
