@@ -89,7 +89,7 @@ def with_receive_count(record: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def test_register_list_rotate_delete_and_owner_isolation(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack
+    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api, _, _ = modules
     # When clinic-a registers an endpoint
@@ -111,6 +111,9 @@ def test_register_list_rotate_delete_and_owner_isolation(
     status, rotated = call(api, "POST", f"/webhooks/{webhook_id}/rotate-secret")
     assert status == 200 and rotated["secret"] != created["secret"]
     assert call(api, "GET", "/webhooks")[1]["items"][0]["previous_secret_expires_at"]
+    # And no secret ever reached the logs
+    logs = capsys.readouterr().out
+    assert "whsec_" not in logs and created["secret"][6:] not in logs and rotated["secret"][6:] not in logs
     # And deletes
     assert call(api, "DELETE", f"/webhooks/{webhook_id}")[0] == 204
     assert call(api, "DELETE", f"/webhooks/{webhook_id}")[0] == 404
@@ -141,7 +144,10 @@ def test_hostile_urls_are_refused_at_registration(modules: tuple[ModuleType, Mod
 
 
 def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[ModuleType, ModuleType, ModuleType],
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     api, worker, notifier = modules
     with receiver([500, 503, 200]) as hook:
@@ -177,6 +183,9 @@ def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
     assert mine[0]["next_retry_at"] and mine[2]["next_retry_at"] is None
     assert all(a["latency_ms"] >= 0 and "body" not in a for a in mine)
     assert call(api, "GET", f"/reports/{report_id}/deliveries", caller=CLINIC_B)[0] == 404
+    # And the notifier never logged the secret, the body or the URL
+    logs = capsys.readouterr().out
+    assert created["secret"][6:] not in logs and hook.url not in logs and "cardiomegaly" not in logs.lower()
 
 
 def test_always_failing_receiver_ends_in_the_notifier_dlq_and_replay_resends(
