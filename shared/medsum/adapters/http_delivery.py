@@ -42,9 +42,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> int | N
 
 
 class Urllib3WebhookSender(WebhookSender):
-    def __init__(self, timeout_seconds: float = 10.0, max_body_bytes: int = 1024) -> None:
+    """``ca_certs``: a CA bundle to trust instead of the system's (tests with a private CA)."""
+
+    def __init__(
+        self, timeout_seconds: float = 10.0, max_body_bytes: int = 1024, ca_certs: str | None = None
+    ) -> None:
         self._timeout = min(10.0, timeout_seconds)
         self._max_body = max_body_bytes
+        self._ca_certs = ca_certs
 
     def _pool(self, target: Target, address: str) -> urllib3.HTTPConnectionPool:
         timeout = urllib3.Timeout(total=self._timeout, connect=min(5.0, self._timeout))
@@ -56,6 +61,7 @@ class Urllib3WebhookSender(WebhookSender):
                 retries=False,
                 maxsize=1,
                 cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
                 server_hostname=target.host,
                 assert_hostname=target.host,
             )
