@@ -12,6 +12,7 @@ import pytest
 from medsum.logic.webhooks import (
     NotifierDeps,
     RetryLaterError,
+    TooManyWebhooksError,
     UrlPolicy,
     deliver_event,
     register_webhook,
@@ -283,3 +284,11 @@ def test_registration_refuses_hosts_resolving_to_private_addresses() -> None:
     deps, *_ = make({"a.example": [ok()]}, dns={"a.example": "10.0.0.5"})
     with pytest.raises(UnsafeUrlError):
         register(deps, "a.example")
+
+
+def test_an_owner_has_at_most_ten_endpoints() -> None:
+    deps, *_ = make({f"h{i}.example": [ok()] for i in range(11)})
+    for i in range(10):
+        register(deps, f"h{i}.example")
+    with pytest.raises(TooManyWebhooksError):
+        register(deps, "h10.example")
