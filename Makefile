@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/medsum-local
+	$(BIN)/medsum-local --allow-localhost-webhooks
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -48,6 +51,7 @@ from medsum_cli.render import (
     render_report,
     status_text,
 )
+from medsum_cli.webhooks import Delivery, Listener
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -231,7 +235,140 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_batch_commands(commands, common)
     operators.add_commands(commands, common)
+    _add_webhook_commands(commands, common)
     return parser
+
+
+def _add_webhook_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    webhooks = commands.add_parser(
+        "webhooks",
+        parents=[common],
+        help="register webhook endpoints, receive events locally, read the delivery log",
+        description="Webhooks: signed (Standard Webhooks) report and batch events over HTTPS.",
+    )
+    sub = webhooks.add_subparsers(dest="webhooks_command", metavar="WEBHOOKS_COMMAND", required=True)
+
+    listen = sub.add_parser(
+        "listen",
+        parents=[common],
+        help="run a local receiver that verifies signatures and prints events",
+        description="Receive webhooks on http://127.0.0.1:PORT/, verify each signature and print the event. "
+        "With --register the receiver registers itself (the local stack allows plain http://127.0.0.1) and "
+        "removes its registration on exit; otherwise pass the endpoint's secret.",
+    )
+    listen.add_argument("--port", type=int, default=8787, help="port to listen on (default 8787; 0: any)")
+    listen.add_argument("--secret", help="the endpoint's whsec_ secret (default $MEDSUM_WEBHOOK_SECRET)")
+    listen.add_argument("--register", action="store_true", help="register this receiver with the API")
+    listen.add_argument(
+        "--event-type", action="append", dest="event_types", help="with --register: event types (repeatable)"
+    )
+    listen.add_argument("--count", type=_positive_int, help="exit after this many verified events")
+    listen.add_argument("--timeout", type=float, help="exit (status 3) after this many seconds")
+    listen.set_defaults(handler=_cmd_webhooks_listen)
+
+    create = sub.add_parser("create", parents=[common], help="register an endpoint (prints its secret once)")
+    create.add_argument("url", metavar="URL")
+    create.add_argument("--event-type", action="append", dest="event_types", help="event type (repeatable)")
+    create.set_defaults(handler=_cmd_webhooks_create)
+
+    listing = sub.add_parser("list", parents=[common], help="list your endpoints")
+    listing.set_defaults(handler=_cmd_webhooks_list)
+
+    delete = sub.add_parser("delete", parents=[common], help="remove an endpoint")
+    delete.add_argument("webhook_id", metavar="ID")
+    delete.set_defaults(handler=_cmd_webhooks_delete)
+
+    rotate = sub.add_parser("rotate-secret", parents=[common], help="new secret (old one signs for 24 h)")
+    rotate.add_argument("webhook_id", metavar="ID")
+    rotate.set_defaults(handler=_cmd_webhooks_rotate)
+
+    deliveries = sub.add_parser("deliveries", parents=[common], help="a report's delivery attempts")
+    deliveries.add_argument("report_id", metavar="REPORT_ID")
+    deliveries.set_defaults(handler=_cmd_webhooks_deliveries)
+
+    replay = sub.add_parser("replay", parents=[common], help="send one delivery again")
+    replay.add_argument("delivery_id", metavar="DELIVERY_ID")
+    replay.set_defaults(handler=_cmd_webhooks_replay)
+
+
+def _cmd_webhooks_listen(ctx: _Context) -> int:
+    args = ctx.args
+    secret = args.secret or os.environ.get("MEDSUM_WEBHOOK_SECRET")
+    if not args.register and not secret:
+        raise UsageError("pass --secret (or set MEDSUM_WEBHOOK_SECRET), or --register")
+    done = threading.Event()
+
+    def on_delivery(delivery: Delivery) -> None:
+        event = delivery.event or {}
+        if args.json:
+            print(
+                json.dumps({"verified": delivery.verified, "headers": delivery.headers, "event": event}),
+                flush=True,
+            )
+        elif delivery.verified:
+            data = event.get("data") or {}
+            subject = data.get("report_id") or data.get("batch_id") or ""
+            ctx.out.print(
+                f"[green]verified[/green] {event.get('type')} {event.get('id')} {subject} "
+                f"status={data.get('status')} {(data.get('links') or {}).get('self', '')}",
+                highlight=False,
+            )
+        else:
+            ctx.out.print("[red]rejected[/red] a request whose signature did not verify (answered 401)")
+        if args.count and listener.verified >= args.count:
+            done.set()
+
+    listener = Listener(secret=secret, on_delivery=on_delivery, port=args.port).start()
+    webhook_id: str | None = None
+    try:
+        if args.register:
+            created = ctx.client.create_webhook(listener.url, args.event_types)
+            webhook_id = str(created["webhook_id"])
+            listener.secret = str(created["secret"])
+        ctx.err.print(
+            f"listening on {listener.url}"
+            + (f" (registered as {webhook_id}; removed on exit)" if webhook_id else "")
+            + "; Ctrl-C to stop",
+            highlight=False,
+        )
+        if not done.wait(args.timeout):
+            return _fail("error: timed out waiting for events", EXIT_UNAVAILABLE)
+        return EXIT_OK
+    finally:
+        listener.stop()
+        if webhook_id is not None:
+            with contextlib.suppress(ApiError, TransportError):
+                ctx.client.delete_webhook(webhook_id)
+
+
+def _cmd_webhooks_create(ctx: _Context) -> int:
+    print_json(ctx.client.create_webhook(ctx.args.url, ctx.args.event_types), sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_webhooks_list(ctx: _Context) -> int:
+    print_json(ctx.client.list_webhooks(), sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_webhooks_delete(ctx: _Context) -> int:
+    ctx.client.delete_webhook(ctx.args.webhook_id)
+    return EXIT_OK
+
+
+def _cmd_webhooks_rotate(ctx: _Context) -> int:
+    print_json(ctx.client.rotate_webhook_secret(ctx.args.webhook_id), sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_webhooks_deliveries(ctx: _Context) -> int:
+    print_json(ctx.client.deliveries(ctx.args.report_id), sys.stdout)
+    return EXIT_OK
+
+
+def _cmd_webhooks_replay(ctx: _Context) -> int:
+    print_json(ctx.client.replay_delivery(ctx.args.delivery_id), sys.stdout)
+    return EXIT_OK
 
 
 def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:

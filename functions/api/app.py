@@ -32,6 +32,12 @@ from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sns import SnsEventPublisher
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.adapters.uploads import S3UploadStore
+from medsum.adapters.webhooks import (
+    DynamoDeliveryLog,
+    DynamoWebhookRepository,
+    KmsSecretCipher,
+    SqsReplayQueue,
+)
 from medsum.clock import new_id, utcnow
 from medsum.errors import (
     BatchInputError,
@@ -64,12 +70,26 @@ from medsum.logic.batches import (
 )
 from medsum.logic.ingest import MAX_UPLOAD_ITEMS, UPLOAD_URL_SECONDS, create_upload_batch, upload_key
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
+from medsum.logic.webhooks import (
+    DeliveryNotFoundError,
+    NoDefaultSecretError,
+    TooManyWebhooksError,
+    UrlPolicy,
+    WebhookNotFoundError,
+    register_callback,
+    register_webhook,
+    rotate_secret,
+    set_default_secret,
+)
+from medsum.logic.webhooks import view as webhook_view
 from medsum.models import (
     PATIENT_ID_PATTERN,
     Batch,
     BatchPage,
     BatchView,
+    DeliveryPage,
     Links,
+    ReplayAccepted,
     Report,
     ReportListItem,
     ReportPage,
@@ -79,7 +99,10 @@ from medsum.models import (
     SummarizeRequest,
     UploadTarget,
     UploadView,
+    WebhookCreateRequest,
+    WebhookPage,
 )
+from medsum.netguard import UnsafeUrlError
 from medsum.observability import logger, metrics, safe_exception_fields, tracer
 from medsum.settings import get_api_settings
 
@@ -130,6 +153,35 @@ def _submit_deps() -> SubmitDeps:
     return SubmitDeps(repository=_repository(), queue=SqsWorkQueue(get_api_settings().work_queue_url))
 
 
+@lru_cache(maxsize=1)
+def _webhooks() -> DynamoWebhookRepository:
+    return DynamoWebhookRepository(get_api_settings().webhooks_table_name)
+
+
+@lru_cache(maxsize=1)
+def _cipher() -> KmsSecretCipher:
+    return KmsSecretCipher(get_api_settings().secrets_kms_key_id)
+
+
+@lru_cache(maxsize=1)
+def _deliveries() -> DynamoDeliveryLog:
+    settings = get_api_settings()
+    return DynamoDeliveryLog(settings.deliveries_table_name, settings.report_retention_days * 86_400)
+
+
+@lru_cache(maxsize=1)
+def _replays() -> SqsReplayQueue:
+    return SqsReplayQueue(get_api_settings().notifier_queue_url)
+
+
+@lru_cache(maxsize=1)
+def _url_policy() -> UrlPolicy:
+    settings = get_api_settings()
+    return UrlPolicy(
+        allow_local_http=settings.allow_local_http_webhooks, allowed_ports=settings.allowed_ports
+    )
+
+
 _idempotency_config = IdempotencyConfig(
     event_key_jmespath="[owner, key]",
     payload_validation_jmespath="request",
@@ -140,26 +192,52 @@ _idempotency_config = IdempotencyConfig(
 
 def _submit(command: dict[str, Any]) -> dict[str, Any]:
     settings = get_api_settings()
+    request = SummarizeRequest.model_validate(command["request"])
+    report_id, now = new_id(), utcnow()
+    if request.callback_url:
+        # Recorded before the work is queued, so the report's event always finds it.
+        register_callback(
+            request.callback_url,
+            command["owner"],
+            report_id,
+            ["report.completed", "report.failed"],
+            _webhooks(),
+            _url_policy(),
+            now,
+            expires_at=int((now + timedelta(days=settings.report_retention_days)).timestamp()),
+        )
     report = submit_report(
-        SummarizeRequest.model_validate(command["request"]),
+        request,
         command["owner"],
         _submit_deps(),
-        report_id=new_id(),
-        now=utcnow(),
+        report_id=report_id,
+        now=now,
         retention_days=settings.report_retention_days,
     )
     return {"report_id": report.report_id}
 
 
 def _create_batch(command: dict[str, Any], parsed: ParsedBatch) -> dict[str, Any]:
+    batch_id, now, retention_days = new_id(), utcnow(), get_api_settings().report_retention_days
+    if parsed.callback_url:
+        register_callback(
+            parsed.callback_url,
+            command["owner"],
+            batch_id,
+            ["batch.completed", "batch.cancelled"],
+            _webhooks(),
+            _url_policy(),
+            now,
+            expires_at=int((now + timedelta(days=retention_days)).timestamp()),
+        )
     batch = create_batch(
         parsed,
         command["owner"],
         _batch_deps(),
-        batch_id=new_id(),
+        batch_id=batch_id,
         new_id=new_id,
-        now=utcnow(),
-        retention_days=get_api_settings().report_retention_days,
+        now=now,
+        retention_days=retention_days,
         public_api_url=command["base_url"],
     )
     return {"batch_id": batch.batch_id}
@@ -410,6 +488,77 @@ def cancel_batch_route(batch_id: Annotated[str, Path(min_length=1, max_length=64
     return _json(HTTPStatus.ACCEPTED, _batch_view(batch, with_errors=False).model_dump_json())
 
 
+# --------------------------------------------------------------------------------------------------
+# Webhooks
+# --------------------------------------------------------------------------------------------------
+@app.post("/webhooks", summary="Register a webhook endpoint (the signing secret is shown once)")
+def create_webhook(body: Annotated[WebhookCreateRequest, Body(embed=False)]) -> Response[str]:
+    created = register_webhook(body, _owner(), _webhooks(), _cipher(), _url_policy(), utcnow())
+    return _json(HTTPStatus.CREATED, created.model_dump_json())
+
+
+@app.post(
+    "/webhooks/default-secret",
+    summary="Create (or rotate) the secret that signs per-request callback_url deliveries (shown once)",
+)
+def create_default_secret() -> Response[str]:
+    secret = set_default_secret(_owner(), _webhooks(), _cipher(), utcnow())
+    return _json(HTTPStatus.CREATED, secret.model_dump_json())
+
+
+@app.get("/webhooks", summary="List the caller's webhook endpoints (never their secrets)")
+def list_webhooks() -> Response[str]:
+    now = utcnow()
+    items = [webhook_view(w, now) for w in _webhooks().list_for_owner(_owner())]
+    items.sort(key=lambda w: w.created_at)
+    return _json(HTTPStatus.OK, WebhookPage(items=items).model_dump_json())
+
+
+@app.delete("/webhooks/<webhook_id>", summary="Remove a webhook endpoint")
+def delete_webhook(webhook_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    if not _webhooks().delete(_owner(), webhook_id):
+        raise WebhookNotFoundError("webhook not found")
+    return Response(status_code=HTTPStatus.NO_CONTENT, body="")
+
+
+@app.post(
+    "/webhooks/<webhook_id>/rotate-secret",
+    summary="A new signing secret; the previous one keeps signing for 24 hours",
+)
+def rotate_webhook_secret(webhook_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    rotated = rotate_secret(_owner(), webhook_id, _webhooks(), _cipher(), utcnow())
+    return _json(HTTPStatus.OK, rotated.model_dump_json())
+
+
+@app.get("/reports/<report_id>/deliveries", summary="Webhook delivery attempts of a report's events")
+def report_deliveries(report_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    owner = _owner()
+    get_report(_repository(), owner, report_id)  # 404 unless the caller owns it
+    page = DeliveryPage(items=_deliveries().attempts(report_id, owner))
+    return _json(HTTPStatus.OK, page.model_dump_json())
+
+
+@app.get("/batches/<batch_id>/deliveries", summary="Webhook delivery attempts of a batch's events")
+def batch_deliveries(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    owner = _owner()
+    get_batch(_batches(), owner, batch_id)
+    page = DeliveryPage(items=_deliveries().attempts(batch_id, owner))
+    return _json(HTTPStatus.OK, page.model_dump_json())
+
+
+@app.post(
+    "/webhooks/deliveries/<delivery_id>/replay",
+    summary="Send one delivery again (same webhook-id)",
+    responses={202: {"description": "Accepted"}},
+)
+def replay_webhook_delivery(delivery_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
+    state = _deliveries().get_state(delivery_id)
+    if state is None or state.owner != _owner():
+        raise DeliveryNotFoundError("delivery not found")
+    _replays().enqueue_replay(delivery_id)
+    return _json(HTTPStatus.ACCEPTED, ReplayAccepted(delivery_id=delivery_id).model_dump_json())
+
+
 def _batch_view(batch: Batch, *, with_errors: bool) -> BatchView:
     return BatchView(
         batch_id=batch.batch_id,
@@ -454,6 +603,35 @@ def _not_found_batch(_: BatchNotFoundError) -> Response[str]:
 def _bad_batch(exc: BatchInputError) -> Response[str]:
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if exc.code == "too_many_items" else HTTPStatus.BAD_REQUEST
     return _error(status, exc.code, exc.message, exc.details or None)
+
+
+@app.exception_handler(UnsafeUrlError)
+def _unsafe_url(exc: UnsafeUrlError) -> Response[str]:
+    return _error(HTTPStatus.BAD_REQUEST, exc.code, exc.message)
+
+
+@app.exception_handler(NoDefaultSecretError)
+def _no_default_secret(_: NoDefaultSecretError) -> Response[str]:
+    return _error(
+        HTTPStatus.CONFLICT,
+        "no_default_secret",
+        "create a default secret with POST /webhooks/default-secret before using callback_url",
+    )
+
+
+@app.exception_handler(TooManyWebhooksError)
+def _too_many_webhooks(_: TooManyWebhooksError) -> Response[str]:
+    return _error(HTTPStatus.CONFLICT, "too_many_webhooks", "at most 10 webhooks per caller")
+
+
+@app.exception_handler(WebhookNotFoundError)
+def _not_found_webhook(_: WebhookNotFoundError) -> Response[str]:
+    return _error(HTTPStatus.NOT_FOUND, "not_found", "webhook not found")
+
+
+@app.exception_handler(DeliveryNotFoundError)
+def _not_found_delivery(_: DeliveryNotFoundError) -> Response[str]:
+    return _error(HTTPStatus.NOT_FOUND, "not_found", "delivery not found")
 
 
 @app.exception_handler(InvalidPageTokenError)

@@ -18,7 +18,8 @@ from medsum.adapters.bedrock import BedrockSummarizer
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sns import SnsEventPublisher
 from medsum.adapters.sqs import SqsWorkQueue
-from medsum.logic.process import RequeueError, WorkerDeps, process_report
+from medsum.errors import PublishError
+from medsum.logic.process import RequeueError, WorkerDeps, process_report, requeue_delay
 from medsum.models import WorkMessage
 from medsum.observability import logger, metrics, tracer
 from medsum.settings import get_worker_settings
@@ -69,6 +70,13 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             "work message returned to queue", reason=requeue.reason, delay_seconds=requeue.delay_seconds
         )
         _queue().retry_later(record.receipt_handle, requeue.delay_seconds)
+        raise
+    except PublishError:
+        # The report's terminal state is written but its event is not out: the message comes back
+        # soon (not after the 12-minute visibility timeout) and the redelivery publishes it.
+        delay = requeue_delay(_deps().requeue_base_delay_seconds, receive_count)
+        logger.warning("event publish failed; message returned to queue", delay_seconds=delay)
+        _queue().retry_later(record.receipt_handle, delay)
         raise
     finally:
         logger.remove_keys(["report_id", "message_id"])

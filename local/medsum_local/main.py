@@ -10,6 +10,7 @@ main module), so its top level imports the standard library only.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from medsum_local.stack import StackInfo
 
 __all__ = ["banner", "main"]
+
+ENV_ALLOW_LOCALHOST_WEBHOOKS = "MEDSUM_ALLOW_LOCALHOST_WEBHOOKS"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         default=[],
         help="template parameters, merged over $MEDSUM_PARAMETER_OVERRIDES (e.g. RequeueBaseDelaySeconds=1)",
+    )
+    parser.add_argument(
+        "--allow-localhost-webhooks",
+        action="store_true",
+        default=os.environ.get(ENV_ALLOW_LOCALHOST_WEBHOOKS, "") in {"1", "true"},
+        help="accept plain http://127.0.0.1:PORT webhook URLs, e.g. `medsum webhooks listen --register` "
+        f"(template parameter AllowLocalhostWebhooks=true; default ${ENV_ALLOW_LOCALHOST_WEBHOOKS})",
     )
     parser.add_argument("--template", type=Path, help="SAM template (default ./template.yaml)")
     parser.add_argument(
@@ -85,6 +95,7 @@ medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
 
   Try it (in another shell, after `source .venv/bin/activate`):
     medsum submit {example} --type radiology --wait
+    medsum webhooks listen --register      # then submit again: a verified report.completed arrives
     curl --aws-sigv4 "aws:amz:{info.region}:execute-api" \\
       --user "$(jq -r '{user}' {state_file})" \\
       -H 'Content-Type: application/json' \\
@@ -100,11 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from medsum_local.stack import LocalStack, LocalStackConfig
 
     try:
+        overrides = parse_parameter_overrides(" ".join(args.parameter_overrides))
+        if args.allow_localhost_webhooks:
+            overrides.setdefault("AllowLocalhostWebhooks", "true")
         config = LocalStackConfig.from_env(
             api_port=args.api_port,
             emulator_port=args.emulator_port,
             bedrock_port=args.bedrock_port,
-            parameter_overrides=parse_parameter_overrides(" ".join(args.parameter_overrides)),
+            parameter_overrides=overrides,
             template=args.template.resolve() if args.template else None,
             state_file=args.state_file.resolve() if args.state_file else None,
             region=args.region,

@@ -115,6 +115,9 @@ class SummarizeRequest(StrictModel):
         Annotated[str, StringConstraints(min_length=1, max_length=64)],
         Annotated[str, StringConstraints(max_length=512)],
     ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
+    # Optional per-request webhook: report.completed / report.failed for this report go there too,
+    # signed with the owner's default secret (POST /webhooks/default-secret).
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
 
     @field_validator("report_text")
     @classmethod
@@ -230,6 +233,7 @@ class BatchItemRequest(SummarizeRequest):
     """One line of a batch: a normal report (the ``/summarize`` rules) plus the caller's correlation id."""
 
     custom_id: Annotated[str, StringConstraints(pattern=CUSTOM_ID_PATTERN)]
+    callback_url: None = None  # batches announce themselves as a whole (batch.completed)
 
 
 class RequestCounts(StrictModel):
@@ -476,3 +480,152 @@ class RedriveJobView(StrictModel):
     selected: int
     remaining: int
     report_ids: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Webhooks: endpoints (registered per owner) and the delivery log (no bodies, no secrets)
+# --------------------------------------------------------------------------------------------------
+EVENT_TYPES: tuple[EventType, ...] = (
+    "report.completed",
+    "report.failed",
+    "batch.completed",
+    "batch.cancelled",
+)
+MAX_WEBHOOKS_PER_OWNER = 10
+
+
+class WebhookStatus(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+class WebhookCreateRequest(StrictModel):
+    """``POST /webhooks``: where to deliver, and which event types (default: all)."""
+
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    event_types: list[EventType] = Field(
+        default_factory=lambda: list(EVENT_TYPES), min_length=1, max_length=4
+    )
+
+
+class StoredSecret(BaseModel):
+    """A signing secret, encrypted with the KMS data key (``ciphertext`` is base64); a rotated-out
+    secret keeps signing until ``expires_at``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    ciphertext: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class Webhook(BaseModel):
+    """An endpoint as stored in the ``Webhooks`` table."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    owner: str
+    webhook_id: str
+    url: str
+    event_types: list[EventType]
+    status: WebhookStatus = WebhookStatus.ENABLED
+    disabled_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    secrets: list[StoredSecret]
+    expires_at: int | None = None
+
+    def active_secrets(self, now: datetime) -> list[StoredSecret]:
+        """Secrets that sign now, newest first."""
+        live = [s for s in self.secrets if s.expires_at is None or s.expires_at > now]
+        return sorted(live, key=lambda s: s.created_at, reverse=True)
+
+
+class WebhookView(StrictModel):
+    """What ``GET /webhooks`` returns: never a secret."""
+
+    webhook_id: str
+    url: str
+    event_types: list[EventType]
+    status: WebhookStatus
+    disabled_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None = None
+
+
+class WebhookCreated(WebhookView):
+    """The answer to ``POST /webhooks``: the only time the signing secret is shown."""
+
+    secret: str
+
+
+class SecretRotated(StrictModel):
+    webhook_id: str
+    secret: str
+    previous_secret_expires_at: datetime
+
+
+class WebhookPage(StrictModel):
+    items: list[WebhookView]
+
+
+class DefaultSecret(StrictModel):
+    """The owner's default secret (signs per-request ``callback_url`` deliveries), shown once."""
+
+    secret: str
+    previous_secret_expires_at: datetime | None = None
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRYING = "retrying"  # a retry is scheduled (next_retry_at)
+    FAILED = "failed"  # a 4xx other than 410/429, or a refused address: not retried
+    DISABLED = "disabled"  # 410 Gone: the endpoint was disabled
+    EXHAUSTED = "exhausted"  # the retry schedule is over: the message goes to the notifier DLQ
+
+
+class DeliveryAttempt(StrictModel):
+    """One attempt, as ``GET /reports/{id}/deliveries`` lists it (no body, no headers)."""
+
+    delivery_id: str
+    event_id: str
+    event_type: EventType
+    webhook_id: str
+    url: str
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None = None
+    latency_ms: int
+    outcome: DeliveryOutcome
+    error: str | None = None
+    next_retry_at: datetime | None = None
+
+
+class DeliveryPage(StrictModel):
+    items: list[DeliveryAttempt]
+
+
+class DeliveryState(BaseModel):
+    """Per (event, endpoint): whether it was delivered, and the event to replay (thin, no PHI)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    delivery_id: str
+    owner: str
+    webhook_id: str
+    subject_id: str  # report or batch id
+    event: str  # the envelope JSON
+    delivered: bool = False
+    attempts: int = 0
+
+
+class ReplayAccepted(StrictModel):
+    delivery_id: str
+    status: Literal["queued"] = "queued"
+
+
+class ReplayMessage(StrictModel):
+    """Notifier queue message that re-sends one delivery (``POST /webhooks/deliveries/{id}/replay``)."""
+
+    replay_delivery_id: str

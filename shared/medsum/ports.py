@@ -13,14 +13,19 @@ from medsum.models import (
     AuditEntry,
     Batch,
     BatchStatus,
+    DeliveryAttempt,
+    DeliveryState,
     ErrorInfo,
     LineError,
     Report,
     ReportEvent,
     ReportStatus,
+    StoredSecret,
     Summary,
     Usage,
+    Webhook,
 )
+from medsum.netguard import Target
 
 
 @dataclass(frozen=True)
@@ -305,3 +310,92 @@ class AuditLog(ABC):
     @abstractmethod
     def list(self, limit: int, next_token: str | None) -> tuple[list[AuditEntry], str | None]:
         """Entries, newest first."""
+
+
+class WebhookRepository(ABC):
+    """Registered endpoints, keyed by owner (another owner's endpoint is never found)."""
+
+    @abstractmethod
+    def create(self, webhook: Webhook) -> None:
+        """Store a new endpoint."""
+
+    @abstractmethod
+    def list_for_owner(self, owner: str) -> list[Webhook]:
+        """Every registered endpoint (``wh_…``) of ``owner`` (a Query on the partition key); not the
+        default secret or per-report callbacks, which are read with :meth:`get`."""
+
+    @abstractmethod
+    def get(self, owner: str, webhook_id: str) -> Webhook | None:
+        """One endpoint of ``owner``; None when missing or another owner's."""
+
+    @abstractmethod
+    def delete(self, owner: str, webhook_id: str) -> bool:
+        """Remove an endpoint; False when there was none."""
+
+    @abstractmethod
+    def replace_secrets(
+        self, owner: str, webhook_id: str, secrets: Sequence[StoredSecret], now: datetime
+    ) -> bool:
+        """Set the endpoint's secrets (rotation); False when the endpoint is gone."""
+
+    @abstractmethod
+    def disable(self, owner: str, webhook_id: str, reason: str, now: datetime) -> None:
+        """Disable an endpoint (it gets no more deliveries)."""
+
+
+class SecretCipher(ABC):
+    """Encrypts signing secrets at rest (KMS), bound to an encryption context."""
+
+    @abstractmethod
+    def encrypt(self, plaintext: str, context: dict[str, str]) -> str:
+        """Base64 ciphertext of ``plaintext``."""
+
+    @abstractmethod
+    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str:
+        """The plaintext; the context must match the one used to encrypt."""
+
+
+class DeliveryLog(ABC):
+    """Webhook delivery attempts (per report or batch) and per-(event, endpoint) state."""
+
+    @abstractmethod
+    def record_attempt(self, subject_id: str, owner: str, attempt: DeliveryAttempt) -> None:
+        """Append one attempt to the subject's log."""
+
+    @abstractmethod
+    def attempts(self, subject_id: str, owner: str) -> list[DeliveryAttempt]:
+        """The subject's attempts, oldest first (only ``owner``'s)."""
+
+    @abstractmethod
+    def get_state(self, delivery_id: str) -> DeliveryState | None:
+        """The delivery's state; None when unknown."""
+
+    @abstractmethod
+    def put_state(self, state: DeliveryState) -> None:
+        """Create or replace the delivery's state."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one HTTP attempt produced: a status (None: no response), its latency and Retry-After."""
+
+    status_code: int | None
+    latency_ms: int
+    retry_after_seconds: int | None = None
+    error: str | None = None  # timeout, connection_error, tls_error
+
+
+class WebhookSender(ABC):
+    """Sends one signed POST to an already checked address. Never follows redirects."""
+
+    @abstractmethod
+    def send(
+        self, target: Target, addresses: Sequence[str], headers: dict[str, str], body: bytes
+    ) -> SendResult:
+        """POST ``body`` to ``target`` through one of ``addresses`` (checked public IPs)."""
+
+
+class ReplayQueue(ABC):
+    @abstractmethod
+    def enqueue_replay(self, delivery_id: str) -> None:
+        """Queue a re-send of one delivery to the notifier. Raises ``EnqueueError``."""

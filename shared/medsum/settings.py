@@ -25,6 +25,16 @@ class ApiSettings(_Env):
     uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
     uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
     events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
+    webhooks_table_name: str = Field(alias="WEBHOOKS_TABLE_NAME", min_length=1)
+    deliveries_table_name: str = Field(alias="DELIVERIES_TABLE_NAME", min_length=1)
+    secrets_kms_key_id: str = Field(alias="SECRETS_KMS_KEY_ID", min_length=1)
+    notifier_queue_url: str = Field(alias="NOTIFIER_QUEUE_URL", min_length=1)
+    allow_local_http_webhooks: bool = Field(alias="ALLOW_LOCAL_HTTP_WEBHOOKS")
+    webhook_allowed_ports: str = Field(alias="WEBHOOK_ALLOWED_PORTS", default="")
+
+    @property
+    def allowed_ports(self) -> frozenset[int]:
+        return _ports(self.webhook_allowed_ports)
 
 
 class WorkerSettings(_Env):
@@ -70,6 +80,34 @@ class AdminSettings(_Env):
 def get_admin_settings() -> AdminSettings:
     """Validate the admin function's environment once per cold start."""
     return AdminSettings.model_validate(dict(os.environ))
+
+
+class NotifierSettings(_Env):
+    webhooks_table_name: str = Field(alias="WEBHOOKS_TABLE_NAME", min_length=1)
+    deliveries_table_name: str = Field(alias="DELIVERIES_TABLE_NAME", min_length=1)
+    secrets_kms_key_id: str = Field(alias="SECRETS_KMS_KEY_ID", min_length=1)
+    notifier_queue_url: str = Field(alias="NOTIFIER_QUEUE_URL", min_length=1)
+    allow_local_http_webhooks: bool = Field(alias="ALLOW_LOCAL_HTTP_WEBHOOKS")
+    webhook_allowed_ports: str = Field(alias="WEBHOOK_ALLOWED_PORTS", default="")
+    max_receive_count: int = Field(alias="NOTIFIER_MAX_RECEIVE_COUNT", ge=1)
+    retry_base_delay_seconds: int = Field(alias="NOTIFIER_RETRY_BASE_DELAY_SECONDS", ge=1)
+    retry_max_delay_seconds: int = Field(alias="NOTIFIER_RETRY_MAX_DELAY_SECONDS", ge=1, le=43_200)
+    delivery_log_retention_days: int = Field(alias="DELIVERY_LOG_RETENTION_DAYS", ge=1)
+
+    @property
+    def allowed_ports(self) -> frozenset[int]:
+        return _ports(self.webhook_allowed_ports)
+
+
+def _ports(spec: str) -> frozenset[int]:
+    """``"8443,9443"`` -> the extra ports webhook URLs may use (empty: the default port only)."""
+    return frozenset(int(p) for p in spec.replace(" ", "").split(",") if p)
+
+
+@lru_cache(maxsize=1)
+def get_notifier_settings() -> NotifierSettings:
+    """Validate the notifier function's environment once per cold start."""
+    return NotifierSettings.model_validate(dict(os.environ))
 
 
 @lru_cache(maxsize=1)

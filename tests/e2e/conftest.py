@@ -28,6 +28,11 @@ FAST_RETRIES: dict[str, str] = {
     "BedrockRetryBudgetSeconds": "2",
     "BedrockMaxAttempts": "2",
     "LeaseSeconds": "121",
+    # Webhooks: the local-only http://127.0.0.1 receivers, and a retry schedule of seconds.
+    "AllowLocalhostWebhooks": "true",
+    "NotifierRetryBaseDelaySeconds": "1",
+    "NotifierRetryMaxDelaySeconds": "2",
+    "NotifierMaxReceiveCount": "3",
 }
 
 

@@ -14,7 +14,13 @@ from typing import Any
 import boto3
 import pytest
 from medsum.adapters import clients
-from medsum.settings import get_admin_settings, get_api_settings, get_ingest_settings, get_worker_settings
+from medsum.settings import (
+    get_admin_settings,
+    get_api_settings,
+    get_ingest_settings,
+    get_notifier_settings,
+    get_worker_settings,
+)
 from medsum_local.deploy import deploy_template
 from medsum_local.emulator import speed_up_sqs
 from medsum_local.stepfunctions import Invoker, install
@@ -29,6 +35,9 @@ PARAMETERS = {
     "BedrockMaxAttempts": "2",
     "RequeueBaseDelaySeconds": "1",
     "OperatorPrincipalArns": OPERATOR,
+    "NotifierMaxReceiveCount": "3",
+    "NotifierRetryBaseDelaySeconds": "1",
+    "NotifierRetryMaxDelaySeconds": "2",
 }
 
 
@@ -92,7 +101,13 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
         try:
             deployed = deploy()
             # The functions' environment exactly as the template defines it (resolved by CloudFormation)
-            for function in ("ApiFunction", "WorkerFunction", "IngestFunction", "AdminFunction"):
+            for function in (
+                "ApiFunction",
+                "WorkerFunction",
+                "IngestFunction",
+                "AdminFunction",
+                "NotifierFunction",
+            ):
                 for name, value in deployed.environments[function].items():
                     if not name.startswith("POWERTOOLS_"):
                         monkeypatch.setenv(name, value)
@@ -110,6 +125,7 @@ def _clear_caches() -> None:
     get_worker_settings.cache_clear()
     get_ingest_settings.cache_clear()
     get_admin_settings.cache_clear()
+    get_notifier_settings.cache_clear()
 
 
 @pytest.fixture

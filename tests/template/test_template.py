@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.api import lint_file
-from medsum.settings import AdminSettings, ApiSettings, IngestSettings, WorkerSettings
+from medsum.settings import AdminSettings, ApiSettings, IngestSettings, NotifierSettings, WorkerSettings
 from medsum_local.template import (
     MOTO_BROKEN_TYPES,
     MOTO_MISSING_TYPES,
@@ -35,7 +35,7 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "us-east-1"
 ARTIFACT_BUCKET = "medsum-artifacts"
 
-FUNCTIONS = ("ApiFunction", "WorkerFunction", "AdminFunction")
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "AdminFunction", "NotifierFunction")
 
 # Actions AWS only grants on Resource "*" (none is needed today). Anything added here needs a reason.
 WILDCARD_RESOURCE_ALLOWED_ACTIONS: frozenset[str] = frozenset()
@@ -53,6 +53,19 @@ API_ACTIONS = {
     "s3:GetObject",  # presigned GETs of results files (results/* only)
     "s3:AbortMultipartUpload",
     "sns:Publish",  # batch.completed of an inline batch settled at creation
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "kms:Encrypt",  # new webhook signing secrets (only the notifier decrypts them)
+}
+NOTIFIER_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
     "kms:Decrypt",
     "kms:GenerateDataKey",
 }
@@ -273,6 +286,7 @@ def test_function_role_statements_name_their_resources(translated: dict[str, Any
         ("WorkerFunction", WORKER_ACTIONS),
         ("IngestFunction", INGEST_ACTIONS),
         ("AdminFunction", ADMIN_ACTIONS),
+        ("NotifierFunction", NOTIFIER_ACTIONS),
     ],
 )
 def test_function_roles_grant_exactly_the_actions_the_function_needs(
@@ -301,6 +315,8 @@ def test_api_function_reaches_its_tables_and_indexes_and_nothing_else(translated
             {"Fn::Sub": "${PatientReports.Arn}/index/ByBatch"},
         ],
         [{"Fn::GetAtt": ["Batches", "Arn"]}, {"Fn::Sub": "${Batches.Arn}/index/ByOwner"}],
+        {"Fn::GetAtt": ["Webhooks", "Arn"]},
+        {"Fn::GetAtt": ["Deliveries", "Arn"]},
     ]
 
 
@@ -342,6 +358,7 @@ def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
         ("WorkerFunction", WorkerSettings, "medsum-worker"),
         ("IngestFunction", IngestSettings, "medsum-ingest"),
         ("AdminFunction", AdminSettings, "medsum-admin"),
+        ("NotifierFunction", NotifierSettings, "medsum-notifier"),
     ],
 )
 def test_each_function_gets_every_setting_its_code_requires(
@@ -418,6 +435,9 @@ def test_worker_consumes_the_work_queue_with_partial_batch_failures(resources: d
         ("ApiFunctionLogGroup", "KmsKeyId"),
         ("WorkerFunctionLogGroup", "KmsKeyId"),
         ("AdminFunctionLogGroup", "KmsKeyId"),
+        ("NotifierQueue", "KmsMasterKeyId"),
+        ("NotifierDeadLetterQueue", "KmsMasterKeyId"),
+        ("NotifierFunctionLogGroup", "KmsKeyId"),
     ],
 )
 def test_every_store_is_encrypted_with_the_data_key(
@@ -435,7 +455,13 @@ def test_data_key_rotates_and_survives_stack_deletion(resources: dict[str, Any])
 # Tables
 # --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("logical_id", "ttl_attribute"), [("PatientReports", "expires_at"), ("IdempotencyTable", "expiration")]
+    ("logical_id", "ttl_attribute"),
+    [
+        ("PatientReports", "expires_at"),
+        ("IdempotencyTable", "expiration"),
+        ("Deliveries", "expires_at"),
+        ("Webhooks", "expires_at"),
+    ],
 )
 def test_tables_are_durable_encrypted_and_expire_items(
     resources: dict[str, Any], logical_id: str, ttl_attribute: str
@@ -587,6 +613,7 @@ def test_every_alarm_notifies_the_alarm_topic(resources: dict[str, Any]) -> None
         "ApiLatencyP99Alarm",
         "ReportsTableThrottleAlarm",
         "BedrockThrottlingAlarm",
+        "NotifierDeadLetterQueueNotEmptyAlarm",
     }
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
@@ -702,6 +729,10 @@ def test_template_deploys_into_moto_cloudformation(moto_stack: dict[str, Any]) -
         "ApiUrl",
         "PatientReportsTableName",
         "BatchesTableName",
+        "WebhooksTableName",
+        "DeliveriesTableName",
+        "NotifierQueueUrl",
+        "NotifierDeadLetterQueueUrl",
         "IdempotencyTableName",
         "WorkQueueUrl",
         "WorkDeadLetterQueueUrl",
@@ -792,3 +823,52 @@ def test_admin_routes_go_to_the_admin_function_with_iam_auth_and_operator_princi
         "Fn::Join": [",", {"Ref": "OperatorPrincipalArns"}]
     }
     assert template["Parameters"]["OperatorPrincipalArns"]["Type"] == "CommaDelimitedList"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Webhooks
+# --------------------------------------------------------------------------------------------------------
+def test_notifier_queue_is_subscribed_to_the_topic_and_redrives_to_its_own_dlq(
+    resources: dict[str, Any],
+) -> None:
+    # Given
+    subscription = _props(resources, "NotifierSubscription")
+    queue = _props(resources, "NotifierQueue")
+    events = _props(resources, "NotifierFunction")["Events"]["Events"]["Properties"]
+
+    # Then: a durable feed of the topic, read with partial batch failures, dead-lettered after the schedule
+    assert subscription["TopicArn"] == {"Ref": "ReportEventsTopic"}
+    assert subscription["Endpoint"] == {"Fn::GetAtt": ["NotifierQueue", "Arn"]}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["NotifierDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": {"Ref": "NotifierMaxReceiveCount"},
+    }
+    assert events["Queue"] == {"Fn::GetAtt": ["NotifierQueue", "Arn"]}
+    assert events["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert queue["VisibilityTimeout"] >= 6 * _props(resources, "NotifierFunction")["Timeout"]
+
+
+def test_webhook_retry_schedule_spans_hours_by_default(template: dict[str, Any]) -> None:
+    # Given the defaults: base delay doubling per receive, capped, with equal jitter (at least half)
+    parameters = template["Parameters"]
+    base, cap = (
+        parameters["NotifierRetryBaseDelaySeconds"]["Default"],
+        parameters["NotifierRetryMaxDelaySeconds"]["Default"],
+    )
+    receives = parameters["NotifierMaxReceiveCount"]["Default"]
+
+    # When
+    shortest = sum(min(cap, base * 2**n) / 2 for n in range(receives - 1))
+
+    # Then
+    assert shortest >= 2 * 3600
+    assert parameters["NotifierRetryMaxDelaySeconds"]["MaxValue"] <= 43_200
+
+
+def test_localhost_webhooks_are_off_unless_asked_for(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Parameters"]["AllowLocalhostWebhooks"]["Default"] == "false"
+    for function_id in ("ApiFunction", "NotifierFunction"):
+        variables = _props(resources, function_id)["Environment"]["Variables"]
+        assert variables["ALLOW_LOCAL_HTTP_WEBHOOKS"] == {"Ref": "AllowLocalhostWebhooks"}

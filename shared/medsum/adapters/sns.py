@@ -1,4 +1,10 @@
-"""SNS implementation of ``EventPublisher``: thin events, ids and links only."""
+"""SNS implementation of ``EventPublisher``: thin events, ids and links only.
+
+Every message carries three String attributes so subscribers can filter with SNS filter policies:
+``type`` (``report.completed`` ...), ``status`` (``COMPLETED``, ``completed`` ...) and ``owner`` (the IAM
+principal ARN that owns the report or batch), e.g. ``{"owner": ["arn:aws:iam::123456789012:user/clinic-a"],
+"type": ["report.completed"]}``.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ class SnsEventPublisher(EventPublisher):
                 MessageAttributes={
                     "type": {"DataType": "String", "StringValue": event.type},
                     "status": {"DataType": "String", "StringValue": event.data.status.value},
+                    "owner": {"DataType": "String", "StringValue": owner},
                 },
             )
         except (ClientError, BotoCoreError) as exc:

@@ -51,6 +51,7 @@ class ParsedBatch:
     items: list[tuple[int, BatchItemRequest]]
     errors: list[LineError]
     metadata: dict[str, str]
+    callback_url: str | None = None  # JSON envelope only: batch.completed/batch.cancelled go there too
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
     """
     raw_items: list[tuple[int, Any]] = []
     metadata: dict[str, str] = {}
+    callback_url: str | None = None
     errors: list[LineError] = []
     if ndjson:
         # Split on "\n" only: str.splitlines() would also break on U+2028/U+2029/U+0085, which JSON
@@ -128,7 +130,7 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
             raise BatchInputError("invalid_json", "the request body is not valid JSON") from exc
         if not isinstance(envelope, dict) or not isinstance(envelope.get("reports"), list):
             raise BatchInputError("invalid_request", 'the body must be an object with a "reports" list')
-        unknown = set(envelope) - {"reports", "metadata"}
+        unknown = set(envelope) - {"reports", "metadata", "callback_url"}
         if unknown:
             raise BatchInputError("invalid_request", "unknown fields: " + ", ".join(sorted(unknown)))
         meta = envelope.get("metadata") or {}
@@ -142,6 +144,10 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
         ):
             raise BatchInputError("invalid_request", "metadata must be at most 16 string pairs")
         metadata = dict(meta)
+        callback = envelope.get("callback_url")
+        if callback is not None and (not isinstance(callback, str) or not 0 < len(callback) <= 2048):
+            raise BatchInputError("invalid_request", "callback_url must be a URL of at most 2048 characters")
+        callback_url = callback
         raw_items = list(enumerate(envelope["reports"], start=1))
 
     if len(raw_items) + len(errors) > MAX_BATCH_ITEMS:
@@ -172,7 +178,7 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
             "no line of the batch is a valid report",
             [e.model_dump() for e in errors[:50]],
         )
-    return ParsedBatch(items=items, errors=errors, metadata=metadata)
+    return ParsedBatch(items=items, errors=errors, metadata=metadata, callback_url=callback_url)
 
 
 def create_batch(

@@ -1,0 +1,140 @@
+"""SNS events for AWS-native subscribers: filterable attributes and publish durability (moto).
+
+The worker handler runs against the template's resources in moto; moto's SNS delivers to SQS
+subscribers and applies their filter policies.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from medsum.errors import NonRetryableSummarizerError
+
+from tests.integration.conftest import Stack
+from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
+from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function, sqs_event
+
+
+@pytest.fixture
+def modules(stack: Stack) -> tuple[ModuleType, ModuleType]:
+    api, worker = load_function("api"), load_function("worker")
+    for cached in (api._repository, api._submit_deps, api._idempotent_submit, worker._deps, worker._queue):
+        cached.cache_clear()
+    return api, worker
+
+
+def subscribe(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
+    """An SQS queue subscribed to the events topic with raw delivery (and a filter policy)."""
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {"RawMessageDelivery": "true"}
+    if filter_policy is not None:
+        attributes["FilterPolicy"] = json.dumps(filter_policy)
+    sns.subscribe(
+        TopicArn=stack.resources["ReportEventsTopic"], Protocol="sqs", Endpoint=arn, Attributes=attributes
+    )
+    return url
+
+
+def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
+    sqs, found = stack.client("sqs"), []
+    while messages := sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        for message in messages:
+            found.append(message)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def submit_as(api: ModuleType, caller: str) -> str:
+    body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
+    response = api.lambda_handler(
+        api_event("POST", "/summarize", body=body, caller=caller), FakeLambdaContext()
+    )
+    return str(json.loads(response["body"])["report_id"])
+
+
+def test_filter_policy_delivers_only_the_owners_completed_events(
+    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, worker = modules
+    # Given clinic-a's subscriber, filtering on its owner ARN and report.completed
+    url = subscribe(stack, "clinic-a-completed", {"owner": [CLINIC_A], "type": ["report.completed"]})
+    everything = subscribe(stack, "everything")
+    # When clinic-a and clinic-b each get a report completed, and clinic-a one failed
+    use_model(worker, monkeypatch, [REPLY])
+    mine, theirs = submit_as(api, CLINIC_A), submit_as(api, CLINIC_B)
+    worker.lambda_handler(sqs_event(work(mine), work(theirs)), FakeLambdaContext())
+    use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_access_denied", "denied")])
+    failed = submit_as(api, CLINIC_A)
+    worker.lambda_handler(sqs_event(work(failed)), FakeLambdaContext())
+    # Then the filtered subscriber received exactly clinic-a's report.completed, as the raw envelope
+    (message,) = drain(stack, url)
+    event = json.loads(message["Body"])
+    assert event["type"] == "report.completed" and event["data"]["report_id"] == mine
+    assert set(event) == {"type", "id", "timestamp", "data"}
+    assert message["MessageAttributes"]["owner"]["StringValue"] == CLINIC_A
+    # And the unfiltered one saw all three, each with type, status and owner attributes
+    seen = {
+        (
+            m["MessageAttributes"]["type"]["StringValue"],
+            m["MessageAttributes"]["status"]["StringValue"],
+            m["MessageAttributes"]["owner"]["StringValue"],
+        )
+        for m in drain(stack, everything)
+    }
+    assert seen == {
+        ("report.completed", "COMPLETED", CLINIC_A),
+        ("report.completed", "COMPLETED", CLINIC_B),
+        ("report.failed", "FAILED", CLINIC_A),
+    }
+
+
+class FlakySns:
+    """The real (moto) SNS client, whose ``publish`` fails ``failures`` times first."""
+
+    def __init__(self, real: Any, failures: int) -> None:
+        self._real, self.failures = real, failures
+
+    def publish(self, **kwargs: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "Publish")
+        return self._real.publish(**kwargs)
+
+
+def test_transient_publish_failure_still_delivers_the_event_once(
+    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, worker = modules
+    url = subscribe(stack, "observer")
+    summarizer = use_model(worker, monkeypatch, [REPLY])
+    publisher = worker._deps().publisher
+    monkeypatch.setattr(publisher, "_client", FlakySns(publisher._client, failures=1))
+    delays: list[int] = []
+    monkeypatch.setattr(worker._queue(), "retry_later", lambda _handle, delay: delays.append(delay))
+    report_id = submit_as(api, CLINIC_A)
+    # When SNS fails during the first delivery
+    first = work(report_id)
+    result = worker.lambda_handler(sqs_event(first), FakeLambdaContext())
+    # Then the report is COMPLETED, nothing is published yet, and the message comes back soon
+    assert result == {"batchItemFailures": [{"itemIdentifier": first["messageId"]}]}
+    assert read(api, report_id)["status"] == "COMPLETED"
+    assert drain(stack, url) == []
+    assert delays and delays[0] <= 60
+    # When the fault has cleared and the message is redelivered
+    result = worker.lambda_handler(sqs_event(work(report_id, receive_count=2)), FakeLambdaContext())
+    # Then the event arrives exactly once, without a second model call
+    assert result == {"batchItemFailures": []}
+    (message,) = drain(stack, url)
+    assert json.loads(message["Body"])["data"]["report_id"] == report_id
+    assert len(summarizer.calls) == 1
+    # And further duplicates of the work message publish nothing more
+    worker.lambda_handler(sqs_event(work(report_id, receive_count=3)), FakeLambdaContext())
+    assert drain(stack, url) == []

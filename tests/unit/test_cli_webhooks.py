@@ -1,0 +1,40 @@
+"""``medsum webhooks listen``: the receiver's verification, and its command line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from medsum.signing import new_secret, webhook_headers
+from medsum_cli.main import EXIT_USAGE, main
+from medsum_cli.webhooks import Delivery, Listener
+
+BODY = json.dumps({"type": "report.completed", "id": "evt_1", "data": {"report_id": "r1"}}).encode()
+
+
+def test_listener_accepts_only_deliveries_signed_with_its_secret() -> None:
+    secret = new_secret()
+    seen: list[Delivery] = []
+    listener = Listener(secret=secret, on_delivery=seen.append)
+    good = webhook_headers([secret], "evt_1", int(time.time()), BODY)
+    forged = webhook_headers([new_secret()], "evt_1", int(time.time()), BODY)
+    stale = webhook_headers([secret], "evt_1", int(time.time()) - 3600, BODY)
+
+    accepted = listener.check(good, BODY)
+    assert accepted.verified and accepted.event is not None and accepted.event["id"] == "evt_1"
+    assert set(accepted.headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    for headers, body in ((forged, BODY), (stale, BODY), (good, BODY + b" ")):
+        rejected = listener.check(headers, body)
+        assert not rejected.verified and rejected.event is None
+    assert listener.verified == 1
+
+
+def test_listener_without_a_secret_rejects_everything() -> None:
+    listener = Listener(secret=None, on_delivery=lambda _: None)
+    assert not listener.check(webhook_headers([new_secret()], "e", int(time.time()), BODY), BODY).verified
+
+
+def test_listen_needs_a_secret_or_register(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDSUM_WEBHOOK_SECRET", raising=False)
+    assert main(["webhooks", "listen"]) == EXIT_USAGE
