@@ -872,3 +872,23 @@ def test_localhost_webhooks_are_off_unless_asked_for(
     for function_id in ("ApiFunction", "NotifierFunction"):
         variables = _props(resources, function_id)["Environment"]["Variables"]
         assert variables["ALLOW_LOCAL_HTTP_WEBHOOKS"] == {"Ref": "AllowLocalhostWebhooks"}
+
+
+def test_the_api_role_cannot_decrypt_webhook_secrets_itself(translated: dict[str, Any]) -> None:
+    # kms:Decrypt only through the storage services (DynamoDB, S3, SQS, SNS): a direct Decrypt of a
+    # webhook secret's ciphertext is the notifier's alone.
+    decrypting = [
+        statement
+        for statement in _role_statements(translated, "ApiFunction")
+        if "kms:Decrypt" in _as_list(statement["Action"])
+    ]
+    assert decrypting
+    for statement in decrypting:
+        services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+        assert [s["Fn::Sub"].split(".")[0] for s in services] == ["dynamodb", "s3", "sqs", "sns"]
+    notifier = [
+        statement
+        for statement in _role_statements(translated, "NotifierFunction")
+        if "kms:Decrypt" in _as_list(statement["Action"]) and "Condition" not in statement
+    ]
+    assert notifier
