@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check bench eval clean
+.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check bench bench-batch eval clean
 
 help:
 	@echo "make run     start the whole service offline (API on http://127.0.0.1:3000)"
@@ -52,6 +52,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/eval_local_model.py
 	$(BIN)/python bench/batch_calls.py inline:1000 upload:1000 upload:10000
+
+bench-batch: $(STAMP)
+	$(BIN)/python bench/batch_cli_local.py 1000 1500
 
 clean:
 	rm -rf $(VENV) .medsum .pytest_cache .mypy_cache .ruff_cache .aws-sam
