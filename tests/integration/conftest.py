@@ -22,7 +22,7 @@ from medsum.settings import (
     get_worker_settings,
 )
 from medsum_local.deploy import deploy_template
-from medsum_local.emulator import speed_up_sqs
+from medsum_local.emulator import speed_up_dynamodb_transactions, speed_up_sqs
 from medsum_local.stepfunctions import Invoker, install
 from moto import mock_aws
 
@@ -96,6 +96,7 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
         monkeypatch.delenv(name, raising=False)
     _clear_caches()
     speed_up_sqs()
+    speed_up_dynamodb_transactions()
     with mock_aws():
         uninstall = install(invoker) if invoker is not None else None
         try:
