@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     print("| function | median import (ms) | p90 (ms) | runs |")
     print("|---|---|---|---|")
-    for function in ("api", "worker"):
+    for function in ("api", "worker", "ingest", "admin", "notifier"):
         samples = sorted(measure(function, args.runs + 1)[1:])  # first run warms the bytecode cache
         p90 = samples[min(len(samples) - 1, int(len(samples) * 0.9))]
         print(f"| {function} | {statistics.median(samples):.0f} | {p90:.0f} | {len(samples)} |")
