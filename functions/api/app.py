@@ -56,6 +56,8 @@ from medsum.http import (
     is_json_content_type,
     is_ndjson_content_type,
     owner_from_identity,
+    raw_error,
+    validation_problem,
 )
 from medsum.logic.batches import (
     BatchDeps,
@@ -579,14 +581,8 @@ def _batch_view(batch: Batch, *, with_errors: bool) -> BatchView:
 # --------------------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response[str]:
-    errors = exc.errors()
-    if any(err.get("type") == "json_invalid" for err in errors):
-        return _error(HTTPStatus.BAD_REQUEST, "invalid_json", "the request body is not valid JSON")
-    details = [
-        {"location": ".".join(str(p) for p in err.get("loc", ())), "problem": str(err.get("msg", "invalid"))}
-        for err in errors
-    ]
-    return _error(HTTPStatus.BAD_REQUEST, "invalid_request", "the request is not valid", details)
+    code, message, details = validation_problem(list(exc.errors()))
+    return _error(HTTPStatus.BAD_REQUEST, code, message, details)
 
 
 @app.exception_handler(ReportNotFoundError)
@@ -700,7 +696,7 @@ def _precheck(event: dict[str, Any]) -> dict[str, Any] | None:
     batches = event.get("path") == "/batches"
     limit = MAX_BATCH_BODY_BYTES if batches else MAX_BODY_BYTES
     if body_size(event) > limit:
-        return _raw_error(
+        return raw_error(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",
             "the request body exceeds 5 MiB; upload larger batches"
@@ -711,21 +707,12 @@ def _precheck(event: dict[str, Any]) -> dict[str, Any] | None:
         headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
         content_type = headers.get("content-type")
         if not (is_json_content_type(content_type) or (batches and is_ndjson_content_type(content_type))):
-            return _raw_error(
+            return raw_error(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as application/json" + (" or application/x-ndjson" if batches else ""),
             )
     return None
-
-
-def _raw_error(status: HTTPStatus, code: str, message: str) -> dict[str, Any]:
-    return {
-        "statusCode": int(status),
-        "headers": {"Content-Type": content_types.APPLICATION_JSON, "Access-Control-Allow-Origin": "*"},
-        "body": error_body(code, message),
-        "isBase64Encoded": False,
-    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -746,7 +733,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # Last line of defence: a 500 in our error shape. The log gets the type and frames only,
         # never the exception text (it could echo request data).
         logger.error("unhandled error", extra=safe_exception_fields(exc))
-        return _raw_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        return raw_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
 
 
 __all__ = ["app", "lambda_handler"]

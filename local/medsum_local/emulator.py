@@ -91,7 +91,7 @@ def speed_up_dynamodb_transactions() -> None:
     moto deep-copies every table a transaction names before applying it, to restore them if the
     transaction is cancelled. Every report transition here is a transaction on ``PatientReports`` and
     ``Batches``, so with a few thousand reports stored most of the emulator's time went into those
-    copies (63 % of its samples while a 1,000-item batch ran). This keeps the same all-or-nothing
+    copies (most of its samples while a 1,000-item batch ran). This keeps the same all-or-nothing
     outcome: the touched items are saved before the transaction and put back (or deleted again) if it
     fails. Idempotent.
     """

@@ -15,16 +15,9 @@ class _Env(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
-class ApiSettings(_Env):
-    table_name: str = Field(alias="TABLE_NAME", min_length=1)
-    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
-    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
-    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
-    report_retention_days: int = Field(alias="REPORT_RETENTION_DAYS", ge=1)
-    retry_after_seconds: int = Field(alias="RETRY_AFTER_SECONDS", ge=1, default=5)
-    uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
-    uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
-    events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
+class _WebhookSettings(_Env):
+    """What the api (registration) and the notifier (delivery) both need of webhooks."""
+
     webhooks_table_name: str = Field(alias="WEBHOOKS_TABLE_NAME", min_length=1)
     deliveries_table_name: str = Field(alias="DELIVERIES_TABLE_NAME", min_length=1)
     secrets_kms_key_id: str = Field(alias="SECRETS_KMS_KEY_ID", min_length=1)
@@ -35,6 +28,18 @@ class ApiSettings(_Env):
     @property
     def allowed_ports(self) -> frozenset[int]:
         return _ports(self.webhook_allowed_ports)
+
+
+class ApiSettings(_WebhookSettings):
+    table_name: str = Field(alias="TABLE_NAME", min_length=1)
+    batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
+    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
+    work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
+    report_retention_days: int = Field(alias="REPORT_RETENTION_DAYS", ge=1)
+    retry_after_seconds: int = Field(alias="RETRY_AFTER_SECONDS", ge=1, default=5)
+    uploads_bucket_name: str = Field(alias="UPLOADS_BUCKET_NAME", min_length=1)
+    uploads_kms_key_id: str = Field(alias="UPLOADS_KMS_KEY_ID", min_length=1)
+    events_topic_arn: str = Field(alias="EVENTS_TOPIC_ARN", min_length=1)
 
 
 class WorkerSettings(_Env):
@@ -82,21 +87,11 @@ def get_admin_settings() -> AdminSettings:
     return AdminSettings.model_validate(dict(os.environ))
 
 
-class NotifierSettings(_Env):
-    webhooks_table_name: str = Field(alias="WEBHOOKS_TABLE_NAME", min_length=1)
-    deliveries_table_name: str = Field(alias="DELIVERIES_TABLE_NAME", min_length=1)
-    secrets_kms_key_id: str = Field(alias="SECRETS_KMS_KEY_ID", min_length=1)
-    notifier_queue_url: str = Field(alias="NOTIFIER_QUEUE_URL", min_length=1)
-    allow_local_http_webhooks: bool = Field(alias="ALLOW_LOCAL_HTTP_WEBHOOKS")
-    webhook_allowed_ports: str = Field(alias="WEBHOOK_ALLOWED_PORTS", default="")
+class NotifierSettings(_WebhookSettings):
     max_receive_count: int = Field(alias="NOTIFIER_MAX_RECEIVE_COUNT", ge=1)
     retry_base_delay_seconds: int = Field(alias="NOTIFIER_RETRY_BASE_DELAY_SECONDS", ge=1)
     retry_max_delay_seconds: int = Field(alias="NOTIFIER_RETRY_MAX_DELAY_SECONDS", ge=1, le=43_200)
     delivery_log_retention_days: int = Field(alias="DELIVERY_LOG_RETENTION_DAYS", ge=1)
-
-    @property
-    def allowed_ports(self) -> frozenset[int]:
-        return _ports(self.webhook_allowed_ports)
 
 
 def _ports(spec: str) -> frozenset[int]:

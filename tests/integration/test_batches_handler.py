@@ -233,6 +233,7 @@ def test_results_files_over_one_part_are_uploaded_in_parts(stack: Stack) -> None
     size = store.put_results("results/o/b.jsonl", chunks)
     stored = stack.client("s3").get_object(Bucket=stack.resources["UploadsBucket"], Key="results/o/b.jsonl")
     assert size == len(line) * 20_000 == stored["ContentLength"]
+    assert stored["ETag"].endswith('-3"')  # a multipart object of three parts, not one PutObject
     assert stored["Body"].read() == line * 20_000
 
 

@@ -14,7 +14,6 @@ from medsum.logic import batches as batch_logic
 from medsum.logic.batches import (
     BatchDeps,
     ResultsFile,
-    batch_results,
     cancel_batch,
     create_batch,
     deliver_results,
@@ -229,15 +228,17 @@ def test_results_join_on_custom_id_and_other_owners_see_nothing() -> None:
     world = World()
     world.create(3)
     world.deliver("r0001")
-    lines = batch_results(world.reports, world.batches, OWNER, "b1")
-    assert [(x.custom_id, x.status) for x in lines] == [
-        ("c000", ReportStatus.PENDING),
-        ("c001", ReportStatus.COMPLETED),
-        ("c002", ReportStatus.PENDING),
+    body = deliver_results(world.reports, world.batches, MemoryResults(), OWNER, "b1", world.clock())
+    assert isinstance(body, str)
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert [(x["custom_id"], x["status"]) for x in lines] == [
+        ("c000", "PENDING"),
+        ("c001", "COMPLETED"),
+        ("c002", "PENDING"),
     ]
-    assert lines[1].summary is not None
+    assert lines[1]["summary"] is not None and lines[0]["summary"] is None
     with pytest.raises(BatchNotFoundError):
-        batch_results(world.reports, world.batches, OTHER, "b1")
+        deliver_results(world.reports, world.batches, MemoryResults(), OTHER, "b1", world.clock())
     with pytest.raises(BatchNotFoundError):
         cancel_batch(world.batches, OTHER, "b1", world.clock())
 

@@ -16,8 +16,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts
-from medsum.errors import InvalidPageTokenError, RepositoryError
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.errors import RepositoryError
 from medsum.models import ActionCounts, AuditEntry
 from medsum.ports import AuditLog
 
@@ -120,14 +120,7 @@ class DynamoAuditLog(AuditLog):
             kwargs["ExclusiveStartKey"] = decode_page_token(
                 next_token, {"audit_id", "log", "at"}, "log", LOG_PARTITION
             )
-        try:
-            response = self._client.query(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ValidationException" and next_token:
-                raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-            raise RepositoryError("audit store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("audit store unavailable") from exc
+        response = query_page(self._client, kwargs, "audit store")
         last = response.get("LastEvaluatedKey")
         return [_from_item(raw) for raw in response.get("Items", [])], (
             encode_page_token(last) if last else None

@@ -21,8 +21,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts
-from medsum.errors import InvalidPageTokenError, RepositoryError
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.errors import RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
 from medsum.ports import BatchRepository
 
@@ -142,14 +142,7 @@ class DynamoBatchRepository(BatchRepository):
             kwargs["ExclusiveStartKey"] = decode_page_token(
                 next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
             )
-        try:
-            response = self._client.query(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ValidationException" and next_token:
-                raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-            raise RepositoryError("batch store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("batch store unavailable") from exc
+        response = query_page(self._client, kwargs, "batch store")
         # The index holds meta items only; counts need each batch's partition.
         batches = [
             b for b in (self.get(_de.deserialize(i["batch_id"])) for i in response.get("Items", [])) if b

@@ -8,7 +8,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from medsum.errors import InvalidPageTokenError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from medsum.errors import InvalidPageTokenError, RepositoryError
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -42,3 +44,18 @@ def decode_page_token(token: str, key_names: set[str], partition_name: str, part
     ):
         raise InvalidPageTokenError("next_token is not valid for this listing")
     return key
+
+
+def query_page(client: Any, kwargs: dict[str, Any], store: str) -> dict[str, Any]:
+    """One ``Query`` page. A token DynamoDB rejects (``ValidationException`` with an
+    ``ExclusiveStartKey``) is the caller's ``InvalidPageTokenError``; anything else is
+    ``RepositoryError("<store> unavailable")``."""
+    try:
+        response: dict[str, Any] = client.query(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ValidationException" and "ExclusiveStartKey" in kwargs:
+            raise InvalidPageTokenError("next_token is not valid for this listing") from exc
+        raise RepositoryError(f"{store} unavailable") from exc
+    except BotoCoreError as exc:
+        raise RepositoryError(f"{store} unavailable") from exc
+    return response

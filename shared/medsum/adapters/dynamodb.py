@@ -20,10 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
 from medsum.errors import (
     ConflictError,
-    InvalidPageTokenError,
     PartialWriteError,
     ReportNotFoundError,
     ReportTooLargeError,
@@ -167,23 +166,20 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
             kwargs["ExclusiveStartKey"] = decode_page_token(
                 next_token, {"report_id", "owner_patient", "created_at"}, "owner_patient", partition
             )
-        try:
-            response = self._client.query(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ValidationException" and next_token:
-                raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-            raise RepositoryError("report store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("report store unavailable") from exc
+        response = query_page(self._client, kwargs, "report store")
         items = [_list_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return Page(items=items, next_token=encode_page_token(last) if last else None)
 
     def get_many(self, report_ids: Sequence[str]) -> list[Report]:
+        return self._batch_get(report_ids, {})
+
+    def _batch_get(self, report_ids: Sequence[str], projection: dict[str, Any]) -> list[Report]:
+        """Strongly consistent ``BatchGetItem`` in chunks of 100, unprocessed keys retried with backoff."""
         found: list[Report] = []
         for start in range(0, len(report_ids), READ_CHUNK):
             keys = [{"report_id": {"S": rid}} for rid in report_ids[start : start + READ_CHUNK]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True, **projection}}
             for attempt in range(BATCH_RETRIES):
                 try:
                     response = self._client.batch_get_item(RequestItems=request)
@@ -429,31 +425,14 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
 
     # -- operators -------------------------------------------------------------------------------
     def describe_many(self, report_ids: Sequence[str]) -> list[Report]:
-        found: list[Report] = []
-        unique = list(dict.fromkeys(report_ids))
-        for start in range(0, len(unique), READ_CHUNK):
-            keys = [{"report_id": {"S": rid}} for rid in unique[start : start + READ_CHUNK]]
-            request: dict[str, Any] = {
-                self._table: {
-                    "Keys": keys,
-                    "ConsistentRead": True,
-                    "ProjectionExpression": OPERATOR_PROJECTION,
-                    "ExpressionAttributeNames": {"#o": "owner", "#s": "status", "#e": "error"},
-                }
-            }
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise RepositoryError("report store unavailable") from exc
-                found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
-                raise RepositoryError("report store kept throttling batched reads")
-        return found
+        # The projection never reads the text or the summary.
+        return self._batch_get(
+            list(dict.fromkeys(report_ids)),
+            {
+                "ProjectionExpression": OPERATOR_PROJECTION,
+                "ExpressionAttributeNames": {"#o": "owner", "#s": "status", "#e": "error"},
+            },
+        )
 
     def reopen(self, report_id: str, now: datetime, batch_id: str | None = None) -> Report:
         return self._update(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -212,23 +212,7 @@ def create_batch(
         expires_at=expires_at,
     )
     deps.batches.create(batch)
-    reports = [
-        Report(
-            report_id=new_id(),
-            owner=owner,
-            patient_id=item.patient_id,
-            report_type=item.report_type,
-            status=ReportStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            text=item.report_text,
-            metadata=dict(item.metadata),
-            batch_id=batch_id,
-            custom_id=item.custom_id,
-            expires_at=expires_at,
-        )
-        for _, item in parsed.items
-    ]
+    reports = [item_report(item, new_id(), owner, batch_id, now, expires_at) for _, item in parsed.items]
     try:
         deps.reports.create_many(reports)
     except PartialWriteError as exc:
@@ -260,6 +244,26 @@ def create_batch(
     stored = deps.batches.get(batch_id)
     assert stored is not None
     return stored
+
+
+def item_report(
+    item: BatchItemRequest, report_id: str, owner: str, batch_id: str, now: datetime, expires_at: int
+) -> Report:
+    """The PENDING report of one batch item (inline or uploaded)."""
+    return Report(
+        report_id=report_id,
+        owner=owner,
+        patient_id=item.patient_id,
+        report_type=item.report_type,
+        status=ReportStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        text=item.report_text,
+        metadata=dict(item.metadata),
+        batch_id=batch_id,
+        custom_id=item.custom_id,
+        expires_at=expires_at,
+    )
 
 
 def _fail_unqueued(deps: BatchDeps, report_id: str, batch_id: str, now: datetime) -> None:
@@ -383,14 +387,6 @@ def iter_batch_results(reports: ReportRepository, owner: str, batch_id: str) -> 
             )
 
 
-def batch_results(
-    reports: ReportRepository, batches: BatchRepository, owner: str, batch_id: str
-) -> list[ResultLine]:
-    """One line per item, joined on ``custom_id``; partial while the batch runs."""
-    get_batch(batches, owner, batch_id)
-    return list(iter_batch_results(reports, owner, batch_id))
-
-
 def deliver_results(
     reports: ReportRepository,
     batches: BatchRepository,
@@ -406,13 +402,16 @@ def deliver_results(
     Raises ``BatchNotFoundError`` (also for another owner's batch) and ``RepositoryError``.
     """
     batch = get_batch(batches, owner, batch_id)
+    lines: Iterable[bytes] = (
+        (line.model_dump_json() + "\n").encode("utf-8")
+        for line in iter_batch_results(reports, owner, batch_id)
+    )
     if batch.counts.total <= INLINE_RESULTS_MAX_ITEMS:
-        body = "".join(line.model_dump_json() + "\n" for line in iter_batch_results(reports, owner, batch_id))
-        if len(body.encode("utf-8")) <= INLINE_RESULTS_MAX_BYTES:
-            return body
+        lines = list(lines)  # at most 1,000 lines: read once, sent inline or written below
+        body = b"".join(lines)
+        if len(body) <= INLINE_RESULTS_MAX_BYTES:
+            return body.decode("utf-8")
     key = results_key(owner, batch_id)
-    results = iter_batch_results(reports, owner, batch_id)
-    lines = ((line.model_dump_json() + "\n").encode("utf-8") for line in results)
     size = store.put_results(key, lines)
     return ResultsFile(
         url=store.presign_get(key, RESULTS_URL_SECONDS),

@@ -24,14 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from medsum.errors import IngestRejectedError
-from medsum.logic.batches import BatchDeps, _fail_unqueued, owner_hash, parse_line
+from medsum.logic.batches import BatchDeps, _fail_unqueued, item_report, owner_hash, parse_line
 from medsum.models import (
     MAX_UPLOAD_ITEMS,
     Batch,
     BatchItemRequest,
     BatchStatus,
     LineError,
-    Report,
     ReportStatus,
 )
 from medsum.observability import logger
@@ -291,20 +290,7 @@ def write_chunk(
         if not isinstance(parsed, LineError):
             items.append((number, parsed))
     reports = [
-        Report(
-            report_id=item_report_id(batch_id, number),
-            owner=batch.owner,
-            patient_id=item.patient_id,
-            report_type=item.report_type,
-            status=ReportStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            text=item.report_text,
-            metadata=dict(item.metadata),
-            batch_id=batch_id,
-            custom_id=item.custom_id,
-            expires_at=batch.expires_at,
-        )
+        item_report(item, item_report_id(batch_id, number), batch.owner, batch_id, now, batch.expires_at)
         for number, item in items
     ]
     existing = {r.report_id: r for r in deps.reports.get_many([r.report_id for r in reports])}
