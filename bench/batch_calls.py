@@ -19,7 +19,6 @@ upload:1000 upload:10000); results go in BENCHMARKS.md.
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from collections import Counter
@@ -80,7 +79,7 @@ def run_inline(items: int) -> Counter[str]:
                 stack.resources["PatientReports"], dynamodb, batches_table=stack.resources["Batches"]
             ),
             batches=DynamoBatchRepository(stack.resources["Batches"], dynamodb),
-            queue=SqsWorkQueue(stack.resources["WorkQueue"], sqs),
+            queue=SqsWorkQueue(stack.resources["BulkQueue"], sqs),
         )
         text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
         parsed = ParsedBatch(
@@ -91,13 +90,11 @@ def run_inline(items: int) -> Counter[str]:
             errors=[],
             metadata={},
         )
-        ids = (f"{n:032x}" for n in itertools.count())
         batch = create_batch(
             parsed,
             "arn:aws:iam::123456789012:user/bench",
             deps,
             batch_id="bench",
-            new_id=lambda: next(ids),
             now=utcnow(),
             retention_days=1,
         )

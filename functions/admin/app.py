@@ -50,7 +50,8 @@ from medsum.logic.dlq import (
     show_dead_letter,
     summarize_dead_letters,
 )
-from medsum.models import PurgeRequest, RedriveRequest, RetryRequest
+from medsum.logic.lanes import LaneDeadLetters, LaneQueues
+from medsum.models import Lane, PurgeRequest, RedriveRequest, RetryRequest
 from medsum.observability import logger, metrics, safe_exception_fields, tracer
 from medsum.settings import get_admin_settings
 
@@ -67,10 +68,20 @@ def _deps() -> AdminDeps:
     settings = get_admin_settings()
     reports = DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name)
     return AdminDeps(
-        dlq=SqsDeadLetterQueue(settings.dead_letter_queue_url),
+        dlq=LaneDeadLetters(
+            {
+                Lane.INTERACTIVE: SqsDeadLetterQueue(settings.dead_letter_queue_url, lane=Lane.INTERACTIVE),
+                Lane.BULK: SqsDeadLetterQueue(settings.bulk_dead_letter_queue_url, lane=Lane.BULK),
+            }
+        ),
         reports=reports,
         repository=reports,
-        queue=SqsWorkQueue(settings.work_queue_url),
+        queue=LaneQueues(
+            {
+                Lane.INTERACTIVE: SqsWorkQueue(settings.work_queue_url),
+                Lane.BULK: SqsWorkQueue(settings.bulk_queue_url),
+            }
+        ),
         audit=DynamoAuditLog(settings.audit_table_name),
     )
 

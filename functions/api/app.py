@@ -145,8 +145,9 @@ def _batch_deps() -> BatchDeps:
     return BatchDeps(
         reports=_repository(),
         batches=_batches(),
-        queue=_submit_deps().queue,
+        queue=SqsWorkQueue(get_api_settings().bulk_queue_url),
         publisher=SnsEventPublisher(get_api_settings().events_topic_arn),
+        window=get_api_settings().bulk_window,
     )
 
 
@@ -237,7 +238,6 @@ def _create_batch(command: dict[str, Any], parsed: ParsedBatch) -> dict[str, Any
         command["owner"],
         _batch_deps(),
         batch_id=batch_id,
-        new_id=new_id,
         now=now,
         retention_days=retention_days,
         public_api_url=command["base_url"],

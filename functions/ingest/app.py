@@ -32,7 +32,8 @@ def _deps() -> BatchDeps:
     return BatchDeps(
         reports=DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name),
         batches=DynamoBatchRepository(settings.batches_table_name),
-        queue=SqsWorkQueue(settings.work_queue_url),
+        queue=SqsWorkQueue(settings.bulk_queue_url),
+        window=settings.bulk_window,
     )
 
 
@@ -58,11 +59,11 @@ def _write_chunk(event: dict[str, Any]) -> dict[str, Any]:
     chunk = Chunk.from_dict(event["chunk"])
     result = write_chunk(_deps(), _uploads(), _upload(event), str(event["batch_id"]), chunk, now=utcnow())
     metrics.add_metric(name="UploadItemsWritten", unit="Count", value=result.written)
-    return {"written": result.written, "enqueued": result.enqueued, "unsent": result.unsent}
+    return {"written": result.written, "existing": result.existing}
 
 
 def _finalize(event: dict[str, Any]) -> dict[str, Any]:
-    batch = finalize_upload(_deps().batches, str(event["batch_id"]), int(event["total"]), utcnow())
+    batch = finalize_upload(_deps(), str(event["batch_id"]), int(event["total"]), utcnow())
     # Workers may have finished every item while the batch was still validating (they do not settle a
     # batch whose total is not final): settle it here.
     settings = get_ingest_settings()
@@ -81,7 +82,7 @@ def _finalize(event: dict[str, Any]) -> dict[str, Any]:
 def _mark_failed(event: dict[str, Any]) -> dict[str, Any]:
     # The step's own reason (too many items, no valid line) is already on the batch; the state's
     # error names (exception types) are not part of the API.
-    fail_upload(_deps().batches, str(event["key"]), "ingest_failed", utcnow())
+    fail_upload(_deps(), str(event["key"]), "ingest_failed", utcnow())
     return {"status": "failed"}
 
 

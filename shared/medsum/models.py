@@ -199,6 +199,8 @@ class Report(BaseModel):
     expires_at: int
     version: int = 1
     event_published: bool = False
+    #: Batch items: the next item of this item's window has been released (sent to the bulk lane).
+    next_released: bool = False
     # Operator history: when the first retryable failure happened, how often and when the report was
     # put back to work from the dead-letter queue (or retried), and the error it had before that.
     first_failed_at: datetime | None = None
@@ -335,10 +337,30 @@ class ResultsLink(StrictModel):
 # --------------------------------------------------------------------------------------------------
 # Queue and event boundaries (ids only: never report text, summary or patient_id)
 # --------------------------------------------------------------------------------------------------
+class Lane(StrEnum):
+    """The work lanes: each has its own queue, dead-letter queue, alarm and worker concurrency."""
+
+    INTERACTIVE = "interactive"  # POST /summarize: one report a client is waiting for
+    BULK = "bulk"  # batch items, released per batch in metered windows (logic/lanes.py)
+
+
 class WorkMessage(StrictModel):
+    """A work message. Batch items also carry their place in the batch: ``seq`` (0-based ordinal of
+    the item, which names its report id), ``window`` (how many of the batch's items are released at a
+    time) and ``total``. When item ``seq`` finishes, item ``seq + window`` is released (see
+    ``logic/lanes.py``). Ids and numbers only: never text."""
+
     report_id: str
     batch_id: str | None = None
+    seq: int | None = Field(default=None, ge=0)
+    window: int | None = Field(default=None, ge=1)
+    total: int | None = Field(default=None, ge=1)
     version: Literal[1] = 1
+
+    @property
+    def lane(self) -> Lane:
+        """Batch items travel in the bulk lane, everything else in the interactive lane."""
+        return Lane.BULK if self.batch_id else Lane.INTERACTIVE
 
 
 EventType = Literal["report.completed", "report.failed", "batch.completed", "batch.cancelled"]

@@ -16,6 +16,7 @@ from medsum.models import (
     DeliveryAttempt,
     DeliveryState,
     ErrorInfo,
+    Lane,
     LineError,
     Report,
     ReportEvent,
@@ -24,6 +25,7 @@ from medsum.models import (
     Summary,
     Usage,
     Webhook,
+    WorkMessage,
 )
 from medsum.netguard import Target
 
@@ -128,6 +130,11 @@ class ReportRepository(ABC):
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         """PROCESSING (held by ``lease_token``) -> PENDING, so the next delivery can claim it."""
 
+    @abstractmethod
+    def mark_next_released(self, report_id: str) -> None:
+        """Remember that the batch item after this one (in its window) was released (no-op when the
+        report is gone)."""
+
 
 class BatchRepository(ABC):
     """Batches and their sharded counters."""
@@ -206,17 +213,16 @@ class UploadStore(ABC):
 
 
 class WorkQueue(ABC):
+    """Where work messages go. A lane router sends each message to its lane's queue
+    (``WorkMessage.lane``); a single queue takes every message it is given."""
+
     @abstractmethod
-    def enqueue(self, report_id: str, batch_id: str | None = None) -> None:
+    def enqueue(self, message: WorkMessage) -> None:
         """Send one work message (ids only). Raises ``EnqueueError``."""
 
     @abstractmethod
-    def enqueue_many(self, report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
-        """Send work messages in batches (failed entries retried); returns the ids never sent."""
-
-    @abstractmethod
-    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
-        """Make a received message visible again after ``delay_seconds`` (best effort)."""
+    def enqueue_many(self, messages: Sequence[WorkMessage]) -> list[WorkMessage]:
+        """Send work messages in batches (failed entries retried); returns the messages never sent."""
 
 
 class Summarizer(ABC):
@@ -252,6 +258,8 @@ class DeadLetter:
     body: str
     receive_count: int
     sent_at: datetime
+    #: The lane whose dead-letter queue holds the message.
+    lane: Lane = Lane.INTERACTIVE
 
 
 class DeadLetterQueue(ABC):

@@ -65,7 +65,7 @@ def use_model(
 ) -> ScriptedSummarizer:
     summarizer = ScriptedSummarizer(script)
     deps: WorkerDeps = replace(worker._deps(), summarizer=summarizer)
-    monkeypatch.setattr(worker, "_deps", lambda: deps)
+    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
     return summarizer
 
 
@@ -120,13 +120,11 @@ def report(api: ModuleType, report_id: str) -> dict[str, Any]:
     return dict(body)
 
 
-def deliver_all(stack: Stack, worker: ModuleType) -> None:
-    messages = receive_all(stack, "WorkQueue")
+def deliver_all(stack: Stack, worker: ModuleType, queue: str = "WorkQueue") -> None:
+    messages = receive_all(stack, queue)
     for m in messages:
         worker.lambda_handler(sqs_event(sqs_record(m["Body"])), FakeLambdaContext())
-        stack.client("sqs").delete_message(
-            QueueUrl=stack.resources["WorkQueue"], ReceiptHandle=m["ReceiptHandle"]
-        )
+        stack.client("sqs").delete_message(QueueUrl=stack.resources[queue], ReceiptHandle=m["ReceiptHandle"])
 
 
 @pytest.mark.parametrize(
@@ -254,7 +252,7 @@ def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
     deps: AdminDeps = admin._deps()
     crashing = CrashingDeadLetterQueue(deps.dlq)
     # The dead process's messages come back at once (instead of after the visibility timeout).
-    monkeypatch.setattr(admin, "_deps", lambda: replace(deps, dlq=crashing, work_visibility_seconds=0))
+    monkeypatch.setattr(admin, "_deps", lambda *_: replace(deps, dlq=crashing, work_visibility_seconds=0))
     # When the redrive dies after sending the work and before deleting the dead letter
     with pytest.raises(SystemExit):
         admin.lambda_handler(
@@ -351,10 +349,10 @@ def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
         FakeLambdaContext(),
     )
     batch_id = json.loads(response["body"])["batch_id"]
-    (message,) = drain(stack, "WorkQueue")
+    (message,) = drain(stack, "BulkQueue")
     use_model(worker, monkeypatch, [RetryableSummarizerError("throttled")])
     worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
-    stack.client("sqs").send_message(QueueUrl=stack.resources["WorkDeadLetterQueue"], MessageBody=message)
+    stack.client("sqs").send_message(QueueUrl=stack.resources["BulkDeadLetterQueue"], MessageBody=message)
 
     def counts() -> dict[str, Any]:
         status, batch = call(api, "GET", f"/batches/{batch_id}", caller=CLINIC_A)
@@ -374,8 +372,10 @@ def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
     status, job = call(admin, "POST", "/admin/dlq/redrive", body={"all": True, "reason": REASON})
     assert status == 200 and job["moved"] == 1
     assert counts()["pending"] == 1 and counts()["failed"] == 0
+    # (back in its own lane: the bulk queue, with its place in the batch's window)
+    assert depth(stack, "WorkQueue") == 0 and depth(stack, "BulkDeadLetterQueue") == 0
     use_model(worker, monkeypatch, [REPLY])
-    deliver_all(stack, worker)
+    deliver_all(stack, worker, "BulkQueue")
     # Then the batch counts it completed (and it stays completed)
     assert counts() == {
         "status": "completed",

@@ -16,6 +16,7 @@ from medsum.logic import batches as batch_logic
 
 from tests.integration.conftest import Stack
 from tests.support.events import (
+    ACCOUNT,
     CLINIC_A,
     CLINIC_B,
     FakeLambdaContext,
@@ -60,7 +61,7 @@ def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, 
     ):
         cached.cache_clear()
     deps = replace(worker._deps(), summarizer=ScriptedSummarizer([REPLY]))
-    monkeypatch.setattr(worker, "_deps", lambda: deps)
+    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
     return api, worker
 
 
@@ -85,13 +86,17 @@ def post_batch(
 
 
 def drain(stack: Stack, worker: ModuleType, duplicate: bool = False) -> int:
-    """Deliver every queued work message to the worker (each twice with ``duplicate``)."""
-    sqs, url, delivered = stack.client("sqs"), stack.resources["WorkQueue"], 0
+    """Deliver every queued bulk-lane message to the worker (each twice with ``duplicate``), including
+    the items released as earlier ones finish; returns how many messages were delivered."""
+    sqs, url, delivered = stack.client("sqs"), stack.resources["BulkQueue"], 0
+    arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:{url.rsplit('/', 1)[1]}"
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             return delivered
-        records = [sqs_record(m["Body"]) for m in messages for _ in range(2 if duplicate else 1)]
+        records = [
+            sqs_record(m["Body"], queue_arn=arn) for m in messages for _ in range(2 if duplicate else 1)
+        ]
         result = worker.lambda_handler(sqs_event(*records), FakeLambdaContext())
         assert result == {"batchItemFailures": []}
         for message in messages:
@@ -259,7 +264,7 @@ def test_json_envelope_and_idempotency_key(modules: tuple[ModuleType, ModuleType
     assert first[0] == again[0] == 202 and first[1]["batch_id"] == again[1]["batch_id"]
     assert first[1]["metadata"] == {"run": "1"}
     messages = stack.client("sqs").receive_message(
-        QueueUrl=stack.resources["WorkQueue"], MaxNumberOfMessages=10
+        QueueUrl=stack.resources["BulkQueue"], MaxNumberOfMessages=10
     )
     assert len(messages["Messages"]) == 2
     status, error = call(

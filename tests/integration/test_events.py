@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from medsum.errors import NonRetryableSummarizerError
+from medsum.models import Lane
 
 from tests.integration.conftest import Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
@@ -118,7 +119,9 @@ def test_transient_publish_failure_still_delivers_the_event_once(
     publisher = worker._deps().publisher
     monkeypatch.setattr(publisher, "_client", FlakySns(publisher._client, failures=1))
     delays: list[int] = []
-    monkeypatch.setattr(worker._queue(), "retry_later", lambda _handle, delay: delays.append(delay))
+    monkeypatch.setattr(
+        worker._queue(Lane.INTERACTIVE), "retry_later", lambda _handle, delay: delays.append(delay)
+    )
     report_id = submit_as(api, CLINIC_A)
     # When SNS fails during the first delivery
     first = work(report_id)

@@ -58,7 +58,7 @@ def use_model(
 ) -> ScriptedSummarizer:
     summarizer = ScriptedSummarizer(script)
     deps: WorkerDeps = replace(worker._deps(), summarizer=summarizer)
-    monkeypatch.setattr(worker, "_deps", lambda: deps)
+    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
     return summarizer
 
 

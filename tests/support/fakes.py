@@ -22,6 +22,7 @@ from medsum.models import (
     RequestCounts,
     Summary,
     Usage,
+    WorkMessage,
 )
 from medsum.ports import (
     AuditLog,
@@ -209,6 +210,10 @@ class InMemoryRepository(ReportRepository, OperatorReportStore):
         except (ConflictError, ReportNotFoundError):
             return
 
+    def mark_next_released(self, report_id: str) -> None:
+        if report_id in self.items:
+            self._update(report_id, lambda r: True, next_released=True)
+
     # -- operators ---------------------------------------------------------------------------------
     def describe_many(self, report_ids: Sequence[str]) -> list[Report]:
         return [
@@ -239,20 +244,27 @@ class InMemoryRepository(ReportRepository, OperatorReportStore):
 
 @dataclass
 class FakeQueue(WorkQueue):
+    """Records what is sent: ``messages`` (and their report ids in ``sent``); ``unsendable`` report
+    ids (or every message, with ``fail``) are refused."""
+
     fail: bool = False
-    sent: list[str] = field(default_factory=list)
+    messages: list[WorkMessage] = field(default_factory=list)
     delays: list[tuple[str, int]] = field(default_factory=list)
 
     unsendable: set[str] = field(default_factory=set)
 
-    def enqueue(self, report_id: str, batch_id: str | None = None) -> None:
-        if self.fail:
-            raise EnqueueError("work queue unavailable")
-        self.sent.append(report_id)
+    @property
+    def sent(self) -> list[str]:
+        return [m.report_id for m in self.messages]
 
-    def enqueue_many(self, report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
-        unsent = [r for r in report_ids if self.fail or r in self.unsendable]
-        self.sent.extend(r for r in report_ids if r not in unsent)
+    def enqueue(self, message: WorkMessage) -> None:
+        if self.fail or message.report_id in self.unsendable:
+            raise EnqueueError("work queue unavailable")
+        self.messages.append(message)
+
+    def enqueue_many(self, messages: Sequence[WorkMessage]) -> list[WorkMessage]:
+        unsent = [m for m in messages if self.fail or m.report_id in self.unsendable]
+        self.messages.extend(m for m in messages if m not in unsent)
         return unsent
 
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:

@@ -19,15 +19,22 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers ``script`` statuses in order (the last repeats); ``extra_headers`` per status."""
+    """Answers ``script`` statuses in order (the last repeats) *per event*: the n-th attempt of a
+    delivery (same ``webhook-id``) gets ``script[n]``, so an event of another test that reaches the same
+    endpoint never takes a step of this test's script. ``extra_headers`` per status."""
 
     script: list[int]
     extra_headers: dict[int, dict[str, str]] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     url: str = ""
 
-    def next_status(self) -> int:
-        return self.script[min(len(self.requests), len(self.script) - 1)]
+    def next_status(self, webhook_id: str) -> int:
+        attempts = sum(1 for r in self.requests if r.headers.get("webhook-id", "") == webhook_id)
+        return self.script[min(attempts, len(self.script) - 1)]
+
+    def about(self, subject: str) -> list[Received]:
+        """The requests whose body names ``subject`` (a report or batch id), in arrival order."""
+        return [r for r in self.requests if subject.encode() in r.body]
 
     @property
     def accepted(self) -> list[Received]:
@@ -42,11 +49,10 @@ def receiver(script: list[int], extra_headers: dict[int, dict[str, str]] | None 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
             with lock:
-                status = state.next_status()
-                state.requests.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
-                )
+                status = state.next_status(headers.get("webhook-id", ""))
+                state.requests.append(Received(self.path, headers, body, status))
             self.send_response(status)
             for name, value in state.extra_headers.get(status, {}).items():
                 self.send_header(name, value)

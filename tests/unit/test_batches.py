@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -22,8 +21,9 @@ from medsum.logic.batches import (
     parse_batch,
 )
 from medsum.logic.ingest import create_upload_batch
+from medsum.logic.lanes import batch_item_id, item_message
 from medsum.logic.process import Outcome, WorkerDeps, process_report
-from medsum.models import BatchStatus, ReportStatus
+from medsum.models import BatchStatus, Lane, ReportStatus, WorkMessage
 from medsum.ports import UploadObject, UploadStore
 
 from tests.support.fakes import (
@@ -97,15 +97,16 @@ def test_whole_batch_rejections(body: str, is_ndjson: bool, code: str) -> None:
 
 # ------------------------------------------------------------------------------------- create and run
 class World:
-    def __init__(self, script: list[str | Exception] | None = None) -> None:
+    """A batch repository, a bulk queue and a worker; ``run()`` drains the queue like the worker."""
+
+    def __init__(self, script: list[str | Exception] | None = None, window: int = 25) -> None:
         self.reports = InMemoryRepository()
         self.batches = InMemoryBatchRepository(self.reports)
         self.queue = FakeQueue()
         self.publisher = FakePublisher()
         self.clock = FixedClock()
         self.summarizer = ScriptedSummarizer(script or [REPLY])
-        self.ids = (f"r{n:04d}" for n in itertools.count())
-        self.deps = BatchDeps(reports=self.reports, batches=self.batches, queue=self.queue)
+        self.deps = BatchDeps(reports=self.reports, batches=self.batches, queue=self.queue, window=window)
         self.worker = WorkerDeps(
             repository=self.reports,
             summarizer=self.summarizer,
@@ -118,6 +119,7 @@ class World:
             requeue_base_delay_seconds=1,
             batches=self.batches,
             clock=self.clock,
+            bulk_queue=self.queue,
         )
 
     def create(self, count: int, batch_id: str = "b1") -> None:
@@ -127,46 +129,121 @@ class World:
             OWNER,
             self.deps,
             batch_id=batch_id,
-            new_id=lambda: next(self.ids),
             now=self.clock(),
             retention_days=1,
         )
 
-    def deliver(self, report_id: str, batch_id: str = "b1") -> Outcome:
-        return process_report(report_id, 1, self.worker, lambda: 100.0, batch_id=batch_id)
+    @staticmethod
+    def item(seq: int, batch_id: str = "b1") -> str:
+        return batch_item_id(batch_id, seq)
+
+    def deliver(self, seq: int, batch_id: str = "b1") -> Outcome:
+        """Deliver item ``seq``'s work message (as the bulk lane would, in or out of turn)."""
+        batch = self.batches.get(batch_id)
+        assert batch is not None
+        message = item_message(batch_id, seq, self.deps.window, batch.total)
+        return self.process(message)
+
+    def process(self, message: WorkMessage) -> Outcome:
+        return process_report(
+            message.report_id, 1, self.worker, lambda: 100.0, batch_id=message.batch_id, message=message
+        )
+
+    def run(self) -> list[str]:
+        """Deliver queued messages in order until the queue is empty; returns the report ids seen."""
+        seen: list[str] = []
+        while self.queue.messages:
+            message = self.queue.messages.pop(0)
+            seen.append(message.report_id)
+            self.process(message)
+        return seen
 
 
-def test_created_batch_is_in_progress_with_every_item_queued() -> None:
-    world = World()
+def test_created_batch_is_in_progress_with_its_first_window_queued_in_the_bulk_lane() -> None:
+    world = World(window=25)
     world.create(30)
     batch = get_batch(world.batches, OWNER, "b1")
     assert batch.status is BatchStatus.IN_PROGRESS
     assert batch.counts.total == batch.counts.pending == 30
-    assert len(world.queue.sent) == 30
-    assert {r.batch_id for r in world.reports.items.values()} == {"b1"}
+    # Only the first window is queued; every item is stored
+    assert world.queue.sent == [world.item(n) for n in range(25)]
+    assert {m.lane for m in world.queue.messages} == {Lane.BULK}
+    assert {r.batch_id for r in world.reports.items.values()} == {"b1"} and len(world.reports.items) == 30
+
+
+def test_each_finished_item_releases_the_next_one_until_every_item_ran_once() -> None:
+    # Given a batch of 10 with a window of 3
+    world = World(window=3)
+    world.create(10)
+    # When the worker drains the bulk queue
+    seen = world.run()
+    # Then each item was queued exactly once, the batch completed, and the model ran once per item
+    assert sorted(seen) == sorted(world.item(n) for n in range(10)) and len(seen) == 10
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.COMPLETED and batch.counts.completed == 10
+    assert len(world.summarizer.calls) == 10
+
+
+def test_a_redelivered_message_does_not_release_the_next_item_twice() -> None:
+    world = World(window=2)
+    world.create(5)
+    first = world.queue.messages.pop(0)
+    world.process(first)  # item 0 completes and releases item 2
+    world.process(first)  # a duplicate delivery of item 0
+    assert [m.report_id for m in world.queue.messages].count(world.item(2)) == 1
+
+
+def test_a_failed_item_still_releases_the_next_one() -> None:
+    world = World(script=['{"summary": 1}'], window=1)  # invalid output: FAILED at once
+    world.create(3)
+    world.run()
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.COMPLETED and batch.counts.failed == 3
+
+
+def test_cancelling_a_windowed_batch_cancels_the_items_never_released() -> None:
+    world = World(window=2)
+    world.create(6)
+    cancel_batch(world.batches, OWNER, "b1", world.clock())
+    world.run()
+    batch = get_batch(world.batches, OWNER, "b1")
+    assert batch.status is BatchStatus.CANCELLED and batch.counts.cancelled == 6
+    assert world.summarizer.calls == []
+
+
+def test_two_batches_share_the_bulk_lane_whatever_their_sizes() -> None:
+    # Given a big batch, then a small one submitted after it
+    world = World(window=4)
+    world.create(400, batch_id="big")
+    world.create(8, batch_id="small")
+    # When the worker drains the queue in order
+    seen = world.run()
+    # Then the small batch was done within its first few rounds, not after the big batch's 400 items
+    last_small = max(i for i, rid in enumerate(seen) if rid in {world.item(n, "small") for n in range(8)})
+    assert last_small < 20
+    assert get_batch(world.batches, OWNER, "small").status is BatchStatus.COMPLETED
+    assert get_batch(world.batches, OWNER, "big").counts.completed == 400
 
 
 def test_unqueued_items_are_failed_and_counted() -> None:
     world = World()
-    world.queue.unsendable = {"r0001"}
+    world.queue.unsendable = {world.item(1)}
     world.create(3)
     batch = get_batch(world.batches, OWNER, "b1")
     assert batch.counts.failed == 1 and batch.counts.pending == 2
-    assert world.reports.items["r0001"].error is not None
+    assert world.reports.items[world.item(1)].error is not None
 
 
 def test_batch_completes_when_its_unqueued_items_are_the_last_open_ones() -> None:
     # Given workers that finish every queued item before create_batch marks the unqueued one failed
     world = World()
     world.deps = replace(world.deps, publisher=world.publisher)
-    world.queue.unsendable = {"r0002"}
+    world.queue.unsendable = {world.item(2)}
     original = world.queue.enqueue_many
 
-    def enqueue_and_run(report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
-        unsent = original(report_ids, batch_id)
-        for report_id in report_ids:
-            if report_id not in unsent:
-                world.deliver(report_id)
+    def enqueue_and_run(messages: Sequence[WorkMessage]) -> list[WorkMessage]:
+        unsent = original(messages)
+        world.run()
         return unsent
 
     world.queue.enqueue_many = enqueue_and_run  # type: ignore[method-assign]
@@ -176,7 +253,6 @@ def test_batch_completes_when_its_unqueued_items_are_the_last_open_ones() -> Non
         OWNER,
         world.deps,
         batch_id="b1",
-        new_id=lambda: next(world.ids),
         now=world.clock(),
         retention_days=1,
         public_api_url="https://api.test/v1",
@@ -192,10 +268,9 @@ def test_batch_completes_when_its_unqueued_items_are_the_last_open_ones() -> Non
 def test_last_item_settles_the_batch_once_and_publishes_one_event() -> None:
     world = World()
     world.create(3)
-    for report_id in list(world.reports.items):
-        world.deliver(report_id)
+    world.run()
     # a duplicate delivery of an item changes nothing
-    assert world.deliver("r0000") is Outcome.SKIPPED
+    assert world.deliver(0) is Outcome.SKIPPED
     batch = get_batch(world.batches, OWNER, "b1")
     assert batch.status is BatchStatus.COMPLETED and batch.completed_at is not None
     assert batch.counts.completed == 3 and batch.counts.pending == batch.counts.processing == 0
@@ -207,17 +282,17 @@ def test_last_item_settles_the_batch_once_and_publishes_one_event() -> None:
 def test_cancel_skips_items_not_started_and_lets_started_ones_finish() -> None:
     world = World()
     world.create(4)
-    world.deliver("r0000")  # completed before the cancel
-    world.reports.claim("r0001", world.clock(), 60, "someone", batch_id="b1")  # started elsewhere
+    world.deliver(0)  # completed before the cancel
+    world.reports.claim(world.item(1), world.clock(), 60, "someone", batch_id="b1")  # started elsewhere
     cancel_batch(world.batches, OWNER, "b1", world.clock())
     assert get_batch(world.batches, OWNER, "b1").status is BatchStatus.CANCELLING
-    world.deliver("r0002")
-    world.deliver("r0003")
-    assert world.reports.items["r0002"].status is ReportStatus.CANCELLED
+    world.deliver(2)
+    world.deliver(3)
+    assert world.reports.items[world.item(2)].status is ReportStatus.CANCELLED
     assert len(world.summarizer.calls) == 1
     # the started item finishes, then the batch settles as cancelled
     world.clock.advance(61)
-    world.deliver("r0001")
+    world.deliver(1)
     batch = get_batch(world.batches, OWNER, "b1")
     assert batch.status is BatchStatus.CANCELLED
     assert (batch.counts.completed, batch.counts.cancelled) == (2, 2)
@@ -227,7 +302,7 @@ def test_cancel_skips_items_not_started_and_lets_started_ones_finish() -> None:
 def test_results_join_on_custom_id_and_other_owners_see_nothing() -> None:
     world = World()
     world.create(3)
-    world.deliver("r0001")
+    world.deliver(1)
     body = deliver_results(world.reports, world.batches, MemoryResults(), OWNER, "b1", world.clock())
     assert isinstance(body, str)
     lines = [json.loads(x) for x in body.splitlines()]
@@ -269,7 +344,7 @@ class MemoryResults(UploadStore):
 def test_small_batch_results_are_inline_and_large_ones_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
     world, store = World(), MemoryResults()
     world.create(5)
-    world.deliver("r0001")
+    world.deliver(1)
     inline = deliver_results(world.reports, world.batches, store, OWNER, "b1", world.clock())
     assert isinstance(inline, str) and store.files == {}
     assert [json.loads(x)["custom_id"] for x in inline.splitlines()] == [f"c{n:03d}" for n in range(5)]

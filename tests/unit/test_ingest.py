@@ -16,7 +16,7 @@ from medsum.adapters import sqs as sqs_adapter
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.adapters.uploads import _split_lines
-from medsum.errors import IngestRejectedError
+from medsum.errors import IngestRejectedError, IngestRetryableError
 from medsum.logic.batches import BatchDeps
 from medsum.logic.ingest import (
     Chunk,
@@ -25,11 +25,11 @@ from medsum.logic.ingest import (
     create_upload_batch,
     fail_upload,
     finalize_upload,
-    item_report_id,
     plan_upload,
     upload_key,
     write_chunk,
 )
+from medsum.logic.lanes import batch_item_id
 from medsum.models import BatchStatus, Report, ReportStatus, ReportType, WorkMessage
 from medsum.ports import UploadObject, UploadStore
 
@@ -104,10 +104,10 @@ def test_too_many_items_or_no_valid_item_rejects_the_file() -> None:
     assert none_valid.value.code == "no_valid_items"
 
 
-def test_report_ids_are_deterministic_per_batch_and_line() -> None:
-    assert item_report_id("b1", 7) == item_report_id("b1", 7)
-    assert len({item_report_id("b1", 7), item_report_id("b1", 8), item_report_id("b2", 7)}) == 3
-    assert len(item_report_id("b1", 7)) == 32
+def test_report_ids_are_deterministic_per_batch_and_item() -> None:
+    assert batch_item_id("b1", 7) == batch_item_id("b1", 7)
+    assert len({batch_item_id("b1", 7), batch_item_id("b1", 8), batch_item_id("b2", 7)}) == 3
+    assert len(batch_item_id("b1", 7)) == 32
 
 
 def test_upload_keys_hide_the_owner_and_name_the_batch() -> None:
@@ -119,16 +119,18 @@ def test_upload_keys_hide_the_owner_and_name_the_batch() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- steps
-def _setup(data: bytes) -> tuple[BatchDeps, MemoryUploads, InMemoryRepository]:
+def _setup(data: bytes, window: int = 25) -> tuple[BatchDeps, MemoryUploads, InMemoryRepository]:
     reports = InMemoryRepository()
-    deps = BatchDeps(reports=reports, batches=InMemoryBatchRepository(reports), queue=FakeQueue())
+    deps = BatchDeps(
+        reports=reports, batches=InMemoryBatchRepository(reports), queue=FakeQueue(), window=window
+    )
     create_upload_batch(deps.batches, OWNER, batch_id="b1", now=NOW, retention_days=30)
     return deps, MemoryUploads(data), reports
 
 
 def test_plan_write_finalize_stores_each_item_once_even_when_a_chunk_is_retried() -> None:
     data = b"\n".join(line(f"c-{n}") for n in range(1, 8)) + b"\n{bad\n"
-    deps, uploads, reports = _setup(data)
+    deps, uploads, reports = _setup(data, window=2)
     plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"), chunk_size=3)
     assert plan.total == 7 and [e.line for e in plan.errors] == [8]
     assert [c["chunk"]["start_line"] for c in plan.to_dict()["chunks"]] == [1, 4, 7]
@@ -138,26 +140,48 @@ def test_plan_write_finalize_stores_each_item_once_even_when_a_chunk_is_retried(
     again = write_chunk(deps, uploads, plan.upload, "b1", plan.chunks[0], now=NOW)
     assert (again.written, again.existing) == (0, 3)
     assert len(reports.items) == 7
-    assert {r.report_id for r in reports.items.values()} == {item_report_id("b1", n) for n in range(1, 8)}
+    assert {r.report_id for r in reports.items.values()} == {batch_item_id("b1", n) for n in range(7)}
+    assert [reports.items[batch_item_id("b1", n)].custom_id for n in range(7)] == [
+        f"c-{n}" for n in range(1, 8)
+    ]
     assert all(r.status is ReportStatus.PENDING and r.owner == OWNER for r in reports.items.values())
     assert uploads.reads[1:4] == [(c.start_byte, c.end_byte) for c in plan.chunks]
-    batch = finalize_upload(deps.batches, "b1", plan.total, NOW)
+    # Nothing is queued until the batch is final; then its first window goes to the bulk lane
+    assert isinstance(deps.queue, FakeQueue) and deps.queue.messages == []
+    batch = finalize_upload(deps, "b1", plan.total, NOW)
     assert batch.status is BatchStatus.IN_PROGRESS and batch.total == 7
     assert [e.line for e in batch.errors] == [8]
+    assert [(m.report_id, m.seq, m.window, m.total) for m in deps.queue.messages] == [
+        (batch_item_id("b1", 0), 0, 2, 7),
+        (batch_item_id("b1", 1), 1, 2, 7),
+    ]
 
 
-def test_a_retried_chunk_does_not_re_enqueue_started_items() -> None:
-    deps, uploads, reports = _setup(b"\n".join([line("a"), line("b")]))
+def test_finalize_is_retried_when_the_first_window_cannot_be_queued() -> None:
+    deps, uploads, _ = _setup(b"\n".join([line("a"), line("b")]))
     plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"))
     write_chunk(deps, uploads, plan.upload, "b1", plan.chunks[0], now=NOW)
-    started = reports.items[item_report_id("b1", 1)]
-    reports.items[started.report_id] = started.model_copy(update={"status": ReportStatus.COMPLETED})
-    queue = FakeQueue()
-    write_chunk(
-        BatchDeps(reports=reports, batches=deps.batches, queue=queue), uploads, plan.upload, "b1",
-        plan.chunks[0], now=NOW,
-    )  # fmt: skip
-    assert queue.sent == [item_report_id("b1", 2)]
+    assert isinstance(deps.queue, FakeQueue)
+    deps.queue.fail = True
+    with pytest.raises(IngestRetryableError):
+        finalize_upload(deps, "b1", plan.total, NOW)
+    # The retried step sends the window (the batch is already in progress)
+    deps.queue.fail = False
+    finalize_upload(deps, "b1", plan.total, NOW)
+    assert deps.queue.sent == [batch_item_id("b1", 0), batch_item_id("b1", 1)]
+
+
+def test_a_failed_ingestion_fails_the_items_it_had_stored() -> None:
+    deps, uploads, reports = _setup(b"\n".join([line("a"), line("b"), line("c")]))
+    plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"), chunk_size=2)
+    write_chunk(deps, uploads, plan.upload, "b1", plan.chunks[0], now=NOW)  # the second chunk never ran
+    fail_upload(deps, upload_key(OWNER, "b1"), "ingest_failed", NOW)
+    batch = deps.batches.get("b1")
+    assert batch is not None and batch.status is BatchStatus.FAILED
+    assert len(reports.items) == 2
+    assert {(r.status, r.error.code if r.error else None) for r in reports.items.values()} == {
+        (ReportStatus.FAILED, "ingest_failed")
+    }
 
 
 def test_rejected_upload_marks_the_batch_failed_with_its_reason() -> None:
@@ -165,7 +189,7 @@ def test_rejected_upload_marks_the_batch_failed_with_its_reason() -> None:
     key = upload_key(OWNER, "b1")
     with pytest.raises(IngestRejectedError):
         plan_upload(deps.batches, uploads, "bucket", key)
-    fail_upload(deps.batches, key, "ingest_failed", NOW)
+    fail_upload(deps, key, "ingest_failed", NOW)
     batch = deps.batches.get("b1")
     assert batch is not None and batch.status is BatchStatus.FAILED
     assert [(e.line, e.code) for e in batch.errors] == [(0, "no_valid_items")]
@@ -227,6 +251,7 @@ def test_failed_send_entries_are_retried_and_sender_faults_returned() -> None:
     client = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     queue = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/work", client)
     ids = [f"r{n}" for n in range(12)]
+    messages = [WorkMessage(report_id=rid, batch_id="b1") for rid in ids]
 
     def entries(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         return [
@@ -264,5 +289,5 @@ def test_failed_send_entries_are_retried_and_sender_faults_returned() -> None:
             },
             {"QueueUrl": url, "Entries": entries(second)},
         )
-        assert queue.enqueue_many(ids, batch_id="b1") == ["r5"]
+        assert queue.enqueue_many(messages) == [messages[5]]
         stub.assert_no_pending_responses()

@@ -124,7 +124,7 @@ def test_non_retryable_error_fails_at_once_and_acknowledges() -> None:
 
 
 def test_retryable_errors_are_retried_then_message_requeued_with_backoff() -> None:
-    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException")])
+    summarizer = ScriptedSummarizer([RetryableSummarizerError("ServiceUnavailableException")])
     deps, repo, publisher = make_deps(summarizer, budget_seconds=30.0, max_attempts=3)
     with pytest.raises(RequeueError) as raised:
         process_report("r1", 2, deps, plenty)
@@ -133,6 +133,16 @@ def test_retryable_errors_are_retried_then_message_requeued_with_backoff() -> No
     assert repo.items["r1"].status is ReportStatus.PENDING
     assert raised.value.delay_seconds == 60
     assert publisher.events == []
+
+
+def test_throttled_calls_do_not_use_up_the_attempts_only_the_time_budget() -> None:
+    # Given a model that throttles three times, and an attempt budget of two
+    throttled = RetryableSummarizerError("ThrottlingException")
+    summarizer = ScriptedSummarizer([throttled, throttled, throttled, GOOD_REPLY])
+    deps, _, _ = make_deps(summarizer, budget_seconds=30.0, max_attempts=2)
+    # Then the report still completes: throttling is retried (after short waits) while time is left
+    assert process_report("r1", 1, deps, plenty) is Outcome.COMPLETED
+    assert len(summarizer.calls) == 4
 
 
 def test_retry_then_success_within_budget() -> None:

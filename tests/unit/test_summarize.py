@@ -61,7 +61,7 @@ def test_parse_rejects_bad_replies(raw: str) -> None:
 
 
 def test_retry_policy_stops_after_max_attempts() -> None:
-    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException")])
+    summarizer = ScriptedSummarizer([RetryableSummarizerError("ServiceUnavailableException")])
     seen: list[int] = []
     with pytest.raises(RetryableSummarizerError):
         call_with_retries(
@@ -85,6 +85,22 @@ def test_retry_policy_stops_when_budget_is_spent() -> None:
             RetryPolicy(max_attempts=100, budget_seconds=0.2, multiplier=0.05, max_wait=0.1),
         )
     assert 1 < len(summarizer.calls) < 100
+
+
+def test_throttling_is_bounded_by_the_budget_not_the_attempts() -> None:
+    # Given a model that always throttles and a policy of 2 attempts
+    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException")])
+    waits: list[int] = []
+    with pytest.raises(RetryableSummarizerError):
+        call_with_retries(
+            summarizer,
+            "s",
+            [{"role": "user", "text": "t"}],
+            RetryPolicy(max_attempts=2, budget_seconds=0.3, throttle_wait=(0.01, 0.02)),
+            on_retry=lambda attempt, _: waits.append(attempt),
+        )
+    # Then it kept retrying after short waits until the time budget ran out, well past 2 attempts
+    assert len(summarizer.calls) > 5
 
 
 def test_repair_prompt_never_contains_validation_input_values() -> None:

@@ -25,6 +25,10 @@ _BEDROCK = Config(
     connect_timeout=5,
     read_timeout=60,
 )
+# The bulk lane's Bedrock client: still one attempt per call (tenacity retries), but botocore's
+# adaptive mode adds its client-side rate limiter, which slows this sandbox's calls down after a
+# throttle and speeds them up again as calls succeed (CUBIC). Bulk work thus backs off first.
+_BEDROCK_BULK = _BEDROCK.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
 
 
 @cache
@@ -33,3 +37,9 @@ def client(service: str) -> Any:
     ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), which is how the local stack redirects them."""
     config = {"bedrock-runtime": _BEDROCK, "s3": _S3}.get(service, _DATA_PLANE)
     return boto3.session.Session().client(service, config=config)
+
+
+@cache
+def bulk_bedrock_client() -> Any:
+    """The bulk lane's ``bedrock-runtime`` client (adaptive client-side rate limiting)."""
+    return boto3.session.Session().client("bedrock-runtime", config=_BEDROCK_BULK)

@@ -104,6 +104,7 @@ def _from_item(raw: dict[str, Any]) -> Report:
         expires_at=int(item["expires_at"]),
         version=int(item.get("version", 1)),
         event_published=bool(item.get("event_published", False)),
+        next_released=bool(item.get("next_released", False)),
         first_failed_at=parse_ts(item["first_failed_at"]) if "first_failed_at" in item else None,
         redriven_at=parse_ts(item["redriven_at"]) if "redriven_at" in item else None,
         redrive_count=int(item.get("redrive_count", 0)),
@@ -118,8 +119,8 @@ def _values(**values: Any) -> dict[str, Any]:
 #: What operators may read of a report: never ``text_z`` or ``summary_json``.
 OPERATOR_PROJECTION = (
     "report_id, #o, patient_id, report_type, #s, created_at, updated_at, attempts, lease_expires_at, "
-    "#e, batch_id, custom_id, expires_at, version, event_published, first_failed_at, redriven_at, "
-    "redrive_count, previous_error"
+    "#e, batch_id, custom_id, expires_at, version, event_published, next_released, first_failed_at, "
+    "redriven_at, redrive_count, previous_error"
 )
 
 
@@ -411,6 +412,17 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
             batch_id=batch_id,
             deltas={"processing": -1},
         )
+
+    def mark_next_released(self, report_id: str) -> None:
+        try:
+            self._update(
+                report_id,
+                update="SET next_released = :true",
+                condition="attribute_exists(#s)",
+                values=_values(true=True),
+            )
+        except ReportNotFoundError:
+            return
 
     def mark_event_published(self, report_id: str, status: ReportStatus) -> None:
         try:

@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
 from medsum.errors import DeadLetterQueueError, EnqueueError
-from medsum.models import WorkMessage
+from medsum.models import Lane, WorkMessage
 from medsum.observability import logger
 from medsum.ports import DeadLetter, DeadLetterQueue, WorkQueue
 
@@ -26,35 +26,30 @@ def _backoff(attempt: int) -> None:
 
 
 class SqsWorkQueue(WorkQueue):
-    """Work messages carry ids only (never report text)."""
+    """One lane's work queue. Work messages carry ids only (never report text)."""
 
     def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
         self._url = queue_url
         self._client = sqs_client or default_client("sqs")
 
-    def enqueue(self, report_id: str, batch_id: str | None = None) -> None:
-        body = WorkMessage(report_id=report_id, batch_id=batch_id).model_dump_json(exclude_none=True)
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def enqueue(self, message: WorkMessage) -> None:
         try:
-            self._client.send_message(QueueUrl=self._url, MessageBody=body)
+            self._client.send_message(QueueUrl=self._url, MessageBody=_body(message))
         except (ClientError, BotoCoreError) as exc:
             raise EnqueueError("work queue unavailable") from exc
 
-    def enqueue_many(self, report_ids: Sequence[str], batch_id: str | None = None) -> list[str]:
+    def enqueue_many(self, messages: Sequence[WorkMessage]) -> list[WorkMessage]:
         """SendMessageBatch in tens; entries SQS reports as failed are retried with backoff (a sender
-        fault is not retried). Returns the ids that could not be sent, never drops one silently."""
-        unsent: list[str] = []
-        for start in range(0, len(report_ids), SEND_CHUNK):
-            pending = {str(index): rid for index, rid in enumerate(report_ids[start : start + SEND_CHUNK])}
+        fault is not retried). Returns the messages that could not be sent, never drops one silently."""
+        unsent: list[WorkMessage] = []
+        for start in range(0, len(messages), SEND_CHUNK):
+            pending = {str(index): m for index, m in enumerate(messages[start : start + SEND_CHUNK])}
             for attempt in range(SEND_RETRIES):
-                entries = [
-                    {
-                        "Id": entry_id,
-                        "MessageBody": WorkMessage(report_id=rid, batch_id=batch_id).model_dump_json(
-                            exclude_none=True
-                        ),
-                    }
-                    for entry_id, rid in pending.items()
-                ]
+                entries = [{"Id": entry_id, "MessageBody": _body(m)} for entry_id, m in pending.items()]
                 try:
                     response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
                 except (ClientError, BotoCoreError) as exc:
@@ -86,6 +81,10 @@ class SqsWorkQueue(WorkQueue):
             logger.warning("could not shorten message visibility", error_type=type(exc).__name__)
 
 
+def _body(message: WorkMessage) -> str:
+    return message.model_dump_json(exclude_none=True)
+
+
 class SqsDeadLetterQueue(DeadLetterQueue):
     """The dead-letter queue, read by receiving every message once with a short visibility timeout.
 
@@ -94,9 +93,10 @@ class SqsDeadLetterQueue(DeadLetterQueue):
     moves nothing anywhere; a redrive sends a *new* message to the work queue (receive count 0).
     """
 
-    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+    def __init__(self, queue_url: str, sqs_client: Any | None = None, lane: Lane = Lane.INTERACTIVE) -> None:
         self._url = queue_url
         self._client = sqs_client or default_client("sqs")
+        self._lane = lane
 
     def snapshot(self, visibility_seconds: int, max_messages: int) -> tuple[list[DeadLetter], bool]:
         seen: dict[str, DeadLetter] = {}
@@ -130,6 +130,7 @@ class SqsDeadLetterQueue(DeadLetterQueue):
                     body=message.get("Body", ""),
                     receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
                     sent_at=datetime.fromtimestamp(int(attributes.get("SentTimestamp", "0")) / 1000, UTC),
+                    lane=self._lane,
                 )
         return list(seen.values()), True
 

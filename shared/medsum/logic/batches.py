@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from medsum.errors import (
     PublishError,
     RepositoryError,
 )
+from medsum.logic.lanes import batch_item_id, chain, seed_messages
 from medsum.logic.reports import ENQUEUE_FAILED
 from medsum.models import (
     MAX_BATCH_ITEMS,
@@ -58,9 +59,12 @@ class ParsedBatch:
 class BatchDeps:
     reports: ReportRepository
     batches: BatchRepository
+    #: The bulk lane's queue.
     queue: WorkQueue
     #: Settles a batch whose last unfinished items could not be queued (they fail at creation).
     publisher: EventPublisher | None = None
+    #: Items of one batch queued or running at a time (``logic/lanes.py``).
+    window: int = 25
 
 
 def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
@@ -187,17 +191,18 @@ def create_batch(
     deps: BatchDeps,
     *,
     batch_id: str,
-    new_id: Callable[[], str],
     now: datetime,
     retention_days: int,
     public_api_url: str | None = None,
 ) -> Batch:
-    """Store the batch and its reports (``BatchWriteItem``), enqueue the work (``SendMessageBatch``).
+    """Store the batch and its reports (``BatchWriteItem``), release its first window of work
+    (``SendMessageBatch``; the rest follows as items finish, see ``logic/lanes.py``).
 
     The batch is created ``validating``; it becomes ``in_progress`` once every report is stored, just
-    before the messages are sent. Reports that could not be queued are FAILED (``enqueue_failed``) and
-    counted; if the reports cannot be stored the batch is ``failed`` and the ones stored are FAILED, so
-    nothing stays PENDING without a message.
+    before the messages are sent. An item whose message could not be sent is FAILED
+    (``enqueue_failed``) with every item its window slot would have released after it, and counted; if
+    the reports cannot be stored the batch is ``failed`` and the ones stored are FAILED, so nothing
+    stays PENDING without a message.
     """
     expires_at = int((now + timedelta(days=retention_days)).timestamp())
     batch = Batch(
@@ -212,7 +217,10 @@ def create_batch(
         expires_at=expires_at,
     )
     deps.batches.create(batch)
-    reports = [item_report(item, new_id(), owner, batch_id, now, expires_at) for _, item in parsed.items]
+    reports = [
+        item_report(item, batch_item_id(batch_id, seq), owner, batch_id, now, expires_at)
+        for seq, (_, item) in enumerate(parsed.items)
+    ]
     try:
         deps.reports.create_many(reports)
     except PartialWriteError as exc:
@@ -224,9 +232,10 @@ def create_batch(
     # in_progress before the first message: a worker must never finish an item of a batch it cannot
     # settle yet (validating), or the batch would wait for an event that already happened.
     deps.batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.IN_PROGRESS, now)
-    unsent = deps.queue.enqueue_many([r.report_id for r in reports], batch_id=batch_id)
-    for report_id in unsent:
-        _fail_unqueued(deps, report_id, batch_id, now)  # rare: SQS refused after retries
+    unsent = deps.queue.enqueue_many(seed_messages(batch_id, len(reports), deps.window))
+    for message in unsent:  # rare: SQS refused after retries
+        for item in chain(message):
+            _fail_unqueued(deps, item.report_id, batch_id, now)
     if unsent and deps.publisher is not None and public_api_url:
         # The workers may have finished every queued item already; then no delivery is left to settle
         # the batch, so settle it here (a no-op while items are still running).

@@ -93,9 +93,11 @@ MAX_LISTED_IDS = 1000
 class AdminDeps:
     """What the operator use cases need. Times are injectable (``clock``, ``monotonic``, ``sleep``)."""
 
+    #: Every lane's dead-letter queue (``logic.lanes.LaneDeadLetters``).
     dlq: DeadLetterQueue
     reports: OperatorReportStore
     repository: ReportRepository
+    #: Routes each message to its own lane (``logic.lanes.LaneQueues``).
     queue: WorkQueue
     audit: AuditLog
     clock: Callable[[], datetime] = field(default=utcnow)
@@ -455,7 +457,8 @@ def _redrive_one(deps: AdminDeps, item: _Joined) -> str:
             logger.warning("could not reopen report for redrive", report_id=report_id)
             return "failed"
     try:
-        deps.queue.enqueue(report_id, batch_id)
+        # The original message (a batch item's keeps its place in its window), in its own lane.
+        deps.queue.enqueue(item.work.model_copy(update={"batch_id": batch_id}))
     except EnqueueError:
         logger.warning("could not send redriven work; report failed again", report_id=report_id)
         if reopened and item.report.error is not None:
@@ -597,7 +600,7 @@ def retry_report(deps: AdminDeps, principal: str, report_id: str, reason: str) -
     except ConflictError as exc:
         raise OperatorRequestError("not_failed", "only FAILED reports can be retried", conflict=True) from exc
     try:
-        deps.queue.enqueue(report_id, report.batch_id)
+        deps.queue.enqueue(WorkMessage(report_id=report_id, batch_id=report.batch_id))
     except EnqueueError:
         if report.error is not None:
             deps.repository.fail(report_id, report.error, deps.clock(), batch_id=report.batch_id)

@@ -7,29 +7,34 @@ An uploaded JSON Lines file becomes a batch in three steps, each a Lambda task o
    the batch, and cuts the file into chunks of at most :data:`CHUNK_LINES` lines, described by line
    and byte ranges (the state stays small: Step Functions passes at most 256 KiB between states).
 2. :func:`write_chunk` (one per chunk, in a ``Map`` state) re-reads only its byte range and stores
-   its reports with ``BatchWriteItem`` (25) and enqueues them with ``SendMessageBatch`` (10). Report
-   ids are derived from (batch id, line number) (:func:`item_report_id`), and reports that already
-   exist are never written again, so a retried chunk neither duplicates nor overwrites anything.
-3. :func:`finalize_upload` sets the batch's ``total`` and moves it to ``in_progress``.
+   its reports as PENDING with ``BatchWriteItem`` (25). Report ids are derived from (batch id, item
+   ordinal) (:func:`medsum.logic.lanes.batch_item_id`; each chunk knows the ordinal of its first item),
+   and reports that already exist are never written again, so a retried chunk neither duplicates nor
+   overwrites anything. Nothing is queued yet.
+3. :func:`finalize_upload` sets the batch's ``total``, moves it to ``in_progress`` and releases the
+   first window of items to the bulk lane (the rest follow as items finish, ``logic/lanes.py``).
 
-Any step failing for good ends in :func:`fail_upload` (the ``MarkFailed`` state).
+Any step failing for good ends in :func:`fail_upload` (the ``MarkFailed`` state), which also fails
+the items already stored (they were never queued).
 """
 
 from __future__ import annotations
 
-import uuid
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from medsum.errors import IngestRejectedError
-from medsum.logic.batches import BatchDeps, _fail_unqueued, item_report, owner_hash, parse_line
+from medsum.errors import ConflictError, IngestRejectedError, IngestRetryableError, ReportNotFoundError
+from medsum.logic.batches import BatchDeps, item_report, owner_hash, parse_line
+from medsum.logic.lanes import batch_item_id, seed_messages
 from medsum.models import (
     MAX_UPLOAD_ITEMS,
     Batch,
     BatchItemRequest,
     BatchStatus,
+    ErrorInfo,
     LineError,
     ReportStatus,
 )
@@ -41,21 +46,25 @@ CHUNK_LINES = 1_000
 #: How long a presigned upload URL stays valid.
 UPLOAD_URL_SECONDS = 15 * 60
 UPLOAD_PREFIX = "uploads/"
-#: Namespace of the deterministic report ids of uploaded items.
-ITEM_ID_NAMESPACE = uuid.UUID("0b8f5c1e-7a44-5d0c-9a53-6d1f3c2e9b71")
+#: The error of items stored by an ingestion that then failed (they were never queued).
+ITEM_NOT_INGESTED = ErrorInfo(
+    code="ingest_failed", message="the batch upload could not be ingested; this report was not summarized"
+)
 
 
 @dataclass(frozen=True)
 class Chunk:
     """Lines ``start_line``..``end_line`` (1-based, inclusive) at bytes ``start_byte``..``end_byte``
     (exclusive) of the file; ``skip_lines`` are valid lines that must not become reports (a repeated
-    ``custom_id``: only its first line counts)."""
+    ``custom_id``: only its first line counts); ``first_seq`` is the ordinal of the chunk's first item
+    among the batch's items (it names the report ids)."""
 
     start_line: int
     end_line: int
     start_byte: int
     end_byte: int
     skip_lines: tuple[int, ...] = ()
+    first_seq: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +73,7 @@ class Chunk:
             "start_byte": self.start_byte,
             "end_byte": self.end_byte,
             "skip_lines": list(self.skip_lines),
+            "first_seq": self.first_seq,
         }
 
     @classmethod
@@ -74,6 +84,7 @@ class Chunk:
             start_byte=int(data["start_byte"]),
             end_byte=int(data["end_byte"]),
             skip_lines=tuple(int(n) for n in data.get("skip_lines", ())),
+            first_seq=int(data.get("first_seq", 0)),
         )
 
 
@@ -109,8 +120,6 @@ class Plan:
 class ChunkResult:
     written: int
     existing: int
-    enqueued: int
-    unsent: int
 
 
 def upload_key(owner: str, batch_id: str) -> str:
@@ -126,11 +135,6 @@ def batch_id_from_key(key: str) -> str:
     if not batch_id:
         raise IngestRejectedError("invalid_key", "the object is not a batch upload")
     return batch_id
-
-
-def item_report_id(batch_id: str, line: int) -> str:
-    """The report id of line ``line`` of an uploaded batch: the same on every (re)try of a chunk."""
-    return uuid.uuid5(ITEM_ID_NAMESPACE, f"{batch_id}:{line}").hex
 
 
 def create_upload_batch(
@@ -188,6 +192,7 @@ def chunk_lines(
     chunks: list[Chunk] = []
     seen: set[str] = set()
     start: tuple[int, int] | None = None  # (line, byte) where the open chunk starts
+    first_seq = 0  # ordinal of the open chunk's first item
     in_chunk = 0
     skip: list[int] = []
     last_line, end_byte = 0, 0
@@ -199,7 +204,7 @@ def chunk_lines(
         if counted > max_items:
             raise IngestRejectedError("too_many_items", f"an uploaded batch holds at most {max_items} items")
         if start is None:
-            start = (number, offset)
+            start, first_seq = (number, offset), total
         parsed = parse_line(number, line)
         if isinstance(parsed, LineError):
             errors.append(parsed)
@@ -218,10 +223,10 @@ def chunk_lines(
             total += 1
         in_chunk += 1
         if in_chunk == chunk_lines:
-            chunks.append(Chunk(start[0], number, start[1], end_byte, tuple(skip)))
+            chunks.append(Chunk(start[0], number, start[1], end_byte, tuple(skip), first_seq))
             start, in_chunk, skip = None, 0, []
     if start is not None:
-        chunks.append(Chunk(start[0], last_line, start[1], end_byte, tuple(skip)))
+        chunks.append(Chunk(start[0], last_line, start[1], end_byte, tuple(skip), first_seq))
     if total == 0:
         raise IngestRejectedError("no_valid_items", "no line of the batch is a valid report")
     return total, errors, chunks
@@ -266,16 +271,15 @@ def write_chunk(
     *,
     now: datetime,
 ) -> ChunkResult:
-    """Step 2 (per chunk): store the chunk's reports as PENDING and enqueue their work.
+    """Step 2 (per chunk): store the chunk's reports as PENDING (queued later, by windows).
 
-    Idempotent: ids are :func:`item_report_id`; reports already stored (an earlier attempt of this
-    chunk) are not written again, and those of them still PENDING are enqueued again (the worker's
-    conditional claim makes a duplicate message harmless). Reports that cannot be queued are FAILED.
+    Idempotent: report ids follow the items' ordinals; reports already stored (an earlier attempt of
+    this chunk) are not written again.
 
     Raises
     ------
     IngestRetryableError
-        The stores or the queue are unavailable; the state machine retries the chunk.
+        The stores are unavailable; the state machine retries the chunk.
     """
     batch = deps.batches.get(batch_id)
     if batch is None:
@@ -290,39 +294,51 @@ def write_chunk(
         if not isinstance(parsed, LineError):
             items.append((number, parsed))
     reports = [
-        item_report(item, item_report_id(batch_id, number), batch.owner, batch_id, now, batch.expires_at)
-        for number, item in items
+        item_report(
+            item,
+            batch_item_id(batch_id, chunk.first_seq + index),
+            batch.owner,
+            batch_id,
+            now,
+            batch.expires_at,
+        )
+        for index, (_, item) in enumerate(items)
     ]
-    existing = {r.report_id: r for r in deps.reports.get_many([r.report_id for r in reports])}
+    existing = {r.report_id for r in deps.reports.get_many([r.report_id for r in reports])}
     new = [r for r in reports if r.report_id not in existing]
     deps.reports.create_many(new)  # PartialWriteError: the chunk is retried, stored ids are skipped
-    to_send = [r.report_id for r in new] + [
-        rid for rid, r in existing.items() if r.status is ReportStatus.PENDING
-    ]
-    unsent = deps.queue.enqueue_many(to_send, batch_id=batch_id)
-    for report_id in unsent:
-        _fail_unqueued(deps, report_id, batch_id, now)
-    return ChunkResult(
-        written=len(new), existing=len(existing), enqueued=len(to_send) - len(unsent), unsent=len(unsent)
-    )
+    return ChunkResult(written=len(new), existing=len(existing))
 
 
-def finalize_upload(batches: BatchRepository, batch_id: str, total: int, now: datetime) -> Batch:
-    """Step 3: the batch's items are all stored and queued: set ``total``, ``validating`` ->
-    ``in_progress`` (a batch cancelled meanwhile keeps its status, with its total)."""
-    if not batches.start(batch_id, total, now):
+def finalize_upload(deps: BatchDeps, batch_id: str, total: int, now: datetime) -> Batch:
+    """Step 3: the batch's items are all stored: set ``total``, ``validating`` -> ``in_progress`` (a
+    batch cancelled meanwhile keeps its status, with its total), then release the first window of
+    items to the bulk lane (a cancelled batch's items are released too: the worker cancels them).
+
+    Raises
+    ------
+    IngestRetryableError
+        Some of the first window could not be sent; the step is retried (a message sent twice is a
+        duplicate the worker absorbs).
+    """
+    if not deps.batches.start(batch_id, total, now):
         logger.info("upload finalized on a batch no longer validating", batch_id=batch_id)
-    batch = batches.get(batch_id)
+    batch = deps.batches.get(batch_id)
     if batch is None:
         raise IngestRejectedError("unknown_batch", "the batch no longer exists")
+    if batch.status is not BatchStatus.FAILED and total > 0:
+        unsent = deps.queue.enqueue_many(seed_messages(batch_id, total, deps.window))
+        if unsent:
+            raise IngestRetryableError("the batch's first items could not be queued; the step is retried")
     logger.info("upload ingested", batch_id=batch_id, items=total)
     return batch
 
 
-def fail_upload(batches: BatchRepository, key: str, code: str, now: datetime) -> None:
+def fail_upload(deps: BatchDeps, key: str, code: str, now: datetime) -> None:
     """``MarkFailed``: the ingestion gave up. A batch still ``validating`` becomes ``failed`` with a
-    line-0 error ``code``. Items a chunk had already stored and queued stay ordinary reports (the
-    worker summarizes them; ``GET /reports/{id}`` shows them) but the batch does not count them."""
+    line-0 error ``code``. Items a chunk had already stored were never queued: they become FAILED
+    (``ingest_failed``), so none stays PENDING without a message."""
+    batches = deps.batches
     try:
         batch_id = batch_id_from_key(key)
     except IngestRejectedError:
@@ -338,6 +354,11 @@ def fail_upload(batches: BatchRepository, key: str, code: str, now: datetime) ->
         )
     if batches.set_status(batch_id, [BatchStatus.VALIDATING], BatchStatus.FAILED, now):
         logger.warning("upload ingestion failed", batch_id=batch_id, code=code)
+    stored = [ref for ref in deps.reports.batch_items(batch_id) if ref.status is ReportStatus.PENDING]
+    for ref in stored:
+        # A store error propagates: MarkFailed is retried, and items failed already are skipped.
+        with contextlib.suppress(ConflictError, ReportNotFoundError):  # no longer PENDING, or gone
+            deps.reports.fail(ref.report_id, ITEM_NOT_INGESTED, now, batch_id=batch_id)
 
 
 __all__ = [
@@ -352,7 +373,6 @@ __all__ = [
     "create_upload_batch",
     "fail_upload",
     "finalize_upload",
-    "item_report_id",
     "owner_hash",
     "plan_upload",
     "upload_key",

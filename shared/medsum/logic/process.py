@@ -21,19 +21,40 @@ from aws_lambda_powertools.metrics import MetricUnit
 from medsum.clock import new_id, utcnow
 from medsum.errors import (
     ConflictError,
+    EnqueueError,
     InvalidModelOutputError,
     NonRetryableSummarizerError,
     PublishError,
     ReportNotFoundError,
+    RepositoryError,
     RetryableSummarizerError,
 )
 from medsum.logic.batches import settle_batch
+from medsum.logic.lanes import successor
 from medsum.logic.summarize import RetryPolicy, summarize_text
-from medsum.models import BatchStatus, ErrorInfo, EventData, Links, Report, ReportEvent, ReportStatus
+from medsum.models import (
+    BatchStatus,
+    ErrorInfo,
+    EventData,
+    Links,
+    Report,
+    ReportEvent,
+    ReportStatus,
+    WorkMessage,
+)
 from medsum.observability import logger, metrics
-from medsum.ports import BatchRepository, EventPublisher, ModelReply, ReportRepository, Summarizer
+from medsum.ports import (
+    BatchRepository,
+    EventPublisher,
+    ModelReply,
+    ReportRepository,
+    Summarizer,
+    WorkQueue,
+)
 
 MAX_REQUEUE_DELAY_SECONDS = 900
+#: A batch item whose successor could not be released comes back this soon to release it.
+RELEASE_RETRY_SECONDS = 5
 # Time kept back from the Lambda's remaining time for the final write and the publish.
 SAFETY_MARGIN_SECONDS = 10.0
 
@@ -66,6 +87,10 @@ class WorkerDeps:
     requeue_base_delay_seconds: int
     batches: BatchRepository | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: Where a finished batch item releases the next item of its window (the bulk lane's queue).
+    bulk_queue: WorkQueue | None = None
+    #: Wait range before retrying a throttled model call (the bulk lane's is longer: it yields).
+    throttle_wait: tuple[float, float] = (0.05, 0.3)
 
 
 def report_link(public_api_url: str, report_id: str) -> str:
@@ -106,6 +131,30 @@ def _settle(deps: WorkerDeps, report: Report) -> None:
         settle_batch(deps.batches, deps.publisher, report.batch_id, deps.public_api_url, deps.clock())
 
 
+def _release_next(deps: WorkerDeps, message: WorkMessage | None, report: Report | None) -> None:
+    """A batch item is done with (finished, cancelled, or gone): release the next item of its window.
+
+    Raises ``RequeueError`` when the send fails, so the message comes back soon and the redelivery
+    (which finds the item finished and not yet ``next_released``) sends it.
+    """
+    following = successor(message) if message is not None else None
+    if following is None or deps.bulk_queue is None:
+        return
+    if report is not None and report.next_released:
+        return
+    try:
+        deps.bulk_queue.enqueue(following)
+    except EnqueueError as exc:
+        logger.warning("next batch item not released; message returned to queue", batch_id=following.batch_id)
+        raise RequeueError("the next item of the batch could not be released", RELEASE_RETRY_SECONDS) from exc
+    if report is not None:
+        try:
+            deps.repository.mark_next_released(report.report_id)
+        except RepositoryError:
+            # At worst a redelivery sends the next item again: a duplicate the claim absorbs.
+            logger.warning("next batch item released but not recorded", report_id=report.report_id)
+
+
 def _cancel_if_requested(deps: WorkerDeps, report_id: str, batch_id: str) -> Report | None:
     """A not-yet-started item of a cancelling batch becomes CANCELLED (None: go on as usual)."""
     if deps.batches is None:
@@ -125,8 +174,12 @@ def process_report(
     deps: WorkerDeps,
     remaining_seconds: Callable[[], float],
     batch_id: str | None = None,
+    message: WorkMessage | None = None,
 ) -> Outcome:
     """Process one work message for ``report_id`` (see the module docstring for outcomes).
+
+    ``message`` is the work message itself: a batch item's message names the item its window
+    releases once this one is done with (``logic/lanes.py``).
 
     Raises
     ------
@@ -143,6 +196,7 @@ def process_report(
             metrics.add_metric(name="ReportsCancelled", unit=MetricUnit.Count, value=1)
             logger.info("batch item cancelled", report_id=report_id, batch_id=batch_id)
             _settle(deps, cancelled)
+            _release_next(deps, message, cancelled)
             return Outcome.SKIPPED
     lease_token = new_id()
     try:
@@ -151,16 +205,19 @@ def process_report(
         )
     except ReportNotFoundError:
         logger.info("report no longer exists; acknowledging", report_id=report_id)
+        _release_next(deps, message, None)
         return Outcome.SKIPPED
     except ConflictError as conflict:
         current = conflict.current
         if current is None:
+            _release_next(deps, message, None)
             return Outcome.SKIPPED
         if current.status.terminal:
             logger.info("report already terminal; acknowledging", report_id=report_id, status=current.status)
             if not current.event_published:
                 publish_terminal_event(deps, current)
             _settle(deps, current)
+            _release_next(deps, message, current)
             return Outcome.SKIPPED
         lease_left = (current.lease_expires_at or deps.clock()) - deps.clock()
         raise RequeueError(
@@ -172,6 +229,7 @@ def process_report(
     policy = RetryPolicy(
         max_attempts=deps.max_attempts,
         budget_seconds=max(1.0, min(deps.budget_seconds, remaining_seconds() - SAFETY_MARGIN_SECONDS)),
+        throttle_wait=deps.throttle_wait,
     )
     try:
         result, ungrounded = summarize_text(
@@ -179,13 +237,13 @@ def process_report(
         )
     except NonRetryableSummarizerError as exc:
         error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
-        return _fail(deps, report, lease_token, error)
+        return _fail(deps, report, lease_token, error, message)
     except InvalidModelOutputError:
         error = ErrorInfo(
             code="invalid_model_output",
             message="the model's reply did not match the summary format after one repair attempt",
         )
-        return _fail(deps, report, lease_token, error)
+        return _fail(deps, report, lease_token, error, message)
     except RetryableSummarizerError as exc:
         metrics.add_metric(name="BedrockThrottled", unit=MetricUnit.Count, value=1)
         if receive_count >= deps.max_receive_count:
@@ -196,7 +254,7 @@ def process_report(
                     "the work message was moved to the dead-letter queue"
                 ),
             )
-            _fail(deps, report, lease_token, error)
+            _fail(deps, report, lease_token, error, message)
             raise RequeueError("retry budget exhausted on the last allowed delivery", 0) from exc
         deps.repository.release(report_id, lease_token, deps.clock(), batch_id=report.batch_id)
         delay = requeue_delay(deps.requeue_base_delay_seconds, receive_count)
@@ -226,10 +284,13 @@ def process_report(
     )
     publish_terminal_event(deps, done)
     _settle(deps, done)
+    _release_next(deps, message, done)
     return Outcome.COMPLETED
 
 
-def _fail(deps: WorkerDeps, report: Report, lease_token: str, error: ErrorInfo) -> Outcome:
+def _fail(
+    deps: WorkerDeps, report: Report, lease_token: str, error: ErrorInfo, message: WorkMessage | None
+) -> Outcome:
     report_id = report.report_id
     try:
         failed = deps.repository.fail(
@@ -242,6 +303,7 @@ def _fail(deps: WorkerDeps, report: Report, lease_token: str, error: ErrorInfo) 
     logger.warning("report failed", report_id=report_id, error_code=error.code)
     publish_terminal_event(deps, failed)
     _settle(deps, failed)
+    _release_next(deps, message, failed)
     return Outcome.FAILED
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from medsum.errors import EnqueueError, ReportNotFoundError, RepositoryError
-from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest
+from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest, WorkMessage
 from medsum.observability import logger, safe_exception_fields
 from medsum.ports import Page, ReportRepository, WorkQueue
 
@@ -19,7 +19,7 @@ ENQUEUE_FAILED = ErrorInfo(
 @dataclass(frozen=True)
 class SubmitDeps:
     repository: ReportRepository
-    queue: WorkQueue
+    queue: WorkQueue  # the interactive lane
 
 
 def submit_report(
@@ -58,7 +58,7 @@ def submit_report(
     )
     deps.repository.create(report)
     try:
-        deps.queue.enqueue(report_id)
+        deps.queue.enqueue(WorkMessage(report_id=report_id))
     except EnqueueError:
         logger.error("enqueue failed; marking report failed", report_id=report_id)
         try:

@@ -8,6 +8,7 @@ does not validate gets one repair attempt, then ``InvalidModelOutputError``.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
+    stop_any,
     stop_before_delay,
-    wait_random_exponential,
+    wait_random,
 )
+from tenacity.stop import stop_base
 
 from medsum.errors import InvalidModelOutputError, RetryableSummarizerError
 from medsum.models import (
@@ -63,15 +65,53 @@ Summarize this {report_type} report again and reply with only the JSON object.
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
+THROTTLED = "ThrottlingException"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Tenacity budget for one model call: only retryable errors, full-jitter exponential backoff,
-    stopped by attempts or by the time the Lambda has left (whichever comes first)."""
+    """Tenacity budget for one model call: only retryable errors, stopped by the time the Lambda has
+    left (``budget_seconds``) and, for errors other than throttling, by ``max_attempts``.
+
+    Errors (5xx, timeouts) back off exponentially with full jitter. A throttled call costs nothing
+    but time, so it is retried after a short jittered wait (``throttle_wait``) for as long as the
+    budget lasts: exponential waits would leave model quota unused. The bulk lane waits longer on
+    throttling than the interactive lane (and paces its calls with botocore's adaptive rate limiter),
+    so when the quota is short the interactive lane gets the freed capacity first.
+    """
 
     max_attempts: int
     budget_seconds: float
     multiplier: float = 0.5
     max_wait: float = 20.0
+    throttle_wait: tuple[float, float] = (0.05, 0.3)
+
+
+def _throttled(state: RetryCallState) -> bool:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return isinstance(exc, RetryableSummarizerError) and str(exc) == THROTTLED
+
+
+class _ErrorCount(stop_base):
+    """Stops after ``max_attempts`` failures other than throttling, and picks each wait: a short
+    jittered one after a throttle, full-jitter exponential backoff (its exponent counting errors only)
+    after anything else. Tenacity asks for the wait before the stop condition, so ``wait`` sees the
+    number of *earlier* errors."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._throttle_wait = wait_random(*policy.throttle_wait)
+        self.errors = 0
+
+    def wait(self, state: RetryCallState) -> float:
+        if _throttled(state):
+            return float(self._throttle_wait(state))
+        return random.uniform(0, min(self._policy.max_wait, self._policy.multiplier * 2**self.errors))
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if not _throttled(state):
+            self.errors += 1
+        return self.errors >= self._policy.max_attempts
 
 
 @dataclass(frozen=True)
@@ -148,10 +188,11 @@ def call_with_retries(
             exc = state.outcome.exception()
             on_retry(state.attempt_number, str(exc) if exc else "")
 
+    errors = _ErrorCount(policy)
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableSummarizerError),
-        wait=wait_random_exponential(multiplier=policy.multiplier, max=policy.max_wait),
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.budget_seconds),
+        wait=errors.wait,
+        stop=stop_any(errors, stop_before_delay(policy.budget_seconds)),
         before_sleep=_before_sleep,
         reraise=True,
     )
