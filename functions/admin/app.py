@@ -52,6 +52,7 @@ from medsum.logic.dlq import (
 )
 from medsum.models import PurgeRequest, RedriveRequest, RetryRequest
 from medsum.observability import logger, metrics, safe_exception_fields, tracer
+from medsum.pagetoken import PageTokenCodec
 from medsum.settings import get_admin_settings
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -72,6 +73,7 @@ def _deps() -> AdminDeps:
         repository=reports,
         queue=SqsWorkQueue(settings.work_queue_url),
         audit=DynamoAuditLog(settings.audit_table_name),
+        page_tokens=PageTokenCodec.derived_from(settings.dead_letter_queue_url),
     )
 
 
