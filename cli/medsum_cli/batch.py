@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS, MAX_UPLOAD_ITEMS
+from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS, MAX_REPORT_CHARS, MAX_UPLOAD_ITEMS
 
 MAX_BATCH_REQUEST_BYTES = 5_000_000  # "5 MB" per request: below both 5 * 10**6 and 5 * 2**20
 #: Most bytes in one upload: S3's limit for a single PUT is 5 GiB (a presigned URL cannot be a multipart
@@ -449,6 +449,9 @@ def _check_line(raw: bytes) -> tuple[str | None, str | None]:
         return '"custom_id" is not a string', None
     if not _CUSTOM_ID.fullmatch(custom_id):
         return _custom_id_problem(custom_id), custom_id
+    report_text = value.get("report_text")
+    if isinstance(report_text, str) and len(report_text) > MAX_REPORT_CHARS:
+        return f"report_text has {len(report_text):,} characters (at most {MAX_REPORT_CHARS:,})", custom_id
     return None, custom_id
 
 

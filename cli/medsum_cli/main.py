@@ -131,9 +131,9 @@ def main(argv: Sequence[str] | None = None, *, session: requests.Session | None 
     except ConfigError as exc:
         return _fail(f"error: {exc}", EXIT_USAGE)
     except ApiError as exc:
-        return _fail(
-            f"error: {exc.code}: {exc.message}", EXIT_API_ERROR if exc.is_client_error else EXIT_UNAVAILABLE
-        )
+        if getattr(args, "json", False):
+            print_json(exc.document(), sys.stdout)
+        return _fail(_api_error_text(exc), EXIT_API_ERROR if exc.is_client_error else EXIT_UNAVAILABLE)
     except WaitTimeoutError as exc:
         again = (
             f"medsum batch wait {exc.report_id}" if exc.kind == "batch" else f"medsum wait {exc.report_id}"
@@ -917,6 +917,17 @@ def derive_patient_id(file: str) -> str:
     if not cleaned.strip("."):
         raise UsageError(f"cannot derive a patient id from {file!r}; pass --patient-id")
     return cleaned
+
+
+def _api_error_text(exc: ApiError) -> str:
+    """``error: code: message``, then one line per entry of the API's ``details``."""
+    lines = [f"error: {exc.code}: {exc.message}" + (" (refused before sending)" if exc.local else "")]
+    for detail in exc.details:
+        if "location" in detail and "problem" in detail:
+            lines.append(f"  {detail['location']}: {detail['problem']}")
+        else:
+            lines.append("  " + ", ".join(f"{key}: {value}" for key, value in detail.items()))
+    return "\n".join(lines)
 
 
 def _fail(message: str, code: int) -> int:
