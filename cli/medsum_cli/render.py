@@ -388,9 +388,13 @@ class BatchProgress:
     ----------
     console
         Where to draw (standard error).
+    known_totals
+        Batch id -> number of items sent: those rows are drawn as soon as the bar starts (before the
+        first poll), and keep this total while the API does not know it yet (an upload validating).
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, known_totals: Mapping[str, int] | None = None) -> None:
+        self._known_totals = dict(known_totals or {})
         self._progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
@@ -403,6 +407,10 @@ class BatchProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> BatchProgress:
+        for batch_id, total in self._known_totals.items():
+            self._tasks[batch_id] = self._progress.add_task(
+                f"{batch_id} submitted", total=total or None, completed=0, counts=""
+            )
         self._progress.start()
         return self
 
@@ -422,7 +430,8 @@ class BatchProgress:
         done = counts["completed"] + counts["failed"] + counts["cancelled"]
         description = f"{batch_id} {batch.get('status', '?')}"
         fields = counts_text(counts, style=False).plain
-        total = counts["total"] or None  # unknown while validating: an indeterminate bar
+        # Unknown while an upload validates: the total the CLI sent, else an indeterminate bar.
+        total = counts["total"] or self._known_totals.get(batch_id) or None
         task = self._tasks.get(batch_id)
         if task is None:
             self._tasks[batch_id] = self._progress.add_task(
