@@ -45,6 +45,7 @@ from medsum_cli.render import (
     batch_counts,
     make_console,
     print_json,
+    print_table,
     render_batch,
     render_batch_page,
     render_page,
@@ -65,6 +66,13 @@ DEFAULT_WAIT_TIMEOUT = 300.0
 DEFAULT_BATCH_WAIT_TIMEOUT = 3600.0
 MAX_PATIENT_ID_CHARS = 64
 MAX_REJECTED_LINES_SHOWN = 20
+DELIVERY_STYLES = {
+    "delivered": "green",
+    "retrying": "yellow",
+    "failed": "red",
+    "disabled": "red",
+    "exhausted": "red",
+}
 
 
 class UsageError(Exception):
@@ -267,27 +275,53 @@ def _add_webhook_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     listen.add_argument("--timeout", type=float, help="exit (status 3) after this many seconds")
     listen.set_defaults(handler=_cmd_webhooks_listen)
 
-    create = sub.add_parser("create", parents=[common], help="register an endpoint (prints its secret once)")
+    create = sub.add_parser(
+        "create",
+        parents=[common],
+        help="register an endpoint (prints its secret once)",
+        description="Register an HTTPS endpoint for your report and batch events. Its signing secret is "
+        "printed once, alone on standard output.",
+    )
     create.add_argument("url", metavar="URL")
     create.add_argument("--event-type", action="append", dest="event_types", help="event type (repeatable)")
     create.set_defaults(handler=_cmd_webhooks_create)
 
-    listing = sub.add_parser("list", parents=[common], help="list your endpoints")
+    listing = sub.add_parser(
+        "list", parents=[common], help="list your endpoints", description="List your webhook endpoints."
+    )
     listing.set_defaults(handler=_cmd_webhooks_list)
 
-    delete = sub.add_parser("delete", parents=[common], help="remove an endpoint")
+    delete = sub.add_parser(
+        "delete", parents=[common], help="remove an endpoint", description="Remove a webhook endpoint."
+    )
     delete.add_argument("webhook_id", metavar="ID")
     delete.set_defaults(handler=_cmd_webhooks_delete)
 
-    rotate = sub.add_parser("rotate-secret", parents=[common], help="new secret (old one signs for 24 h)")
+    rotate = sub.add_parser(
+        "rotate-secret",
+        parents=[common],
+        help="new secret (old one signs for 24 h)",
+        description="Give an endpoint a new signing secret (printed once); the previous one keeps signing "
+        "for 24 hours.",
+    )
     rotate.add_argument("webhook_id", metavar="ID")
     rotate.set_defaults(handler=_cmd_webhooks_rotate)
 
-    deliveries = sub.add_parser("deliveries", parents=[common], help="a report's delivery attempts")
+    deliveries = sub.add_parser(
+        "deliveries",
+        parents=[common],
+        help="a report's delivery attempts",
+        description="Show every delivery attempt of a report's events: outcome, HTTP status, time.",
+    )
     deliveries.add_argument("report_id", metavar="REPORT_ID")
     deliveries.set_defaults(handler=_cmd_webhooks_deliveries)
 
-    replay = sub.add_parser("replay", parents=[common], help="send one delivery again")
+    replay = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="send one delivery again",
+        description="Send one delivery (an event to an endpoint) again.",
+    )
     replay.add_argument("delivery_id", metavar="DELIVERY_ID")
     replay.set_defaults(handler=_cmd_webhooks_replay)
 
@@ -343,33 +377,116 @@ def _cmd_webhooks_listen(ctx: _Context) -> int:
 
 
 def _cmd_webhooks_create(ctx: _Context) -> int:
-    print_json(ctx.client.create_webhook(ctx.args.url, ctx.args.event_types), sys.stdout)
+    created = ctx.client.create_webhook(ctx.args.url, ctx.args.event_types)
+    if ctx.args.json:
+        print_json(created, sys.stdout)
+        return EXIT_OK
+    ctx.err.print(
+        Text.assemble(
+            "webhook ",
+            (str(created.get("webhook_id", "")), "bold"),
+            f" created for {created.get('url', '')} ({', '.join(created.get('event_types') or [])})",
+        )
+    )
+    _print_secret(ctx, str(created.get("secret", "")))
     return EXIT_OK
 
 
 def _cmd_webhooks_list(ctx: _Context) -> int:
-    print_json(ctx.client.list_webhooks(), sys.stdout)
+    page = ctx.client.list_webhooks()
+    if ctx.args.json:
+        print_json(page, sys.stdout)
+        return EXIT_OK
+    items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+    if not items:
+        ctx.out.print(Text("no webhooks", style="dim"))
+        return EXIT_OK
+    print_table(
+        ctx.out,
+        ("webhook id", "status", "url", "event types", "created"),
+        [
+            (
+                str(item.get("webhook_id", "")),
+                status_text(str(item.get("status", ""))),
+                str(item.get("url", "")),
+                ", ".join(item.get("event_types") or []),
+                str(item.get("created_at", "")),
+            )
+            for item in items
+        ],
+        ids=(0, 1),
+    )
     return EXIT_OK
 
 
 def _cmd_webhooks_delete(ctx: _Context) -> int:
     ctx.client.delete_webhook(ctx.args.webhook_id)
+    if ctx.args.json:
+        print_json({"webhook_id": ctx.args.webhook_id, "deleted": True}, sys.stdout)
+    else:
+        ctx.out.print(Text.assemble("deleted webhook ", ctx.args.webhook_id))
     return EXIT_OK
 
 
 def _cmd_webhooks_rotate(ctx: _Context) -> int:
-    print_json(ctx.client.rotate_webhook_secret(ctx.args.webhook_id), sys.stdout)
+    rotated = ctx.client.rotate_webhook_secret(ctx.args.webhook_id)
+    if ctx.args.json:
+        print_json(rotated, sys.stdout)
+        return EXIT_OK
+    ctx.err.print(
+        Text(
+            f"webhook {rotated.get('webhook_id', ctx.args.webhook_id)}: new secret; the previous one keeps "
+            f"signing until {rotated.get('previous_secret_expires_at', '?')}"
+        )
+    )
+    _print_secret(ctx, str(rotated.get("secret", "")))
     return EXIT_OK
 
 
 def _cmd_webhooks_deliveries(ctx: _Context) -> int:
-    print_json(ctx.client.deliveries(ctx.args.report_id), sys.stdout)
+    page = ctx.client.deliveries(ctx.args.report_id)
+    if ctx.args.json:
+        print_json(page, sys.stdout)
+        return EXIT_OK
+    items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+    if not items:
+        ctx.out.print(Text("no deliveries", style="dim"))
+        return EXIT_OK
+    print_table(
+        ctx.out,
+        ("delivery id", "event", "attempt", "outcome", "http", "at", "webhook id"),
+        [
+            (
+                str(item.get("delivery_id", "")),
+                str(item.get("event_type", "")),
+                str(item.get("attempt", "")),
+                Text(str(item.get("outcome", "")), style=DELIVERY_STYLES.get(str(item.get("outcome")), "")),
+                str(item.get("status_code") or "-"),
+                str(item.get("attempted_at", "")),
+                str(item.get("webhook_id", "")),
+            )
+            for item in items
+        ],
+        ids=(0, 6),
+    )
     return EXIT_OK
 
 
 def _cmd_webhooks_replay(ctx: _Context) -> int:
-    print_json(ctx.client.replay_delivery(ctx.args.delivery_id), sys.stdout)
+    accepted = ctx.client.replay_delivery(ctx.args.delivery_id)
+    if ctx.args.json:
+        print_json(accepted, sys.stdout)
+    else:
+        ctx.out.print(
+            Text(f"delivery {accepted.get('delivery_id', ctx.args.delivery_id)} {accepted.get('status', '')}")
+        )
     return EXIT_OK
+
+
+def _print_secret(ctx: _Context, secret: str) -> None:
+    """The secret alone on standard output (``secret=$(medsum webhooks create URL)``); advice on stderr."""
+    print(secret, flush=True)
+    ctx.err.print(Text("this secret is shown once: store it now (it verifies the signatures)", "dim"))
 
 
 def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
