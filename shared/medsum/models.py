@@ -407,6 +407,8 @@ class DeadLetterEntry(StrictModel):
     """One dead-lettered work message joined with its report's record (no text, no summary)."""
 
     message_id: str
+    #: The lane whose dead-letter queue holds the message (a redrive sends it back to that lane).
+    lane: Lane = Lane.INTERACTIVE
     report_id: str | None
     owner: str | None = None
     batch_id: str | None = None
@@ -430,6 +432,7 @@ class DeadLetterPage(StrictModel):
 
 class DeadLetterSummary(StrictModel):
     total: int
+    by_lane: dict[str, int] = Field(default_factory=dict)
     by_error_code: dict[str, int]
     by_age: dict[str, int]
     truncated: bool = False

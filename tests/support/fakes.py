@@ -15,6 +15,7 @@ from medsum.models import (
     Batch,
     BatchStatus,
     ErrorInfo,
+    Lane,
     LineError,
     Report,
     ReportEvent,
@@ -388,10 +389,11 @@ class FakeDeadLetterQueue(DeadLetterQueue):
     deleted: list[str] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_delete: bool = False
+    lane: Lane = Lane.INTERACTIVE
 
     def add(self, body: str, sent_at: datetime, receive_count: int = 5) -> DeadLetter:
-        message_id = f"m{len(self.messages) + len(self.deleted):04d}"
-        message = DeadLetter(message_id, f"rh-{message_id}", body, receive_count, sent_at)
+        message_id = f"{self.lane.value[0]}{len(self.messages) + len(self.deleted):04d}"
+        message = DeadLetter(message_id, f"rh-{message_id}", body, receive_count, sent_at, lane=self.lane)
         self.messages[message_id] = message
         return message
 

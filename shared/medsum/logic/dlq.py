@@ -48,6 +48,7 @@ from medsum.models import (
     DeadLetterSummary,
     ErrorInfo,
     JobStatus,
+    Lane,
     PurgeRequest,
     RedriveJobView,
     RedriveRequest,
@@ -178,6 +179,7 @@ def _entry(
     )
     return DeadLetterEntry(
         message_id=message.message_id,
+        lane=message.lane,
         report_id=work.report_id if work is not None else None,
         owner=report.owner if report is not None else None,
         batch_id=(report.batch_id if report is not None else None) or (work.batch_id if work else None),
@@ -277,8 +279,13 @@ def summarize_dead_letters(deps: AdminDeps) -> DeadLetterSummary:
     for item in joined:
         bucket = next((name for name, limit in AGE_BUCKETS if item.entry.age_seconds < limit), OLDEST_BUCKET)
         by_age[bucket] += 1
+    by_lane = Counter({lane.value: 0 for lane in Lane}) + Counter(j.entry.lane.value for j in joined)
     return DeadLetterSummary(
-        total=len(joined), by_error_code=dict(by_code), by_age=dict(by_age), truncated=truncated
+        total=len(joined),
+        by_lane={lane.value: by_lane[lane.value] for lane in Lane},
+        by_error_code=dict(by_code),
+        by_age=dict(by_age),
+        truncated=truncated,
     )
 
 
