@@ -134,8 +134,11 @@ def cmd_summary(ctx: Context) -> int:
     if ctx.args.json:
         print_json(summary, sys.stdout)
         return EXIT_OK
+    lanes = summary.get("by_lane") or {}
     ctx.out.print(
-        f"dead-lettered: {summary['total']}" + (" (scan truncated)" if summary.get("truncated") else "")
+        f"dead-lettered: {summary['total']}"
+        + (" (" + ", ".join(f"{lane} {count}" for lane, count in lanes.items()) + ")" if lanes else "")
+        + (" (scan truncated)" if summary.get("truncated") else "")
     )
     print_table(
         ctx.out,
@@ -166,10 +169,11 @@ def cmd_list(ctx: Context) -> int:
         return EXIT_OK
     print_table(
         ctx.out,
-        ("report id", "error code", "owner", "batch", "attempts", "last failure", "age"),
+        ("report id", "lane", "error code", "owner", "batch", "attempts", "last failure", "age"),
         [
             (
                 str(item.get("report_id")),
+                str(item.get("lane", "interactive")),
                 item["error_code"],
                 str(item.get("owner") or "-"),
                 str(item.get("batch_id") or "-"),
@@ -179,7 +183,7 @@ def cmd_list(ctx: Context) -> int:
             )
             for item in items
         ],
-        ids=(0, 3),
+        ids=(0, 4),
     )
     if token:
         ctx.out.print("more entries: run without --limit to list every page")
