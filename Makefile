@@ -5,12 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check bench bench-batch eval clean
+.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check deploy-lint deploy-check bench bench-batch eval clean
 
 help:
 	@echo "make run     start the whole service offline (API on http://127.0.0.1:3000)"
 	@echo "make test    install (if needed) and run every test suite"
 	@echo "make check   ruff, ruff format --check, mypy, cfn-lint and the tests (the CI gate)"
+	@echo "make deploy-lint   sam validate --lint and checkov on template.yaml (own venvs, no AWS calls)"
+	@echo "make deploy-check  deploy-lint, then sam build (needs python3.13 on PATH, the Lambda runtime)"
 	@echo "make bench   benchmarks (results go in BENCHMARKS.md)"
 
 $(STAMP): pyproject.toml
@@ -48,6 +50,28 @@ cfn-lint: $(STAMP)
 
 check: lint typecheck cfn-lint test
 
+# Deployment tools, each in its own venv (aws-sam-cli and checkov pin conflicting versions). Neither
+# target needs AWS credentials or calls AWS: sam validate --lint and sam build are local, checkov reads
+# the file. SAM_CLI_TELEMETRY=0 keeps sam from reporting usage.
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_PYTHON ?= $(PYTHON)
+SAM := SAM_CLI_TELEMETRY=0 AWS_EC2_METADATA_DISABLED=true $(DEPLOY_VENV)/sam/bin/sam
+
+$(DEPLOY_VENV)/%/.installed: deploy/requirements-%.txt
+	$(DEPLOY_PYTHON) -m venv $(DEPLOY_VENV)/$*
+	$(DEPLOY_VENV)/$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
+deploy-lint: $(DEPLOY_VENV)/sam/.installed $(DEPLOY_VENV)/checkov/.installed
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+	$(DEPLOY_VENV)/checkov/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+# The functions and the layer are built for the template's runtime (python3.13, arm64 wheels): sam build
+# runs python3.13's pip, so python3.13 must be on PATH (or run `sam build --use-container`).
+deploy-check: deploy-lint
+	@python3.13 --version >/dev/null 2>&1 || { echo "sam build needs python3.13 on PATH (the Lambda runtime)"; exit 1; }
+	$(SAM) build --template template.yaml --region us-east-1
+
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/eval_local_model.py
@@ -57,4 +81,4 @@ bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_cli_local.py 1000 1500
 
 clean:
-	rm -rf $(VENV) .medsum .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(DEPLOY_VENV) .medsum .pytest_cache .mypy_cache .ruff_cache .aws-sam

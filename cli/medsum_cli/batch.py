@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS, MAX_UPLOAD_ITEMS
+from medsum.models import CUSTOM_ID_PATTERN, MAX_BATCH_ITEMS, MAX_REPORT_CHARS, MAX_UPLOAD_ITEMS
 
 MAX_BATCH_REQUEST_BYTES = 5_000_000  # "5 MB" per request: below both 5 * 10**6 and 5 * 2**20
 #: Most bytes in one upload: S3's limit for a single PUT is 5 GiB (a presigned URL cannot be a multipart
@@ -34,6 +34,8 @@ MAX_BATCH_REQUEST_BYTES = 5_000_000  # "5 MB" per request: below both 5 * 10**6 
 #: averages at most is 0.5 GB, so in practice the item limit splits first.
 MAX_UPLOAD_BYTES = 5_000_000_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+#: The ``status`` of a results line for an input line the API did not accept (see :func:`rejected_results`).
+REJECTED_STATUS = "ERRORED"
 
 SubmissionMode = Literal["inline", "upload"]
 ModeOption = Literal["auto", "inline", "upload"]
@@ -65,6 +67,8 @@ __all__ = [
     "from_directory",
     "from_jsonl",
     "plan_submission",
+    "rejected_lines",
+    "rejected_results",
     "split",
 ]
 
@@ -389,6 +393,57 @@ def count_result_statuses(ndjson: bytes) -> Counter[str]:
     return counts
 
 
+def rejected_lines(batch: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Return the batch's input lines the API did not accept (its ``errors``, without line ``0``).
+
+    Parameters
+    ----------
+    batch
+        The API's batch object (``GET /batches/{id}``).
+
+    Returns
+    -------
+    list of dict
+        ``{"line", "custom_id", "code", "message"}`` per rejected line, in the API's order. Errors of
+        line ``0`` are about the whole batch (e.g. an uploaded file with too many lines), not a line.
+    """
+    return [
+        error for error in batch.get("errors") or [] if isinstance(error, Mapping) and error.get("line") != 0
+    ]
+
+
+def rejected_results(batch: Mapping[str, Any]) -> bytes:
+    """Return one results line per rejected input line, to follow the API's results.
+
+    With them, a results file has a line for every submitted ``custom_id``: the API's lines for the
+    accepted items, then ``{"custom_id", "report_id": null, "status": "ERRORED", "summary": null,
+    "error": {"code", "message"}, "line"}`` for each rejected line (``custom_id`` is ``null`` when the line
+    had none that could be read).
+
+    Parameters
+    ----------
+    batch
+        The API's batch object.
+
+    Returns
+    -------
+    bytes
+        NDJSON, empty when every line was accepted.
+    """
+    lines = []
+    for error in rejected_lines(batch):
+        result = {
+            "custom_id": error.get("custom_id"),
+            "report_id": None,
+            "status": REJECTED_STATUS,
+            "summary": None,
+            "error": {"code": error.get("code"), "message": error.get("message")},
+            "line": error.get("line"),
+        }
+        lines.append(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return "".join(lines).encode("utf-8")
+
+
 def format_counts(counts: Iterable[tuple[str, int]]) -> str:
     """Format ``(name, count)`` pairs as ``"3 completed, 1 failed"``, skipping zero counts.
 
@@ -449,6 +504,9 @@ def _check_line(raw: bytes) -> tuple[str | None, str | None]:
         return '"custom_id" is not a string', None
     if not _CUSTOM_ID.fullmatch(custom_id):
         return _custom_id_problem(custom_id), custom_id
+    report_text = value.get("report_text")
+    if isinstance(report_text, str) and len(report_text) > MAX_REPORT_CHARS:
+        return f"report_text has {len(report_text):,} characters (at most {MAX_REPORT_CHARS:,})", custom_id
     return None, custom_id
 
 

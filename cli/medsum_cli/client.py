@@ -21,6 +21,9 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from medsum.http import MAX_BODY_BYTES, validation_problem
+from medsum.models import SummarizeRequest
+from pydantic import ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -68,18 +71,44 @@ class ApiError(MedsumClientError):
         The ``error.code`` of the API's error body (or a code derived from the status).
     message
         The ``error.message`` of the API's error body (or the status phrase).
+
+    details
+        The ``error.details`` of the API's error body (e.g. ``{"location", "problem"}`` per invalid
+        field), empty when it has none.
+    local
+        The request was refused by the client's own check of the API's limits, before it was sent.
     """
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[Mapping[str, Any]] = (),
+        *,
+        local: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.details: list[JSONObject] = [dict(detail) for detail in details]
+        self.local = local
 
     @property
     def is_client_error(self) -> bool:
         """Whether this is a ``4xx`` answer: the request must change before it can succeed."""
         return 400 <= self.status < 500
+
+    def document(self) -> JSONObject:
+        """The error in the API's shape: ``{"error": {"code", "message", "details"?}}`` plus ``status``."""
+        error: JSONObject = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        document: JSONObject = {"error": error, "status": int(self.status)}
+        if self.local:
+            document["sent"] = False
+        return document
 
 
 class TransportError(MedsumClientError):
@@ -201,7 +230,8 @@ class MedsumClient:
         Raises
         ------
         ApiError
-            If the API rejects the request.
+            If the API rejects the request, or the request breaks the API's rules and is not sent
+            (:func:`check_summarize_request`, ``local`` set).
         TransportError
             If the API cannot be reached.
         """
@@ -211,6 +241,7 @@ class MedsumClient:
             "report_type": report_type,
             "metadata": dict(metadata or {}),
         }
+        check_summarize_request(body)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._call("POST", "/summarize", body=body, headers=headers)
 
@@ -941,16 +972,20 @@ def _api_error(response: requests.Response) -> ApiError:
         payload: Any = response.json()
     except ValueError:
         payload = None
+    details: list[JSONObject] = []
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict):
             code = str(error.get("code") or code)
             message = str(error.get("message") or message)
+            raw_details = error.get("details")
+            if isinstance(raw_details, list):
+                details = [detail for detail in raw_details if isinstance(detail, dict)]
         elif isinstance(payload.get("message"), str):
             # API Gateway's own answers (e.g. a bad signature) look like {"message": "..."}.
             code = response.headers.get("x-amzn-ErrorType", "").split(":")[0] or code
             message = payload["message"]
-    return ApiError(status, code, message)
+    return ApiError(status, code, message, details)
 
 
 def _storage_error(response: requests.Response) -> ApiError:
@@ -989,3 +1024,35 @@ def collect_items(pages: Iterator[JSONObject]) -> list[JSONObject]:
     for page in pages:
         items.extend(item for item in page.get("items") or [] if isinstance(item, dict))
     return items
+
+
+def check_summarize_request(body: JSONObject) -> None:
+    """Check a ``POST /summarize`` body against the API's own model and size limit, without sending it.
+
+    A report the API would refuse is refused here, with the code and details the API would answer,
+    before its bytes travel (a 10 MB file is not uploaded only to be refused).
+
+    Parameters
+    ----------
+    body
+        The request body.
+
+    Raises
+    ------
+    ApiError
+        ``400 invalid_request`` with ``details`` (e.g. ``body.report_text``: at most 100,000
+        characters), or ``413 payload_too_large`` (body over 1 MiB); ``local`` is set.
+    """
+    try:
+        SummarizeRequest.model_validate(body)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
+        code, message, details = validation_problem(errors)
+        raise ApiError(HTTPStatus.BAD_REQUEST, code, message, details or (), local=True) from None
+    if len(json.dumps(body, ensure_ascii=False).encode("utf-8")) > MAX_BODY_BYTES:
+        raise ApiError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "payload_too_large",
+            "the request body exceeds 1 MiB",
+            local=True,
+        )

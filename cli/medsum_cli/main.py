@@ -2,8 +2,8 @@
 
 Exit codes: ``0`` success, ``1`` the API refused the request (4xx), ``2`` usage or configuration error,
 ``3`` the API is unreachable, failing (5xx) or too slow (timeouts), ``4`` a waited-for report ended
-``FAILED``, or a waited-for batch has failed items or ended ``failed`` or ``cancelled``, ``130``
-interrupted.
+``FAILED``, or a waited-for batch has failed items or rejected input lines, or ended ``failed`` or
+``cancelled``, ``130`` interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from medsum_cli.render import (
     batch_counts,
     make_console,
     print_json,
+    print_table,
     render_batch,
     render_batch_page,
     render_page,
@@ -64,6 +65,14 @@ REPORT_TYPES = tuple(report_type.value for report_type in ReportType)
 DEFAULT_WAIT_TIMEOUT = 300.0
 DEFAULT_BATCH_WAIT_TIMEOUT = 3600.0
 MAX_PATIENT_ID_CHARS = 64
+MAX_REJECTED_LINES_SHOWN = 20
+DELIVERY_STYLES = {
+    "delivered": "green",
+    "retrying": "yellow",
+    "failed": "red",
+    "disabled": "red",
+    "exhausted": "red",
+}
 
 
 class UsageError(Exception):
@@ -131,9 +140,9 @@ def main(argv: Sequence[str] | None = None, *, session: requests.Session | None 
     except ConfigError as exc:
         return _fail(f"error: {exc}", EXIT_USAGE)
     except ApiError as exc:
-        return _fail(
-            f"error: {exc.code}: {exc.message}", EXIT_API_ERROR if exc.is_client_error else EXIT_UNAVAILABLE
-        )
+        if getattr(args, "json", False):
+            print_json(exc.document(), sys.stdout)
+        return _fail(_api_error_text(exc), EXIT_API_ERROR if exc.is_client_error else EXIT_UNAVAILABLE)
     except WaitTimeoutError as exc:
         again = (
             f"medsum batch wait {exc.report_id}" if exc.kind == "batch" else f"medsum wait {exc.report_id}"
@@ -164,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="medsum",
         description="Submit clinical reports to the medsum API and read their structured summaries.",
         epilog="Exit codes: 0 ok, 1 API refused (4xx), 2 usage/configuration, 3 unreachable/5xx/timeout, "
-        "4 report FAILED (or batch with failed items, failed or cancelled).",
+        "4 report FAILED (or batch with failed items or rejected lines, failed or cancelled).",
     )
     parser.add_argument("--version", action="version", version=f"medsum {__version__}")
     _add_global_options(parser, suppress=False)
@@ -266,27 +275,53 @@ def _add_webhook_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     listen.add_argument("--timeout", type=float, help="exit (status 3) after this many seconds")
     listen.set_defaults(handler=_cmd_webhooks_listen)
 
-    create = sub.add_parser("create", parents=[common], help="register an endpoint (prints its secret once)")
+    create = sub.add_parser(
+        "create",
+        parents=[common],
+        help="register an endpoint (prints its secret once)",
+        description="Register an HTTPS endpoint for your report and batch events. Its signing secret is "
+        "printed once, alone on standard output.",
+    )
     create.add_argument("url", metavar="URL")
     create.add_argument("--event-type", action="append", dest="event_types", help="event type (repeatable)")
     create.set_defaults(handler=_cmd_webhooks_create)
 
-    listing = sub.add_parser("list", parents=[common], help="list your endpoints")
+    listing = sub.add_parser(
+        "list", parents=[common], help="list your endpoints", description="List your webhook endpoints."
+    )
     listing.set_defaults(handler=_cmd_webhooks_list)
 
-    delete = sub.add_parser("delete", parents=[common], help="remove an endpoint")
+    delete = sub.add_parser(
+        "delete", parents=[common], help="remove an endpoint", description="Remove a webhook endpoint."
+    )
     delete.add_argument("webhook_id", metavar="ID")
     delete.set_defaults(handler=_cmd_webhooks_delete)
 
-    rotate = sub.add_parser("rotate-secret", parents=[common], help="new secret (old one signs for 24 h)")
+    rotate = sub.add_parser(
+        "rotate-secret",
+        parents=[common],
+        help="new secret (old one signs for 24 h)",
+        description="Give an endpoint a new signing secret (printed once); the previous one keeps signing "
+        "for 24 hours.",
+    )
     rotate.add_argument("webhook_id", metavar="ID")
     rotate.set_defaults(handler=_cmd_webhooks_rotate)
 
-    deliveries = sub.add_parser("deliveries", parents=[common], help="a report's delivery attempts")
+    deliveries = sub.add_parser(
+        "deliveries",
+        parents=[common],
+        help="a report's delivery attempts",
+        description="Show every delivery attempt of a report's events: outcome, HTTP status, time.",
+    )
     deliveries.add_argument("report_id", metavar="REPORT_ID")
     deliveries.set_defaults(handler=_cmd_webhooks_deliveries)
 
-    replay = sub.add_parser("replay", parents=[common], help="send one delivery again")
+    replay = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="send one delivery again",
+        description="Send one delivery (an event to an endpoint) again.",
+    )
     replay.add_argument("delivery_id", metavar="DELIVERY_ID")
     replay.set_defaults(handler=_cmd_webhooks_replay)
 
@@ -342,33 +377,116 @@ def _cmd_webhooks_listen(ctx: _Context) -> int:
 
 
 def _cmd_webhooks_create(ctx: _Context) -> int:
-    print_json(ctx.client.create_webhook(ctx.args.url, ctx.args.event_types), sys.stdout)
+    created = ctx.client.create_webhook(ctx.args.url, ctx.args.event_types)
+    if ctx.args.json:
+        print_json(created, sys.stdout)
+        return EXIT_OK
+    ctx.err.print(
+        Text.assemble(
+            "webhook ",
+            (str(created.get("webhook_id", "")), "bold"),
+            f" created for {created.get('url', '')} ({', '.join(created.get('event_types') or [])})",
+        )
+    )
+    _print_secret(ctx, str(created.get("secret", "")))
     return EXIT_OK
 
 
 def _cmd_webhooks_list(ctx: _Context) -> int:
-    print_json(ctx.client.list_webhooks(), sys.stdout)
+    page = ctx.client.list_webhooks()
+    if ctx.args.json:
+        print_json(page, sys.stdout)
+        return EXIT_OK
+    items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+    if not items:
+        ctx.out.print(Text("no webhooks", style="dim"))
+        return EXIT_OK
+    print_table(
+        ctx.out,
+        ("webhook id", "status", "url", "event types", "created"),
+        [
+            (
+                str(item.get("webhook_id", "")),
+                status_text(str(item.get("status", ""))),
+                str(item.get("url", "")),
+                ", ".join(item.get("event_types") or []),
+                str(item.get("created_at", "")),
+            )
+            for item in items
+        ],
+        ids=(0, 1),
+    )
     return EXIT_OK
 
 
 def _cmd_webhooks_delete(ctx: _Context) -> int:
     ctx.client.delete_webhook(ctx.args.webhook_id)
+    if ctx.args.json:
+        print_json({"webhook_id": ctx.args.webhook_id, "deleted": True}, sys.stdout)
+    else:
+        ctx.out.print(Text.assemble("deleted webhook ", ctx.args.webhook_id))
     return EXIT_OK
 
 
 def _cmd_webhooks_rotate(ctx: _Context) -> int:
-    print_json(ctx.client.rotate_webhook_secret(ctx.args.webhook_id), sys.stdout)
+    rotated = ctx.client.rotate_webhook_secret(ctx.args.webhook_id)
+    if ctx.args.json:
+        print_json(rotated, sys.stdout)
+        return EXIT_OK
+    ctx.err.print(
+        Text(
+            f"webhook {rotated.get('webhook_id', ctx.args.webhook_id)}: new secret; the previous one keeps "
+            f"signing until {rotated.get('previous_secret_expires_at', '?')}"
+        )
+    )
+    _print_secret(ctx, str(rotated.get("secret", "")))
     return EXIT_OK
 
 
 def _cmd_webhooks_deliveries(ctx: _Context) -> int:
-    print_json(ctx.client.deliveries(ctx.args.report_id), sys.stdout)
+    page = ctx.client.deliveries(ctx.args.report_id)
+    if ctx.args.json:
+        print_json(page, sys.stdout)
+        return EXIT_OK
+    items = [item for item in page.get("items") or [] if isinstance(item, dict)]
+    if not items:
+        ctx.out.print(Text("no deliveries", style="dim"))
+        return EXIT_OK
+    print_table(
+        ctx.out,
+        ("delivery id", "event", "attempt", "outcome", "http", "at", "webhook id"),
+        [
+            (
+                str(item.get("delivery_id", "")),
+                str(item.get("event_type", "")),
+                str(item.get("attempt", "")),
+                Text(str(item.get("outcome", "")), style=DELIVERY_STYLES.get(str(item.get("outcome")), "")),
+                str(item.get("status_code") or "-"),
+                str(item.get("attempted_at", "")),
+                str(item.get("webhook_id", "")),
+            )
+            for item in items
+        ],
+        ids=(0, 6),
+    )
     return EXIT_OK
 
 
 def _cmd_webhooks_replay(ctx: _Context) -> int:
-    print_json(ctx.client.replay_delivery(ctx.args.delivery_id), sys.stdout)
+    accepted = ctx.client.replay_delivery(ctx.args.delivery_id)
+    if ctx.args.json:
+        print_json(accepted, sys.stdout)
+    else:
+        ctx.out.print(
+            Text(f"delivery {accepted.get('delivery_id', ctx.args.delivery_id)} {accepted.get('status', '')}")
+        )
     return EXIT_OK
+
+
+def _print_secret(ctx: _Context, secret: str) -> None:
+    """The secret alone on standard output (``secret=$(medsum webhooks create URL)``); advice on stderr."""
+    print(secret, flush=True)
+    ctx.err.print(Text("this secret is shown once: store it now (it verifies the signatures)", "dim"))
 
 
 def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -378,7 +496,7 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         help="submit many reports at once and follow the batch",
         description="Submit many reports as a batch, follow its progress, and read its results.",
         epilog="Exit codes: 0 ok, 1 API refused (4xx), 2 usage/configuration, 3 unreachable/5xx/timeout, "
-        "4 a waited-for batch has failed items, or ended failed or cancelled.",
+        "4 a waited-for batch has failed items or rejected input lines, or ended failed or cancelled.",
     )
     batch_commands = batch.add_subparsers(dest="batch_command", metavar="BATCH_COMMAND", required=True)
 
@@ -399,8 +517,8 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog="With --json, the API's answer for each batch is printed instead of its id (one JSON "
         "document per batch; for an upload, the batch as read once its file is uploaded; with --wait, each "
         "batch as it ended). With --wait, progress is drawn on "
-        "standard error and the exit code is 0 only if every item completed (4 if an item failed, or a "
-        "batch failed or was cancelled).",
+        "standard error and the exit code is 0 only if every line was accepted and every item completed "
+        "(4 if a line was rejected, an item failed, or a batch failed or was cancelled).",
     )
     submit.add_argument(
         "input",
@@ -448,7 +566,8 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="wait until a batch is completed, cancelled or failed",
         description="Show progress until a batch is completed, cancelled or failed, then show it. "
-        "Exit code 0 if every item completed, 4 if an item failed or the batch failed or was cancelled.",
+        "Exit code 0 if every line was accepted and every item completed, 4 if a line was rejected, an "
+        "item failed, or the batch failed or was cancelled.",
     )
     wait.add_argument("batch_id", metavar="ID")
     _add_timeout(wait, DEFAULT_BATCH_WAIT_TIMEOUT)
@@ -458,9 +577,11 @@ def _add_batch_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "results",
         parents=[common],
         help="download a batch's results (JSON Lines)",
-        description="Write a batch's results as the API returns them, JSON Lines with one "
-        '{"custom_id", "report_id", "status", "summary", "error"} object per item, and print a count '
-        "of the items by status on standard error.",
+        description="Write a batch's results, JSON Lines with one "
+        '{"custom_id", "report_id", "status", "summary", "error"} object per item as the API returns them, '
+        'then one {"custom_id", "report_id": null, "status": "ERRORED", "summary": null, "error", "line"} '
+        "object per input line the API rejected, so that every submitted custom_id has a line; and print "
+        "a count of the lines by status on standard error.",
     )
     results.add_argument("batch_id", metavar="ID")
     results.add_argument(
@@ -571,6 +692,7 @@ def _cmd_batch_submit(ctx: _Context) -> int:
         )
     client = ctx.client
     created: list[tuple[str, float | None]] = []
+    known_totals: dict[str, int] = {}
     for index, chunk in enumerate(chunks, start=1):
         if mode == "upload":
             accepted, retry_after = _upload_chunk(client, chunk), None
@@ -580,6 +702,7 @@ def _cmd_batch_submit(ctx: _Context) -> int:
             )
         batch_id = str(accepted.get("batch_id", ""))
         created.append((batch_id, retry_after))
+        known_totals[batch_id] = chunk.items
         if not args.json:
             print(batch_id, flush=True)  # plain: `id=$(medsum batch submit reports.jsonl)` must just work
         elif not args.wait:
@@ -593,7 +716,7 @@ def _cmd_batch_submit(ctx: _Context) -> int:
             print(f"{verb} batch {batch_id} ({items}{lines})", file=sys.stderr)
     if not args.wait:
         return EXIT_OK
-    finals = _wait_batches(ctx, created, args.timeout)
+    finals = _wait_batches(ctx, created, args.timeout, known_totals)
     for final in finals:
         if args.json:
             print_json(final, sys.stdout)
@@ -622,7 +745,9 @@ def _cmd_batch_wait(ctx: _Context) -> int:
 
 def _cmd_batch_results(ctx: _Context) -> int:
     args = ctx.args
+    # The API's lines are the accepted items; the lines it rejected are in the batch's errors.
     data = ctx.client.batch_results(args.batch_id)
+    data += batch_input.rejected_results(ctx.client.get_batch(args.batch_id))
     counts = batch_input.count_result_statuses(data)
     summary = batch_input.format_counts(sorted(counts.items()))
     total = sum(counts.values())
@@ -778,12 +903,21 @@ def _write_stdout_bytes(data: bytes) -> None:
         buffer.flush()
 
 
-def _wait_batches(ctx: _Context, created: list[tuple[str, float | None]], timeout: float) -> list[JSONObject]:
-    """Wait for each batch in turn (they run in parallel on the server) within one overall timeout."""
+def _wait_batches(
+    ctx: _Context,
+    created: list[tuple[str, float | None]],
+    timeout: float,
+    known_totals: Mapping[str, int] | None = None,
+) -> list[JSONObject]:
+    """Wait for each batch in turn (they run in parallel on the server) within one overall timeout.
+
+    ``known_totals`` (batch id -> items sent) draws each bar at once, with its total, before the first
+    poll and while an upload is still validating.
+    """
     client = ctx.client
     deadline = time.monotonic() + timeout
     finals: list[JSONObject] = []
-    with _batch_progress(ctx) as on_update:
+    with _batch_progress(ctx, known_totals or {}) as on_update:
         for index, (batch_id, retry_after) in enumerate(created):
             remaining = max(deadline - time.monotonic(), 0.001)
             # Retry-After of a submit only matters right after it: later batches have waited already.
@@ -796,17 +930,22 @@ def _wait_batches(ctx: _Context, created: list[tuple[str, float | None]], timeou
 
 
 @contextlib.contextmanager
-def _batch_progress(ctx: _Context) -> Iterator[StatusCallback | None]:
+def _batch_progress(ctx: _Context, known_totals: Mapping[str, int]) -> Iterator[StatusCallback | None]:
     if not ctx.err.is_terminal:
         yield None
         return
-    with BatchProgress(ctx.err) as progress:
+    with BatchProgress(ctx.err, known_totals) as progress:
         yield progress.update
 
 
 def _batch_is_clean(batch: JSONObject) -> bool:
     counts = batch_counts(batch)
-    return batch.get("status") == "completed" and counts["failed"] == 0 and counts["cancelled"] == 0
+    return (
+        batch.get("status") == "completed"
+        and counts["failed"] == 0
+        and counts["cancelled"] == 0
+        and not batch_input.rejected_lines(batch)
+    )
 
 
 def _batches_exit_code(batches: list[JSONObject]) -> int:
@@ -816,8 +955,10 @@ def _batches_exit_code(batches: list[JSONObject]) -> int:
 def _print_batch_outcome(batch: JSONObject) -> None:
     batch_id = str(batch.get("batch_id", "?"))
     counts = batch_counts(batch)
+    rejected = len(batch_input.rejected_lines(batch))
     summary = batch_input.format_counts(
-        (name, counts[name]) for name in ("completed", "failed", "cancelled", "pending", "processing")
+        [(name, counts[name]) for name in ("completed", "failed", "cancelled", "pending", "processing")]
+        + [("rejected input lines (ERRORED in the results)", rejected)]
     )
     # Errors about the whole batch (line 0: e.g. an uploaded file with too many lines) say why it failed.
     reasons = "".join(
@@ -830,6 +971,15 @@ def _print_batch_outcome(batch: JSONObject) -> None:
         f"results: medsum batch results {batch_id} -o {batch_id}.jsonl",
         file=sys.stderr,
     )
+    lines = batch_input.rejected_lines(batch)
+    for error in lines[:MAX_REJECTED_LINES_SHOWN]:
+        custom_id = "" if error.get("custom_id") is None else f" ({error.get('custom_id')})"
+        print(
+            f"  rejected line {error.get('line')}{custom_id}: {error.get('code')}: {error.get('message')}",
+            file=sys.stderr,
+        )
+    if len(lines) > MAX_REJECTED_LINES_SHOWN:
+        print(f"  ... and {len(lines) - MAX_REJECTED_LINES_SHOWN} more (see the results)", file=sys.stderr)
 
 
 def _wait(ctx: _Context, report_id: str, timeout: float) -> JSONObject:
@@ -917,6 +1067,17 @@ def derive_patient_id(file: str) -> str:
     if not cleaned.strip("."):
         raise UsageError(f"cannot derive a patient id from {file!r}; pass --patient-id")
     return cleaned
+
+
+def _api_error_text(exc: ApiError) -> str:
+    """``error: code: message``, then one line per entry of the API's ``details``."""
+    lines = [f"error: {exc.code}: {exc.message}" + (" (refused before sending)" if exc.local else "")]
+    for detail in exc.details:
+        if "location" in detail and "problem" in detail:
+            lines.append(f"  {detail['location']}: {detail['problem']}")
+        else:
+            lines.append("  " + ", ".join(f"{key}: {value}" for key, value in detail.items()))
+    return "\n".join(lines)
 
 
 def _fail(message: str, code: int) -> int:

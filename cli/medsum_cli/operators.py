@@ -13,10 +13,9 @@ from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from medsum_cli.client import JSONObject, MedsumClient
-from medsum_cli.render import print_json
+from medsum_cli.render import print_json, print_table
 
 EXIT_OK = 0
 EXIT_ABORTED = 1
@@ -46,16 +45,31 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sub = dlq.add_subparsers(dest="dlq_command", metavar="DLQ_COMMAND", required=True)
 
-    summary = sub.add_parser("summary", parents=[common], help="counts by error code and by age")
+    summary = sub.add_parser(
+        "summary",
+        parents=[common],
+        help="counts by error code and by age",
+        description="Count the dead-lettered work by error code and by age.",
+    )
     summary.set_defaults(handler=cmd_summary)
 
-    listing = sub.add_parser("list", parents=[common], help="dead-lettered work, oldest failure first")
+    listing = sub.add_parser(
+        "list",
+        parents=[common],
+        help="dead-lettered work, oldest failure first",
+        description="List the dead-lettered work, oldest failure first: report, error code, owner, batch.",
+    )
     listing.add_argument("--error-code", help="only this error code (e.g. dead_lettered)")
     listing.add_argument("--older-than", metavar="AGE", help="only older than AGE (90s, 15m, 2h, 3d)")
     listing.add_argument("--limit", type=int, default=None, help="page size (default: every page)")
     listing.set_defaults(handler=cmd_list)
 
-    show = sub.add_parser("show", parents=[common], help="the dead-lettered work of one report")
+    show = sub.add_parser(
+        "show",
+        parents=[common],
+        help="the dead-lettered work of one report",
+        description="Show the dead-lettered work of one report and its record's history (never its text).",
+    )
     show.add_argument("report_id", metavar="REPORT_ID")
     show.set_defaults(handler=cmd_show)
 
@@ -93,13 +107,21 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     purge.set_defaults(handler=cmd_purge)
 
     retry = sub.add_parser(
-        "retry", parents=[common], help="retry a report that failed non-retryably (not in the DLQ)"
+        "retry",
+        parents=[common],
+        help="retry a report that failed non-retryably (not in the DLQ)",
+        description="Put a report that failed non-retryably back to PENDING and on the work queue (audited).",
     )
     retry.add_argument("report_id", metavar="REPORT_ID")
     retry.add_argument("--reason", required=True, help="why (stored in the audit trail)")
     retry.set_defaults(handler=cmd_retry)
 
-    audit = commands.add_parser("audit", parents=[common], help="operators: the audit trail, newest first")
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="operators: the audit trail, newest first",
+        description="Operators only: the audit trail of redrives, purges and retries, newest first.",
+    )
     audit.add_argument("--limit", type=int, default=50, help="entries (default 50)")
     audit.set_defaults(handler=cmd_audit)
 
@@ -112,16 +134,21 @@ def cmd_summary(ctx: Context) -> int:
     if ctx.args.json:
         print_json(summary, sys.stdout)
         return EXIT_OK
+    lanes = summary.get("by_lane") or {}
     ctx.out.print(
-        f"dead-lettered: {summary['total']}" + (" (scan truncated)" if summary.get("truncated") else "")
+        f"dead-lettered: {summary['total']}"
+        + (" (" + ", ".join(f"{lane} {count}" for lane, count in lanes.items()) + ")" if lanes else "")
+        + (" (scan truncated)" if summary.get("truncated") else "")
     )
-    table = _table("error code", "count")
-    for code, count in sorted(summary["by_error_code"].items()):
-        table.add_row(code, str(count))
-    ctx.out.print(table)
-    ages = _table(*summary["by_age"].keys())
-    ages.add_row(*(str(v) for v in summary["by_age"].values()))
-    ctx.out.print(ages)
+    print_table(
+        ctx.out,
+        ("error code", "count"),
+        [(code, str(count)) for code, count in sorted(summary["by_error_code"].items())],
+        ids=(),
+    )
+    print_table(
+        ctx.out, tuple(summary["by_age"].keys()), [tuple(str(v) for v in summary["by_age"].values())], ids=()
+    )
     return EXIT_OK
 
 
@@ -140,18 +167,24 @@ def cmd_list(ctx: Context) -> int:
     if args.json:
         print_json({"items": items, "next_token": token}, sys.stdout)
         return EXIT_OK
-    table = _table("report_id", "error code", "owner", "batch", "attempts", "last failure", "age")
-    for item in items:
-        table.add_row(
-            str(item.get("report_id")),
-            item["error_code"],
-            str(item.get("owner") or "-"),
-            str(item.get("batch_id") or "-"),
-            str(item.get("attempts", 0)),
-            str(item.get("last_failed_at")),
-            _age(int(item.get("age_seconds", 0))),
-        )
-    ctx.out.print(table)
+    print_table(
+        ctx.out,
+        ("report id", "lane", "error code", "owner", "batch", "attempts", "last failure", "age"),
+        [
+            (
+                str(item.get("report_id")),
+                str(item.get("lane", "interactive")),
+                item["error_code"],
+                str(item.get("owner") or "-"),
+                str(item.get("batch_id") or "-"),
+                str(item.get("attempts", 0)),
+                str(item.get("last_failed_at")),
+                _age(int(item.get("age_seconds", 0))),
+            )
+            for item in items
+        ],
+        ids=(0, 4),
+    )
     if token:
         ctx.out.print("more entries: run without --limit to list every page")
     return EXIT_OK
@@ -244,13 +277,13 @@ def cmd_audit(ctx: Context) -> int:
     if ctx.args.json:
         print_json(page, sys.stdout)
         return EXIT_OK
-    table = _table("at", "principal", "action", "selection", "counts", "reason")
+    rows = []
     for entry in page["items"]:
         counts = ", ".join(f"{k} {v}" for k, v in entry["counts"].items() if v)
         action = entry["action"] + (" (dry run)" if entry.get("dry_run") else "")
         selection = ", ".join(f"{k}={v}" for k, v in entry["selection"].items())
-        table.add_row(entry["at"], entry["principal"], action, selection, counts, entry["reason"])
-    ctx.out.print(table)
+        rows.append((entry["at"], entry["principal"], action, selection, counts, entry["reason"]))
+    print_table(ctx.out, ("at", "principal", "action", "selection", "counts", "reason"), rows, ids=())
     return EXIT_OK
 
 
@@ -263,14 +296,6 @@ def _confirm(ctx: Context, question: str) -> bool:
         return False
     answer = ctx.err.input(f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
-
-
-def _table(*headers: str) -> Table:
-    """Long ids and ARNs wrap instead of being cut (operators copy them into commands)."""
-    table = Table()
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    return table
 
 
 def _progress(console: Console) -> Progress:

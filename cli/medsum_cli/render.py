@@ -7,7 +7,7 @@ console markup: a report that contains ``[bold]`` or ``[/]`` must print verbatim
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from rich.console import Console
@@ -74,6 +74,50 @@ def print_json(obj: Any, stream: IO[str]) -> None:
     """
     stream.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
     stream.flush()
+
+
+def print_table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Text | str]],
+    *,
+    ids: Iterable[int] = (0,),
+) -> None:
+    """Print rows as a table that fits the terminal, or as tab-separated text when not on a terminal.
+
+    On a terminal the table has no borders; the ``ids`` columns (the values users copy into the next
+    command) are never cut or wrapped: they get at least their longest value's width, and the other
+    columns fold onto more lines to make room. Piped or redirected, there is one header line and one
+    line per row, cells separated by tabs, no styles (``cut -f1`` gives the ids).
+
+    Parameters
+    ----------
+    console
+        Where to print.
+    headers
+        Column titles.
+    rows
+        Cells, as text (styles are kept on a terminal only).
+    ids
+        Indexes of the columns never cut or wrapped: ids, and short words such as a status.
+    """
+    cells = [[cell if isinstance(cell, Text) else Text(cell) for cell in row] for row in rows]
+    if not console.is_terminal:
+        for line in [list(headers), *([cell.plain for cell in row] for row in cells)]:
+            console.file.write("\t".join(" ".join(value.split()) for value in line) + "\n")
+        console.file.flush()
+        return
+    id_columns = set(ids)
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for index, header in enumerate(headers):
+        if index in id_columns:
+            longest = max((row[index].cell_len for row in cells), default=0)
+            table.add_column(header, no_wrap=True, min_width=max(longest, len(header)))
+        else:
+            table.add_column(header, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
 
 
 def quote_evidence(source: str, start: int, end: int, max_chars: int = MAX_QUOTE_CHARS) -> str | None:
@@ -213,18 +257,21 @@ def render_page(console: Console, items: Iterable[Mapping[str, Any]], next_token
     if not rows:
         console.print(Text("no reports", style="dim"))
     else:
-        table = Table(show_edge=False, pad_edge=False, header_style="bold")
-        for column in ("report id", "type", "status", "created", "updated"):
-            table.add_column(column, no_wrap=True)
-        for item in rows:
-            table.add_row(
-                Text(str(item.get("report_id", ""))),
-                Text(str(item.get("report_type", ""))),
-                status_text(str(item.get("status", ""))),
-                Text(str(item.get("created_at", ""))),
-                Text(str(item.get("updated_at", ""))),
-            )
-        console.print(table)
+        print_table(
+            console,
+            ("report id", "type", "status", "created", "updated"),
+            [
+                (
+                    Text(str(item.get("report_id", ""))),
+                    Text(str(item.get("report_type", ""))),
+                    status_text(str(item.get("status", ""))),
+                    Text(str(item.get("created_at", ""))),
+                    Text(str(item.get("updated_at", ""))),
+                )
+                for item in rows
+            ],
+            ids=(0, 1, 2),
+        )
     if next_token:
         console.print(
             Text.assemble(
@@ -357,22 +404,23 @@ def render_batch_page(
     if not rows:
         console.print(Text("no batches", style="dim"))
     else:
-        table = Table(show_edge=False, pad_edge=False, header_style="bold")
-        for column in ("batch id", "status", "items", "done", "failed", "created", "completed"):
-            table.add_column(column, no_wrap=True)
+        table: list[tuple[Text, ...]] = []
         for item in rows:
             counts = batch_counts(item)
             done = counts["completed"] + counts["failed"] + counts["cancelled"]
-            table.add_row(
-                Text(str(item.get("batch_id", ""))),
-                status_text(str(item.get("status", ""))),
-                Text(str(counts["total"])),
-                Text(str(done)),
-                Text(str(counts["failed"]), style="red" if counts["failed"] else ""),
-                Text(str(item.get("created_at") or "")),
-                Text(str(item.get("completed_at") or "")),
+            table.append(
+                (
+                    Text(str(item.get("batch_id", ""))),
+                    status_text(str(item.get("status", ""))),
+                    Text(str(counts["total"])),
+                    Text(str(done)),
+                    Text(str(counts["failed"]), style="red" if counts["failed"] else ""),
+                    Text(str(item.get("created_at") or "")),
+                    Text(str(item.get("completed_at") or "")),
+                )
             )
-        console.print(table)
+        headers = ("batch id", "status", "items", "done", "failed", "created", "completed")
+        print_table(console, headers, table, ids=(0, 1))
     if next_token:
         console.print(
             Text.assemble(("more batches: use --all, or --next-token ", "dim"), (next_token, "dim"))
@@ -388,9 +436,13 @@ class BatchProgress:
     ----------
     console
         Where to draw (standard error).
+    known_totals
+        Batch id -> number of items sent: those rows are drawn as soon as the bar starts (before the
+        first poll), and keep this total while the API does not know it yet (an upload validating).
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, known_totals: Mapping[str, int] | None = None) -> None:
+        self._known_totals = dict(known_totals or {})
         self._progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
@@ -403,6 +455,10 @@ class BatchProgress:
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> BatchProgress:
+        for batch_id, total in self._known_totals.items():
+            self._tasks[batch_id] = self._progress.add_task(
+                f"{batch_id} submitted", total=total or None, completed=0, counts=""
+            )
         self._progress.start()
         return self
 
@@ -422,7 +478,8 @@ class BatchProgress:
         done = counts["completed"] + counts["failed"] + counts["cancelled"]
         description = f"{batch_id} {batch.get('status', '?')}"
         fields = counts_text(counts, style=False).plain
-        total = counts["total"] or None  # unknown while validating: an indeterminate bar
+        # Unknown while an upload validates: the total the CLI sent, else an indeterminate bar.
+        total = counts["total"] or self._known_totals.get(batch_id) or None
         task = self._tasks.get(batch_id)
         if task is None:
             self._tasks[batch_id] = self._progress.add_task(

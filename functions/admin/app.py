@@ -53,6 +53,7 @@ from medsum.logic.dlq import (
 from medsum.logic.lanes import LaneDeadLetters, LaneQueues
 from medsum.models import Lane, PurgeRequest, RedriveRequest, RetryRequest
 from medsum.observability import logger, metrics, safe_exception_fields, tracer
+from medsum.pagetoken import PageTokenCodec
 from medsum.settings import get_admin_settings
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -83,6 +84,7 @@ def _deps() -> AdminDeps:
             }
         ),
         audit=DynamoAuditLog(settings.audit_table_name),
+        page_tokens=PageTokenCodec.derived_from(settings.dead_letter_queue_url),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from types import ModuleType
 from typing import Any
@@ -114,6 +115,30 @@ def test_list_is_newest_first_paginated_and_per_owner(api: ModuleType) -> None:
     assert status == 400 and error["error"]["code"] == "invalid_next_token"
     status, _, error = call(api, api_event("GET", path, query={"next_token": "garbage!"}))
     assert status == 400
+
+
+def test_next_token_is_opaque_tamper_evident_and_bound_to_its_owner(api: ModuleType) -> None:
+    # Given a listing with a second page
+    for _ in range(2):
+        submit(api)
+    path = "/patients/pt-001/reports"
+    _, _, first = call(api, api_event("GET", path, query={"limit": "1"}))
+    token = first["next_token"]
+    # Then the token reveals neither the owner's ARN nor the patient id, in any encoding
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    for secret in (CLINIC_A, "clinic-a", "pt-001", first["items"][0]["report_id"]):
+        assert secret not in token and secret.encode() not in raw
+    # And the same token from another owner, for the same patient id, is refused
+    status, _, error = call(api, api_event("GET", path, query={"next_token": token}, caller=CLINIC_B))
+    assert status == 400 and error["error"]["code"] == "invalid_next_token"
+    # And a token changed in any single character is refused, never read
+    for index in (0, len(token) // 2, len(token) - 2):
+        flipped = token[:index] + ("A" if token[index] != "A" else "B") + token[index + 1 :]
+        status, _, error = call(api, api_event("GET", path, query={"next_token": flipped}))
+        assert status == 400 and error["error"]["code"] == "invalid_next_token"
+    # And the untouched token still reads the next page
+    status, _, second = call(api, api_event("GET", path, query={"limit": "1", "next_token": token}))
+    assert status == 200 and len(second["items"]) == 1
 
 
 def test_idempotency_key_replays_the_original_202(api: ModuleType, stack: Stack) -> None:

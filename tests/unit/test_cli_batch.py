@@ -570,6 +570,9 @@ def test_wait_draws_a_progress_bar_on_a_terminal(
     assert code == 4
     assert "pending 0  ·  processing 0  ·  completed 2  ·  failed 1" in err
     assert "3/3" in err
+    # And the bar is drawn with the known total before the first poll (not after Retry-After)
+    assert f"{BATCH_ID} submitted" in err
+    assert err.index("0/3") < err.index(f"{BATCH_ID} in_progress")
 
 
 @pytest.mark.parametrize(
@@ -667,21 +670,78 @@ RESULTS = (
 
 
 def test_results_output_file_gets_the_lines_exactly(project: Path, run: Run) -> None:
-    session, adapter = fake_session(ok(RESULTS, 200, **{"Content-Type": NDJSON}))
+    session, adapter = fake_session(
+        ok(RESULTS, 200, **{"Content-Type": NDJSON}), ok(batch_view("completed", total=3, completed=3))
+    )
 
     code, out, err = run(["batch", "results", BATCH_ID, "-o", "out.jsonl"], session)
 
     assert (code, out) == (0, "")
     assert err == "wrote 3 results to out.jsonl (2 completed, 1 failed)\n"
     assert (project / "out.jsonl").read_bytes() == RESULTS
-    [request] = adapter.requests
-    assert (request.method, request.url) == ("GET", f"{API_URL}/batches/{BATCH_ID}/results")
-    assert request.headers["Accept"] == NDJSON
-    assert signature_is_valid(request, SECRET)
+    results, batch = adapter.requests
+    assert (results.method, results.url) == ("GET", f"{API_URL}/batches/{BATCH_ID}/results")
+    assert results.headers["Accept"] == NDJSON
+    assert signature_is_valid(results, SECRET)
+    assert (batch.method, batch.url) == ("GET", f"{API_URL}/batches/{BATCH_ID}")
+
+
+REJECTED = [
+    {"line": 4, "custom_id": "a-4", "code": "invalid_item", "message": "invalid fields: report_text"},
+    {"line": 5, "custom_id": None, "code": "invalid_json", "message": "the line is not valid JSON"},
+]
+
+
+def test_results_have_one_line_per_submitted_custom_id_rejected_ones_as_errored(
+    project: Path, run: Run
+) -> None:
+    # Given a batch whose lines 4 and 5 were rejected, and three accepted items
+    session, _ = fake_session(
+        ok(RESULTS, 200, **{"Content-Type": NDJSON}),
+        ok(batch_view("completed", total=3, completed=2, failed=1, errors=REJECTED)),
+    )
+    # When its results are downloaded
+    code, _, err = run(["batch", "results", BATCH_ID, "-o", "out.jsonl"], session)
+    # Then the file has the API's lines, then one ERRORED line per rejected input line
+    lines = [json.loads(line) for line in (project / "out.jsonl").read_bytes().splitlines()]
+    assert [(line["custom_id"], line["status"]) for line in lines] == [
+        ("a-1", "completed"),
+        ("a-2", "failed"),
+        ("a-3", "completed"),
+        ("a-4", "ERRORED"),
+        (None, "ERRORED"),
+    ]
+    assert lines[3] == {
+        "custom_id": "a-4",
+        "report_id": None,
+        "status": "ERRORED",
+        "summary": None,
+        "error": {"code": "invalid_item", "message": "invalid fields: report_text"},
+        "line": 4,
+    }
+    assert code == 0
+    assert err == "wrote 5 results to out.jsonl (2 ERRORED, 2 completed, 1 failed)\n"
+
+
+def test_wait_with_rejected_lines_exits_4_and_names_them(project: Path, run: Run) -> None:
+    # Given a batch that completes every accepted item, but rejected one input line
+    (project / "reports.jsonl").write_bytes(item_line("a-1") + item_line("a-2") + b'{"custom_id": "a-3"}\n')
+    session, _ = fake_session(
+        accepted(total=2),
+        ok(batch_view("completed", total=2, completed=2, errors=REJECTED[:1])),
+    )
+    # When it is submitted and waited for
+    code, out, err = run(["batch", "submit", "reports.jsonl", "--wait"], session)
+    # Then it does not pass for a clean run: exit 4, and the rejected line is named with its reason
+    assert code == 4 and out == f"{BATCH_ID}\n"
+    assert "2 completed, 1 rejected input lines (ERRORED in the results)" in err
+    assert "  rejected line 4 (a-4): invalid_item: invalid fields: report_text" in err
 
 
 def test_results_go_to_stdout_without_output_file(project: Path, run: Run) -> None:
-    session, _ = fake_session(ok(RESULTS, 200, **{"Content-Type": NDJSON}))
+    session, _ = fake_session(
+        ok(RESULTS, 200, **{"Content-Type": NDJSON}), ok(batch_view("completed", total=3, completed=3))
+    )
 
     code, out, err = run(["batch", "results", BATCH_ID], session)
 
@@ -690,7 +750,7 @@ def test_results_go_to_stdout_without_output_file(project: Path, run: Run) -> No
 
 
 def test_results_unwritable_output_is_a_usage_error(project: Path, run: Run) -> None:
-    session, _ = fake_session(ok(RESULTS))
+    session, _ = fake_session(ok(RESULTS), ok(batch_view("completed", total=3, completed=3)))
 
     code, _, err = run(["batch", "results", BATCH_ID, "-o", "no/such/dir/out.jsonl"], session)
 

@@ -392,10 +392,10 @@ def test_wait_progress_shows_a_validating_upload_on_a_terminal(
 
     code, _, err = run(["batch", "submit", "big.jsonl", "--wait", "--no-color"], session)
 
-    # Then the status is drawn (no division by a zero total), then the final count
+    # Then the status is drawn with the total the CLI sent (the API has none yet), then the final count
     assert code == 0
     assert f"{UPLOAD_ID} validating" in err
-    assert "0/?" in err
+    assert "0/1001" in err and "0/?" not in err
     assert "1001/1001" in err
 
 

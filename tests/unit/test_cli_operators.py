@@ -114,6 +114,7 @@ def test_a_client_identity_gets_the_apis_403(project: Path, run: Run) -> None:
 def test_summary_list_show_audit_and_purge_call_their_routes(project: Path, run: Run) -> None:
     entry = {
         "message_id": "m1",
+        "lane": "bulk",
         "report_id": REPORT,
         "owner": "arn:aws:iam::123456789012:user/clinic-a",
         "batch_id": None,
@@ -143,6 +144,7 @@ def test_summary_list_show_audit_and_purge_call_their_routes(project: Path, run:
         ok(
             {
                 "total": 1,
+                "by_lane": {"interactive": 0, "bulk": 1},
                 "by_error_code": {"dead_lettered": 1},
                 "by_age": {"<1h": 0, "1h-6h": 1},
                 "truncated": False,
@@ -153,9 +155,10 @@ def test_summary_list_show_audit_and_purge_call_their_routes(project: Path, run:
         ok({"items": [audit_entry], "next_token": None}),
         ok(audit_entry),
     )
-    assert "dead_lettered" in run(["dlq", "summary"], session)[1]
+    summary = run(["dlq", "summary"], session)[1]
+    assert "dead_lettered" in summary and "bulk 1" in summary
     listed = run(["dlq", "list", "--error-code", "dead_lettered", "--older-than", "1h"], session)[1]
-    assert REPORT in listed and "2h" in listed
+    assert REPORT in listed and "2h" in listed and "bulk" in listed
     assert "dead_lettered" in run(["dlq", "show", REPORT], session)[1]
     assert "stale" in run(["audit"], session)[1]
     assert "purged 1" in run(["dlq", "purge", "--older-than", "7d", "--reason", "stale", "--yes"], session)[1]

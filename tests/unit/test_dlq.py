@@ -29,6 +29,7 @@ from medsum.models import (
     ReportStatus,
     ReportType,
 )
+from medsum.pagetoken import PageTokenCodec
 
 from tests.support.fakes import (
     FakeDeadLetterQueue,
@@ -60,6 +61,7 @@ class Harness:
             repository=self.repo,
             queue=self.queue,
             audit=self.audit,
+            page_tokens=PageTokenCodec.derived_from("test-dlq"),
             clock=self.clock,
             monotonic=self.timer.monotonic,
             sleep=self.timer.sleep,
@@ -130,6 +132,11 @@ def test_listing_joins_records_filters_pages_and_never_shows_text(h: Harness) ->
     assert "secret" not in everything
     with pytest.raises(InvalidPageTokenError):
         list_dead_letters(h.deps, 2, next_token="@@@")
+    # And a token of another deployment is refused, not decoded
+    position = {"at": "2026-01-01T00:00:00+00:00", "id": "m"}
+    foreign = PageTokenCodec.derived_from("another-dlq").encode("dlq", position)
+    with pytest.raises(InvalidPageTokenError):
+        list_dead_letters(h.deps, 2, next_token=foreign)
 
 
 def test_summary_counts_by_code_and_age_bucket(h: Harness) -> None:

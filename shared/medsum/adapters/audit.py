@@ -19,6 +19,7 @@ from medsum.adapters.clients import client as default_client
 from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import ActionCounts, AuditEntry
+from medsum.pagetoken import PageTokenCodec
 from medsum.ports import AuditLog
 
 TIME_INDEX = "ByTime"
@@ -65,9 +66,12 @@ def _from_item(raw: dict[str, Any]) -> AuditEntry:
 class DynamoAuditLog(AuditLog):
     """``AuditLog`` over the audit table (see the module docstring for the layout)."""
 
-    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+    def __init__(
+        self, table_name: str, dynamodb_client: Any | None = None, page_tokens: PageTokenCodec | None = None
+    ) -> None:
         self._table = table_name
         self._client = dynamodb_client or default_client("dynamodb")
+        self._tokens = page_tokens or PageTokenCodec.derived_from(table_name)
 
     def record(self, entry: AuditEntry) -> None:
         try:
@@ -118,10 +122,10 @@ class DynamoAuditLog(AuditLog):
         }
         if next_token:
             kwargs["ExclusiveStartKey"] = decode_page_token(
-                next_token, {"audit_id", "log", "at"}, "log", LOG_PARTITION
+                self._tokens, "audit", next_token, {"audit_id", "log", "at"}, "log", LOG_PARTITION
             )
         response = query_page(self._client, kwargs, "audit store")
         last = response.get("LastEvaluatedKey")
         return [_from_item(raw) for raw in response.get("Items", [])], (
-            encode_page_token(last) if last else None
+            encode_page_token(self._tokens, "audit", last, "log") if last else None
         )

@@ -24,6 +24,7 @@ from medsum.adapters.clients import client as default_client
 from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
+from medsum.pagetoken import PageTokenCodec
 from medsum.ports import BatchRepository
 
 SHARDS = 10
@@ -88,9 +89,12 @@ def _batch_from_items(items: list[dict[str, Any]]) -> Batch | None:
 class DynamoBatchRepository(BatchRepository):
     """``BatchRepository`` over the ``Batches`` table (see the module docstring for the layout)."""
 
-    def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
+    def __init__(
+        self, table_name: str, dynamodb_client: Any | None = None, page_tokens: PageTokenCodec | None = None
+    ) -> None:
         self.table = table_name
         self._client = dynamodb_client or default_client("dynamodb")
+        self._tokens = page_tokens or PageTokenCodec.derived_from(table_name)
 
     def create(self, batch: Batch) -> None:
         item = {
@@ -138,9 +142,10 @@ class DynamoBatchRepository(BatchRepository):
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        scope = f"batches:{owner}"
         if next_token:
             kwargs["ExclusiveStartKey"] = decode_page_token(
-                next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
+                self._tokens, scope, next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
             )
         response = query_page(self._client, kwargs, "batch store")
         # The index holds meta items only; counts need each batch's partition.
@@ -148,7 +153,7 @@ class DynamoBatchRepository(BatchRepository):
             b for b in (self.get(_de.deserialize(i["batch_id"])) for i in response.get("Items", [])) if b
         ]
         last = response.get("LastEvaluatedKey")
-        token = encode_page_token(last) if last else None
+        token = encode_page_token(self._tokens, scope, last, "owner") if last else None
         return batches, token
 
     def set_status(

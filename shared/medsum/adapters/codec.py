@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.errors import InvalidPageTokenError, RepositoryError
+from medsum.pagetoken import PageTokenCodec
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -24,26 +22,29 @@ def parse_ts(value: str) -> datetime:
     return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
 
 
-def encode_page_token(last_key: dict[str, Any]) -> str:
-    """An opaque ``next_token`` for DynamoDB's ``LastEvaluatedKey``."""
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
+def encode_page_token(
+    tokens: PageTokenCodec, scope: str, last_key: dict[str, Any], partition_name: str
+) -> str:
+    """The ``next_token`` of DynamoDB's ``LastEvaluatedKey``: every key attribute but the partition
+    (the caller's own, known again on the next request), sealed by :class:`PageTokenCodec` for ``scope``."""
+    position = {name: value["S"] for name, value in last_key.items() if name != partition_name}
+    return tokens.encode(scope, position)
 
 
-def decode_page_token(token: str, key_names: set[str], partition_name: str, partition: str) -> dict[str, Any]:
-    """Accept only a token we issued for this very partition: exactly ``key_names``, all strings, and
-    ``partition_name`` equal to the caller's own ``partition`` (no peeking into another owner's data)."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error) as exc:
-        raise InvalidPageTokenError("next_token is not valid for this listing") from exc
-    if (
-        not isinstance(key, dict)
-        or set(key) != key_names
-        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
-        or key[partition_name]["S"] != partition
-    ):
+def decode_page_token(
+    tokens: PageTokenCodec,
+    scope: str,
+    token: str,
+    key_names: set[str],
+    partition_name: str,
+    partition: str,
+) -> dict[str, Any]:
+    """The ``ExclusiveStartKey`` of a token issued for this very ``scope``: exactly ``key_names``, with
+    ``partition_name`` set to the caller's own ``partition`` (no peeking into another owner's data)."""
+    position = tokens.decode(scope, token)
+    if set(position) != key_names - {partition_name}:
         raise InvalidPageTokenError("next_token is not valid for this listing")
-    return key
+    return {**{name: {"S": value} for name, value in position.items()}, partition_name: {"S": partition}}
 
 
 def query_page(client: Any, kwargs: dict[str, Any], store: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from medsum.errors import (
     RepositoryError,
 )
 from medsum.models import ErrorInfo, Report, ReportStatus, Summary, Usage
+from medsum.pagetoken import PageTokenCodec
 from medsum.ports import BatchItemRef, OperatorReportStore, Page, ReportRepository
 
 GSI_NAME = "ByOwnerPatient"
@@ -136,11 +137,16 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     """
 
     def __init__(
-        self, table_name: str, dynamodb_client: Any | None = None, batches_table: str | None = None
+        self,
+        table_name: str,
+        dynamodb_client: Any | None = None,
+        batches_table: str | None = None,
+        page_tokens: PageTokenCodec | None = None,
     ) -> None:
         self._table = table_name
         self._batches_table = batches_table
         self._client = dynamodb_client or default_client("dynamodb")
+        self._tokens = page_tokens or PageTokenCodec.derived_from(table_name)
 
     # -- reads ---------------------------------------------------------------------------------
     def get(self, report_id: str) -> Report | None:
@@ -163,14 +169,21 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        scope = f"reports:{partition}"
         if next_token:
             kwargs["ExclusiveStartKey"] = decode_page_token(
-                next_token, {"report_id", "owner_patient", "created_at"}, "owner_patient", partition
+                self._tokens,
+                scope,
+                next_token,
+                {"report_id", "owner_patient", "created_at"},
+                "owner_patient",
+                partition,
             )
         response = query_page(self._client, kwargs, "report store")
         items = [_list_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return Page(items=items, next_token=encode_page_token(last) if last else None)
+        token = encode_page_token(self._tokens, scope, last, "owner_patient") if last else None
+        return Page(items=items, next_token=token)
 
     def get_many(self, report_ids: Sequence[str]) -> list[Report]:
         return self._batch_get(report_ids, {})

@@ -20,9 +20,6 @@ Each request does a bounded amount of work (``budget_seconds``, ``max_moves``) p
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +57,7 @@ from medsum.models import (
     WorkMessage,
 )
 from medsum.observability import logger
+from medsum.pagetoken import PageTokenCodec
 from medsum.ports import (
     AuditLog,
     DeadLetter,
@@ -69,6 +67,8 @@ from medsum.ports import (
     WorkQueue,
 )
 
+#: The scope of the dead-letter listing's page tokens (one listing for every operator).
+DLQ_TOKEN_SCOPE = "dlq"  # noqa: S105 - a listing name, not a secret
 #: The error code of reports dead-lettered by the worker (see ``logic.process``).
 DEAD_LETTERED = "dead_lettered"
 PURGED = ErrorInfo(
@@ -101,6 +101,8 @@ class AdminDeps:
     #: Routes each message to its own lane (``logic.lanes.LaneQueues``).
     queue: WorkQueue
     audit: AuditLog
+    #: Seals the listing's ``next_token`` (the admin function derives its key from the queue's URL).
+    page_tokens: PageTokenCodec
     clock: Callable[[], datetime] = field(default=utcnow)
     monotonic: Callable[[], float] = field(default=time.monotonic)
     sleep: Callable[[float], None] = field(default=time.sleep)
@@ -229,16 +231,15 @@ def _matches(entry: DeadLetterEntry, error_code: str | None, older_than: int | N
     return older_than is None or entry.age_seconds >= older_than
 
 
-def _encode_token(entry: DeadLetterEntry) -> str:
-    key = [entry.last_failed_at.isoformat(), entry.message_id]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+def _encode_token(tokens: PageTokenCodec, entry: DeadLetterEntry) -> str:
+    return tokens.encode(DLQ_TOKEN_SCOPE, {"at": entry.last_failed_at.isoformat(), "id": entry.message_id})
 
 
-def _decode_token(token: str) -> tuple[datetime, str]:
+def _decode_token(tokens: PageTokenCodec, token: str) -> tuple[datetime, str]:
+    position = tokens.decode(DLQ_TOKEN_SCOPE, token)
     try:
-        at, message_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return datetime.fromisoformat(at), str(message_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        return datetime.fromisoformat(position["at"]), position["id"]
+    except (KeyError, ValueError) as exc:
         raise InvalidPageTokenError("next_token is not valid for this listing") from exc
 
 
@@ -251,13 +252,13 @@ def list_dead_letters(
 ) -> DeadLetterPage:
     """Dead-lettered work, oldest failure first, ``limit`` per page (``next_token`` continues)."""
     min_age = parse_duration(older_than) if older_than else None
-    after = _decode_token(next_token) if next_token else None
+    after = _decode_token(deps.page_tokens, next_token) if next_token else None
     joined, truncated = _read(deps)
     entries = [j.entry for j in joined if _matches(j.entry, error_code, min_age)]
     if after is not None:
         entries = [e for e in entries if (e.last_failed_at, e.message_id) > after]
     page = entries[:limit]
-    token = _encode_token(page[-1]) if len(entries) > limit else None
+    token = _encode_token(deps.page_tokens, page[-1]) if len(entries) > limit else None
     return DeadLetterPage(items=page, next_token=token, scanned=len(joined), truncated=truncated)
 
 

@@ -1,0 +1,126 @@
+"""Opaque, tamper-evident ``next_token`` values: the one page-token codec of every listing.
+
+A token is ``base64url(version ‖ nonce ‖ AES-256-GCM(position))`` where ``position`` is the listing's
+resume point (e.g. the DynamoDB key without its partition) as a JSON object of strings. The listing's
+*scope* (its name and the caller's partition, e.g. ``reports:<owner>#<patient_id>``) is authenticated as
+associated data but never stored in the token, so a token reveals nothing (no owner ARN, no patient id),
+and a token that was changed, or issued for another listing or another owner, fails authentication.
+
+The key is derived (HKDF-SHA256) from deployment-specific names already in the function's environment
+(see ``docs/decisions.md``, 2026-11-30), so no template change is needed and the local stack works the
+same way as AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from medsum.errors import InvalidPageTokenError
+
+VERSION = b"\x01"
+NONCE_BYTES = 12
+KEY_BYTES = 32
+MAX_TOKEN_CHARS = 2048  # a resume point is a few ids and timestamps; refuse anything far larger unread
+_HKDF_INFO = b"medsum page token v1"
+_INVALID = "next_token is not valid for this listing"
+
+
+class PageTokenCodec:
+    """Encrypt and authenticate a listing's resume point (AES-256-GCM, random 96-bit nonce).
+
+    Parameters
+    ----------
+    key
+        32 bytes.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("a page-token key is 32 bytes")
+        self._aead = AESGCM(key)
+
+    @classmethod
+    def derived_from(cls, *names: str) -> PageTokenCodec:
+        """A codec whose key is derived from deployment-specific names (e.g. a physical table name).
+
+        Parameters
+        ----------
+        names
+            Values the function already has in its environment; the same names give the same key on
+            every instance, so a token issued by one instance is read by any other.
+
+        Returns
+        -------
+        PageTokenCodec
+            The codec.
+        """
+        material = "\x00".join(names).encode("utf-8")
+        key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_HKDF_INFO).derive(material)
+        return cls(key)
+
+    def encode(self, scope: str, position: Mapping[str, str]) -> str:
+        """Return the token of ``position`` within ``scope``.
+
+        Parameters
+        ----------
+        scope
+            The listing and the caller's partition (authenticated, not stored).
+        position
+            Where the next page starts: names to string values.
+
+        Returns
+        -------
+        str
+            URL-safe base64 without padding.
+        """
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = json.dumps(dict(position), separators=(",", ":"), sort_keys=True).encode("utf-8")
+        sealed = self._aead.encrypt(nonce, plaintext, scope.encode("utf-8"))
+        return base64.urlsafe_b64encode(VERSION + nonce + sealed).decode("ascii").rstrip("=")
+
+    def decode(self, scope: str, token: str) -> dict[str, str]:
+        """Return the position of a token issued by :meth:`encode` for this very ``scope``.
+
+        Parameters
+        ----------
+        scope
+            The listing and the caller's partition.
+        token
+            The client's ``next_token``.
+
+        Returns
+        -------
+        dict
+            The position.
+
+        Raises
+        ------
+        InvalidPageTokenError
+            If the token is malformed, was changed, or was issued for another scope or deployment.
+        """
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidPageTokenError(_INVALID)
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidPageTokenError(_INVALID) from exc
+        if not raw.startswith(VERSION) or len(raw) <= len(VERSION) + NONCE_BYTES:
+            raise InvalidPageTokenError(_INVALID)
+        nonce = raw[len(VERSION) : len(VERSION) + NONCE_BYTES]
+        try:
+            plaintext = self._aead.decrypt(nonce, raw[len(VERSION) + NONCE_BYTES :], scope.encode("utf-8"))
+            position = json.loads(plaintext)
+        except (InvalidTag, ValueError) as exc:
+            raise InvalidPageTokenError(_INVALID) from exc
+        if not isinstance(position, dict) or not all(isinstance(v, str) for v in position.values()):
+            raise InvalidPageTokenError(_INVALID)
+        return position
