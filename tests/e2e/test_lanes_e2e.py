@@ -1,5 +1,5 @@
 """Fair lanes on the local stack: a big batch holds up neither another client's single report nor a
-small batch submitted after it (template defaults: BulkWindowPerBatch 25, separate lane concurrency).
+small batch submitted after it (template defaults: BulkWindowPerBatch 10, separate lane concurrency).
 
 The assertions are about order, not seconds, so they hold on a loaded machine: with one shared queue the
 single report and the small batch would finish only after every item of the big batch ahead of them.

@@ -423,7 +423,10 @@ def test_worker_consumes_each_lane_with_its_own_concurrency_and_partial_batch_fa
     assert set(by_queue) == {"WorkQueue", "BulkQueue"}
     for props in by_queue.values():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert props["BatchSize"] * 1 <= 10 and props["MaximumBatchingWindowInSeconds"] <= 1
+        assert props["BatchSize"] <= 5 and props.get("MaximumBatchingWindowInSeconds", 0) <= 1
+    # And the bulk lane turns over item by item (one record per invocation), so a batch submitted later
+    # does not wait behind rounds of another batch's records
+    assert by_queue["BulkQueue"]["BatchSize"] == 1
     # And each lane's concurrency is its own parameter, so a bulk backlog cannot take interactive workers
     limits = {q: p["ScalingConfig"]["MaximumConcurrency"]["Ref"] for q, p in by_queue.items()}
     assert limits == {"WorkQueue": "WorkerMaxConcurrency", "BulkQueue": "BulkMaxConcurrency"}

@@ -64,7 +64,7 @@ class BatchDeps:
     #: Settles a batch whose last unfinished items could not be queued (they fail at creation).
     publisher: EventPublisher | None = None
     #: Items of one batch queued or running at a time (``logic/lanes.py``).
-    window: int = 25
+    window: int = 10
 
 
 def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
