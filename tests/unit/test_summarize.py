@@ -76,7 +76,7 @@ def test_retry_policy_stops_after_max_attempts() -> None:
 
 
 def test_retry_policy_stops_when_budget_is_spent() -> None:
-    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException")])
+    summarizer = ScriptedSummarizer([RetryableSummarizerError("ServiceUnavailableException")])
     with pytest.raises(RetryableSummarizerError):
         call_with_retries(
             summarizer,
