@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ AT = time.mktime((2026, 11, 30, 10, 15, 4, 0, 0, -1))
 PHI = "Patient John Doe, 67, has a 3 cm mass in the right upper lobe"
 
 
-def _powertools_lines(*calls: tuple[str, str, dict[str, object]]) -> list[str]:
+def _powertools_lines(*calls: tuple[str, str, Mapping[str, object]]) -> list[str]:
     """Real Powertools JSON records: ``(level, message, keys)`` logged by a worker-like logger."""
     stream = io.StringIO()
     logger = _logger(stream)
