@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check deploy-lint deploy-check bench bench-batch eval clean
 
 help:
-	@echo "make run     start the whole service offline (API on http://127.0.0.1:3000)"
+	@echo "make run     start the whole service offline (API on http://127.0.0.1:3000; ARGS=--verbose: JSON logs)"
 	@echo "make test    install (if needed) and run every test suite"
 	@echo "make check   ruff, ruff format --check, mypy, cfn-lint and the tests (the CI gate)"
 	@echo "make deploy-lint   sam validate --lint and checkov on template.yaml (own venvs, no AWS calls)"
@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# One readable line per request and worker outcome; `make run ARGS=--verbose` (or MEDSUM_LOG_FORMAT=json)
+# prints every JSON record instead. ARGS takes any other medsum-local option too.
+ARGS ?=
 run: $(STAMP)
-	$(BIN)/medsum-local --allow-localhost-webhooks
+	$(BIN)/medsum-local --allow-localhost-webhooks $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

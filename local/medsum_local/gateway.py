@@ -40,6 +40,7 @@ from werkzeug.wrappers import Request, Response
 
 from medsum_local.deploy import DeployedApi
 from medsum_local.identities import Identity, IdentityRegistry
+from medsum_local.logs import ApiRequest, mask_path
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -456,6 +457,25 @@ class _Outcome:
     integration_latency_ms: int | str = "-"
 
 
+@dataclass
+class _Notes:
+    """What the readable request line needs beyond the access log's context."""
+
+    path: str = "-"
+    caller: str = ""
+
+
+_CLAIMED_KEY = re.compile(r"Credential=([A-Za-z0-9]+)/")
+
+
+def _claimed_access_key(request: Request) -> str:
+    """The access key id a request claims (SigV4 header or presigned query), verified or not."""
+    found = _CLAIMED_KEY.search(request.headers.get("Authorization", ""))
+    if found is not None:
+        return found.group(1)
+    return request.args.get("X-Amz-Credential", "").split("/", 1)[0]
+
+
 class LocalApiGateway:
     """Serve one REST API of the template on ``http://host:port`` (``port=0`` picks a free port).
 
@@ -471,6 +491,9 @@ class LocalApiGateway:
         The stack's region and account (credential scope, ``requestContext``).
     log
         Receives each access log line (the stage's ``AccessLogSetting.Format`` rendered); default: print.
+    request_log
+        Receives an :class:`~medsum_local.logs.ApiRequest` per answered request (the readable log),
+        whether or not the stage has an access log.
     """
 
     def __init__(
@@ -484,6 +507,7 @@ class LocalApiGateway:
         host: str = "127.0.0.1",
         port: int = 3000,
         log: Callable[[str], None] | None = None,
+        request_log: Callable[[ApiRequest], None] | None = None,
     ) -> None:
         self.api = api
         self.routes = RouteTable.from_openapi(api.body)
@@ -494,6 +518,7 @@ class LocalApiGateway:
         self._host = host
         self._port = port
         self._log = log or (lambda line: print(line, flush=True))
+        self._request_log = request_log
         self._binary_types = [str(t) for t in api.body.get("x-amazon-apigateway-binary-media-types") or []]
         self._buckets = self._throttling_buckets(api.stage.get("MethodSettings") or [])
         self._server: BaseWSGIServer | None = None
@@ -553,7 +578,8 @@ class LocalApiGateway:
                 "userAgent": request.user_agent.string,
             },
         }
-        outcome = self._handle(request, context)
+        notes = _Notes()
+        outcome = self._handle(request, context, notes)
         response = Response(outcome.body, status=outcome.status)
         response.headers.clear()
         for name, value in outcome.headers:
@@ -568,9 +594,20 @@ class LocalApiGateway:
             error={"responseType": outcome.response_type or "-"},
         )
         self._access_log(context)
+        if self._request_log is not None:
+            self._request_log(
+                ApiRequest(
+                    caller=notes.caller or _claimed_access_key(request) or "-",
+                    method=request.method,
+                    path=notes.path,
+                    status=outcome.status,
+                    latency_ms=context["responseLatency"],
+                    error_type=outcome.response_type,
+                )
+            )
         return response(environ, start_response)
 
-    def _handle(self, request: Request, context: dict[str, Any]) -> _Outcome:
+    def _handle(self, request: Request, context: dict[str, Any], notes: _Notes) -> _Outcome:
         length = request.content_length
         if length is not None and length > MAX_PAYLOAD_BYTES:
             return self._gateway_response("REQUEST_TOO_LARGE", "Request Too Long", context)
@@ -587,6 +624,7 @@ class LocalApiGateway:
             )
         route, path_parameters = found
         context["resourcePath"] = route.resource_path
+        notes.path = mask_path(path)
         bucket = self._buckets.get((route.resource_path, request.method)) or self._buckets.get(("*", "*"))
         if bucket is not None and not bucket.take():
             return self._gateway_response("THROTTLED", "Too Many Requests", context)
@@ -620,6 +658,7 @@ class LocalApiGateway:
                 user=identity.user_id,
                 userArn=identity.arn,
             )
+            notes.caller = identity.name
 
         if route.function_arn is None:
             return _Outcome(route.mock_status, list(route.mock_headers), b"{}")

@@ -1,7 +1,12 @@
 """``medsum-local``: run the whole application offline, in the foreground, until Ctrl-C / SIGTERM.
 
 Options override the environment (``MEDSUM_API_PORT``, ``MEDSUM_EMULATOR_PORT``,
-``MEDSUM_BEDROCK_PORT``, ``MEDSUM_PARAMETER_OVERRIDES``, ``MEDSUM_BEDROCK_FAULTS``).
+``MEDSUM_BEDROCK_PORT``, ``MEDSUM_PARAMETER_OVERRIDES``, ``MEDSUM_BEDROCK_FAULTS``,
+``MEDSUM_LOG_FORMAT``).
+
+The terminal shows one readable line per API request, per worker outcome and per warning or error
+(:mod:`medsum_local.logs`); ``--verbose`` (or ``MEDSUM_LOG_FORMAT=json``) prints every JSON record
+instead: the functions' Powertools logs and EMF metrics, the access log, the platform records.
 
 This module is imported again by every function sandbox (``multiprocessing`` 'spawn' re-imports the
 main module), so its top level imports the standard library only.
@@ -61,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--region", default="us-east-1", help="region of the emulated account (default us-east-1)"
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print every log record as JSON (functions' Powertools logs, EMF metrics, access log) instead "
+        "of one line per request and worker outcome (default $MEDSUM_LOG_FORMAT=text|json, else text)",
+    )
     return parser
 
 
@@ -72,7 +84,7 @@ def _example_file(root: Path) -> str:
     return str(examples[0].relative_to(root)) if examples else "examples/<report>.txt"
 
 
-def banner(info: StackInfo, *, state_file: Path, project_root: Path) -> str:
+def banner(info: StackInfo, *, state_file: Path, project_root: Path, log_format: str = "text") -> str:
     """The text printed when the stack is ready."""
     width = max(len(identity.name) for identity in info.identities) if info.identities else 8
     identities = "\n".join(
@@ -82,6 +94,11 @@ def banner(info: StackInfo, *, state_file: Path, project_root: Path) -> str:
     example = _example_file(project_root)
     first = info.identities[0].name if info.identities else "clinic-a"
     user = f'.identities[] | select(.name=="{first}") | .access_key_id + ":" + .secret_access_key'
+    logs = (
+        "every record as JSON (functions, metrics, access log)"
+        if log_format == "json"
+        else "one line per request, worker outcome, warning, error (--verbose: JSON)"
+    )
     return f"""
 medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
 
@@ -89,6 +106,7 @@ medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
   AWS emulator    {info.aws_endpoint_url}   (moto; stack {info.stack_name!r})
   Bedrock         {info.bedrock_endpoint_url}   (admin: {info.bedrock_admin_url}/faults|stats|reset)
   State file      {state_file}   (secrets are there, mode 0600)
+  Logs            {logs}
 
   Identities (access key ids; secret keys in the state file):
 {identities}
@@ -108,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the stack in the foreground; return the exit status."""
     args = _parser().parse_args(argv)
     from medsum_local.deploy import DeploymentError, parse_parameter_overrides
+    from medsum_local.logs import ENV_LOG_FORMAT, parse_log_format
     from medsum_local.stack import LocalStack, LocalStackConfig
 
     try:
@@ -122,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             template=args.template.resolve() if args.template else None,
             state_file=args.state_file.resolve() if args.state_file else None,
             region=args.region,
+            # A person reads this terminal: readable lines unless asked for the records.
+            log_format="json" if args.verbose else parse_log_format(os.environ.get(ENV_LOG_FORMAT)),
         )
     except ValueError as exc:
         print(f"medsum-local: {exc}", file=sys.stderr)
@@ -143,7 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (DeploymentError, OSError, ValueError) as exc:
             print(f"medsum-local: cannot start: {exc}", file=sys.stderr)
             return 1
-        print(banner(info, state_file=config.state_path, project_root=config.project_root), flush=True)
+        print(
+            banner(
+                info,
+                state_file=config.state_path,
+                project_root=config.project_root,
+                log_format=config.log_format,
+            ),
+            flush=True,
+        )
         while not stop_requested.wait(0.5):
             pass
         print("medsum-local: stopping ...", flush=True)

@@ -38,6 +38,7 @@ __all__ = [
     "FunctionRuntime",
     "FunctionSpec",
     "LambdaContext",
+    "LineSink",
     "UnknownFunctionError",
     "is_error_result",
 ]
@@ -89,6 +90,10 @@ class FunctionSpec:
     environment: Mapping[str, str]
     concurrency: int = 1
     log_group_name: str = field(default="")
+
+
+#: Receives the lines one sandbox prints on stdout and stderr, one call per line (without the newline).
+LineSink = Callable[[str], None]
 
 
 class UnknownFunctionError(KeyError):
@@ -153,10 +158,21 @@ def _log_runtime_error(kind: str, exc: BaseException, request_id: str | None) ->
     print(json.dumps(record), file=sys.stderr, flush=True)
 
 
-def _sandbox_main(conn: Connection, boot: dict[str, Any]) -> None:
-    """Entry point of a sandbox process: set the environment up, import the handler, serve invokes."""
+def _sandbox_main(conn: Connection, boot: dict[str, Any], output: Connection | None = None) -> None:
+    """Entry point of a sandbox process: set the environment up, import the handler, serve invokes.
+
+    With ``output``, the process's stdout and stderr (file descriptors 1 and 2, so the handler's
+    loggers and warnings too) go into that pipe, which the parent reads, as Lambda's runtime sends a
+    function's output to CloudWatch; without it they are the parent's.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the stack; it stops us itself.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if output is not None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for descriptor in (1, 2):
+            os.dup2(output.fileno(), descriptor)
+        output.close()
     os.environ.clear()
     os.environ.update(boot["environment"])
     code_dir: str = boot["code_dir"]
@@ -231,12 +247,20 @@ def _default_log(record: Mapping[str, Any]) -> None:
 class _Sandbox:
     """Parent-side handle of one sandbox process (started lazily, replaced after a timeout or crash)."""
 
-    def __init__(self, spec: FunctionSpec, index: int, log: Callable[[Mapping[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        index: int,
+        log: Callable[[Mapping[str, Any]], None],
+        output: Callable[[str], LineSink] | None = None,
+    ) -> None:
         self._spec = spec
         self._index = index
         self._log = log
+        self._output = output
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._pump: threading.Thread | None = None
 
     @property
     def warm(self) -> bool:
@@ -265,10 +289,13 @@ class _Sandbox:
         self.kill()
         ctx = multiprocessing.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
+        sink = self._output(self._spec.logical_id) if self._output is not None else None
+        output = ctx.Pipe(duplex=False) if sink is not None else None  # (reader, writer)
+        name = f"{self._spec.logical_id}-{self._index}"
         process = ctx.Process(
             target=_sandbox_main,
-            args=(child_conn, self._boot_payload()),
-            name=f"{self._spec.logical_id}-{self._index}",
+            args=(child_conn, self._boot_payload(), output[1] if output is not None else None),
+            name=name,
             daemon=True,
         )
         # The child inherits this thread's signal mask: keep Ctrl-C away from it until it ignores SIGINT.
@@ -278,6 +305,9 @@ class _Sandbox:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child_conn.close()
+        if output is not None and sink is not None:
+            output[1].close()  # the child holds the only writer: its exit ends the pump
+            self._pump = _pump_output(output[0], sink, name)
         self._process, self._conn = process, parent_conn
         started = time.monotonic()
         if not parent_conn.poll(INIT_TIMEOUT_SECONDS):
@@ -333,8 +363,8 @@ class _Sandbox:
 
     def kill(self) -> None:
         """Stop the process at once (timeouts, crashes, shutdown)."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
+        process, conn, pump = self._process, self._conn, self._pump
+        self._process = self._conn = self._pump = None
         if conn is not None:
             with contextlib.suppress(OSError):
                 conn.close()
@@ -344,6 +374,8 @@ class _Sandbox:
             process.join(timeout=5)
             with contextlib.suppress(ValueError):
                 process.close()
+        if pump is not None:
+            pump.join(timeout=2)  # the process's last lines are printed before it counts as stopped
 
     def stop(self, timeout: float = 2.0) -> None:
         """Ask an idle process to exit, then make sure it has."""
@@ -358,10 +390,15 @@ class _Sandbox:
 class _FunctionPool:
     """The sandboxes of one function; at most ``concurrency`` invocations run at the same time."""
 
-    def __init__(self, spec: FunctionSpec, log: Callable[[Mapping[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        log: Callable[[Mapping[str, Any]], None],
+        output: Callable[[str], LineSink] | None = None,
+    ) -> None:
         self.spec = spec
         self._log = log
-        self._all = [_Sandbox(spec, index, log) for index in range(max(1, spec.concurrency))]
+        self._all = [_Sandbox(spec, index, log, output) for index in range(max(1, spec.concurrency))]
         # LIFO: the most recently used (warm) sandbox serves the next invocation, as Lambda prefers.
         self._idle: queue.LifoQueue[_Sandbox] = queue.LifoQueue()
         for sandbox in reversed(self._all):
@@ -417,6 +454,27 @@ class _FunctionPool:
             thread.join(timeout=10)
 
 
+def _pump_output(reader: Connection, sink: LineSink, name: str) -> threading.Thread:
+    """Read a sandbox's output pipe line by line into ``sink`` until the sandbox exits."""
+    stream = os.fdopen(os.dup(reader.fileno()), "rb")
+    reader.close()
+
+    def pump() -> None:
+        with stream:
+            for raw in stream:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                try:
+                    sink(line)
+                except Exception as exc:  # keep reading: a full pipe would block the sandbox
+                    print(
+                        f"medsum-local: a log line of {name} was dropped ({type(exc).__name__})", flush=True
+                    )
+
+    thread = threading.Thread(target=pump, name=f"output-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
 def _result(request_id: str, kind: str, payload: Any) -> dict[str, Any]:
     """Shape an invocation outcome like Lambda's Invoke API response (payload already decoded)."""
     result: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "RequestId": request_id}
@@ -440,7 +498,11 @@ class FunctionRuntime:
         One :class:`FunctionSpec` per function.
     log
         Receives platform records (init reports, errors, timeouts) as dicts; default: JSON lines on
-        stdout. Function logs themselves go straight from the sandboxes to the inherited stdout/stderr.
+        stdout.
+    output
+        Captures what the functions print: called with a function's logical id once per sandbox
+        process, it returns the :data:`LineSink` that receives each line that process writes on stdout
+        or stderr. None (the default): the sandboxes write straight to the inherited stdout/stderr.
 
     Examples
     --------
@@ -453,12 +515,13 @@ class FunctionRuntime:
         specs: Iterable[FunctionSpec],
         *,
         log: Callable[[Mapping[str, Any]], None] | None = None,
+        output: Callable[[str], LineSink] | None = None,
     ) -> None:
         self._log = log or _default_log
         self._pools: dict[str, _FunctionPool] = {}
         self._aliases: dict[str, str] = {}
         for spec in specs:
-            self._pools[spec.logical_id] = _FunctionPool(spec, self._log)
+            self._pools[spec.logical_id] = _FunctionPool(spec, self._log, output)
             self._aliases[spec.function_name] = spec.logical_id
             self._aliases[spec.function_arn] = spec.logical_id
         self._prewarm_threads: list[threading.Thread] = []

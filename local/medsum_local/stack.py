@@ -21,6 +21,7 @@ from typing import Any
 from medsum_local.deploy import DeployedFunction, DeployedStack, deploy_template, parse_parameter_overrides
 from medsum_local.emulator import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, Emulator
 from medsum_local.identities import DEFAULT_IDENTITIES, Identity, IdentityRegistry, create_identities
+from medsum_local.logs import ENV_LOG_FORMAT, Console, LogFormat, parse_log_format
 from medsum_local.runtime import FunctionRuntime, FunctionSpec
 
 __all__ = [
@@ -79,6 +80,10 @@ class LocalStackConfig:
         Sandboxes of a function whose concurrency the template does not bound.
     prewarm
         Cold-start one sandbox per function while the stack starts.
+    log_format
+        ``json``: every record as produced (Powertools logs, EMF metrics, access log lines); ``text``:
+        one readable line per request, worker outcome, warning and error (:mod:`medsum_local.logs`).
+        ``medsum-local`` defaults to ``text``; this object to ``json``, so tests see every record.
     """
 
     project_root: Path = field(default_factory=Path.cwd)
@@ -96,12 +101,14 @@ class LocalStackConfig:
     identities: tuple[tuple[str, str], ...] = DEFAULT_IDENTITIES
     default_concurrency: int = 4
     prewarm: bool = True
+    log_format: LogFormat = "json"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalStackConfig:
-        """Read ``MEDSUM_API_PORT`` / ``MEDSUM_EMULATOR_PORT`` / ``MEDSUM_BEDROCK_PORT`` and
-        ``MEDSUM_PARAMETER_OVERRIDES`` ("K=V K2=V2"); keyword arguments win over the environment
-        (``parameter_overrides`` are merged over the environment's)."""
+        """Read ``MEDSUM_API_PORT`` / ``MEDSUM_EMULATOR_PORT`` / ``MEDSUM_BEDROCK_PORT``,
+        ``MEDSUM_PARAMETER_OVERRIDES`` ("K=V K2=V2") and ``MEDSUM_LOG_FORMAT`` (``text`` / ``json``);
+        keyword arguments win over the environment (``parameter_overrides`` are merged over the
+        environment's)."""
         env = os.environ if environ is None else environ
         parameters = parse_parameter_overrides(env.get(ENV_PARAMETER_OVERRIDES))
         parameters.update(overrides.pop("parameter_overrides", None) or {})
@@ -110,6 +117,7 @@ class LocalStackConfig:
             "emulator_port": _env_port(env, ENV_EMULATOR_PORT, 4566),
             "bedrock_port": _env_port(env, ENV_BEDROCK_PORT, 3002),
             "parameter_overrides": parameters,
+            "log_format": parse_log_format(env.get(ENV_LOG_FORMAT), default=cls.log_format),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
@@ -226,13 +234,20 @@ class LocalStack:
         The configuration; default ``LocalStackConfig.from_env()``.
     log
         Receives the stack's own progress lines (default: print to stdout).
+    console
+        Where the components' logs go; default: stdout, in ``config.log_format``.
     """
 
     def __init__(
-        self, config: LocalStackConfig | None = None, *, log: Callable[[str], None] | None = None
+        self,
+        config: LocalStackConfig | None = None,
+        *,
+        log: Callable[[str], None] | None = None,
+        console: Console | None = None,
     ) -> None:
         self.config = config or LocalStackConfig.from_env()
         self._log = log or (lambda line: print(line, flush=True))
+        self.console = console or Console(self.config.log_format)
         self._stopped = threading.Event()
         self.emulator: Emulator | None = None
         self.bedrock: Any = None
@@ -302,10 +317,16 @@ class LocalStack:
                 account_id=deployed.account_id,
                 host=config.host,
                 port=config.api_port,
+                log=self.console.access_log,
+                request_log=self.console.api_request,
             )
             api_url = self.gateway.bind()
 
-        self.runtime = FunctionRuntime(self._function_specs(deployed, api_url))
+        self.runtime = FunctionRuntime(
+            self._function_specs(deployed, api_url),
+            log=self.console.record,
+            output=self.console.function_output if self.console.captures_function_output else None,
+        )
         runtime_holder.append(self.runtime)
         self.runtime.start(prewarm=config.prewarm)
         if self.gateway is not None:
@@ -320,6 +341,7 @@ class LocalStack:
                 invoke,
                 region=deployed.region,
                 default_concurrency=config.default_concurrency,
+                log=self.console.record,
             )
             poller.start()
             self.pollers.append(poller)
