@@ -59,6 +59,11 @@ class RetryableSummarizerError(SummarizerError):
     code = "model_unavailable"
 
 
+class ThrottledSummarizerError(RetryableSummarizerError):
+    """The model's quota refused the call (``ThrottlingException``): retried after a short wait for as
+    long as the time budget lasts, without using up the attempts (see ``logic.summarize.RetryPolicy``)."""
+
+
 class NonRetryableSummarizerError(SummarizerError):
     """Validation, access denied, content too long: retrying cannot help."""
 

@@ -17,14 +17,14 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Mapping
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from medsum.errors import InvalidPageTokenError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 VERSION = b"\x01"
 NONCE_BYTES = 12
@@ -37,16 +37,26 @@ _INVALID = "next_token is not valid for this listing"
 class PageTokenCodec:
     """Encrypt and authenticate a listing's resume point (AES-256-GCM, random 96-bit nonce).
 
+    ``cryptography`` is imported on the first token, not at import time: every function builds the
+    adapters that hold a codec, most never list anything, and the import would add to each cold start.
+
     Parameters
     ----------
     key
-        32 bytes.
+        32 bytes, or a function returning them (called when the first token is sealed or opened).
     """
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != KEY_BYTES:
+    def __init__(self, key: bytes | Callable[[], bytes]) -> None:
+        if isinstance(key, bytes) and len(key) != KEY_BYTES:
             raise ValueError("a page-token key is 32 bytes")
-        self._aead = AESGCM(key)
+        self._key_source = key
+
+    @cached_property
+    def _aead(self) -> AESGCM:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key = self._key_source if isinstance(self._key_source, bytes) else self._key_source()
+        return AESGCM(key)
 
     @classmethod
     def derived_from(cls, *names: str) -> PageTokenCodec:
@@ -61,11 +71,18 @@ class PageTokenCodec:
         Returns
         -------
         PageTokenCodec
-            The codec.
+            The codec (the key is derived on its first token).
         """
         material = "\x00".join(names).encode("utf-8")
-        key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_HKDF_INFO).derive(material)
-        return cls(key)
+
+        def derive() -> bytes:
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_HKDF_INFO)
+            return hkdf.derive(material)
+
+        return cls(derive)
 
     def encode(self, scope: str, position: Mapping[str, str]) -> str:
         """Return the token of ``position`` within ``scope``.
@@ -116,6 +133,8 @@ class PageTokenCodec:
         if not raw.startswith(VERSION) or len(raw) <= len(VERSION) + NONCE_BYTES:
             raise InvalidPageTokenError(_INVALID)
         nonce = raw[len(VERSION) : len(VERSION) + NONCE_BYTES]
+        from cryptography.exceptions import InvalidTag
+
         try:
             plaintext = self._aead.decrypt(nonce, raw[len(VERSION) + NONCE_BYTES :], scope.encode("utf-8"))
             position = json.loads(plaintext)

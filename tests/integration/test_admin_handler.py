@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from medsum.errors import NonRetryableSummarizerError, RetryableSummarizerError
+from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.dlq import AdminDeps
 from medsum.logic.process import WorkerDeps
 from medsum.ports import DeadLetter, DeadLetterQueue
@@ -108,7 +108,7 @@ def dead_letter(stack: Stack, api: ModuleType, worker: ModuleType, monkeypatch: 
     assert status == 202
     report_id = str(created["report_id"])
     (message,) = drain(stack, "WorkQueue")
-    use_model(worker, monkeypatch, [RetryableSummarizerError("throttled")])
+    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
     worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
     stack.client("sqs").send_message(QueueUrl=stack.resources["WorkDeadLetterQueue"], MessageBody=message)
     return report_id
@@ -350,7 +350,7 @@ def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
     )
     batch_id = json.loads(response["body"])["batch_id"]
     (message,) = drain(stack, "BulkQueue")
-    use_model(worker, monkeypatch, [RetryableSummarizerError("throttled")])
+    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
     worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
     stack.client("sqs").send_message(QueueUrl=stack.resources["BulkDeadLetterQueue"], MessageBody=message)
 

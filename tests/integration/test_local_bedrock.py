@@ -121,6 +121,29 @@ def test_the_worker_summarizer_grounds_every_quote(client: BaseClient, bedrock: 
     assert [REPORT[span.start : span.end] for span in findings[0].evidence] == ["Mild cardiomegaly"]
 
 
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("ThrottlingException", "ThrottledSummarizerError"),
+        ("ServiceUnavailableException", "RetryableSummarizerError"),
+        ("ValidationException", "NonRetryableSummarizerError"),
+    ],
+)
+def test_the_worker_adapter_tells_a_throttle_from_other_errors(
+    client: BaseClient, bedrock: LocalBedrock, code: str, expected: str
+) -> None:
+    # Given the worker's adapter and a model failing every call with ``code``
+    from medsum.adapters.bedrock import BedrockSummarizer
+    from medsum.errors import SummarizerError
+
+    bedrock.set_faults({"error_rate": 1.0, "error_code": code})
+    summarizer = BedrockSummarizer(MODEL_ID, max_tokens=256, bedrock_client=client)
+    # When it is called, Then the error's type says whether it is a throttle (retried on time only)
+    with pytest.raises(SummarizerError) as caught:
+        summarizer.complete("s", [{"role": "user", "text": "FINDINGS: Clear lungs."}])
+    assert type(caught.value).__name__ == expected
+
+
 def test_model_ids_with_slashes_and_colons_are_accepted(client: BaseClient) -> None:
     for model_id in (
         "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-text-express-v1",

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from medsum.errors import NonRetryableSummarizerError, RetryableSummarizerError
+from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.process import WorkerDeps
 
 from tests.integration.conftest import Stack
@@ -141,7 +141,7 @@ def test_retryable_error_requeues_then_last_receive_fails_dead_lettered(
     modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
-    use_model(worker, monkeypatch, [RetryableSummarizerError("ThrottlingException")])
+    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
     report_id = submit(api)
     first = work(report_id, receive_count=1)
     assert worker.lambda_handler(sqs_event(first), FakeLambdaContext()) == {

@@ -6,7 +6,12 @@ import json
 from datetime import timedelta
 
 import pytest
-from medsum.errors import NonRetryableSummarizerError, PublishError, RetryableSummarizerError
+from medsum.errors import (
+    NonRetryableSummarizerError,
+    PublishError,
+    RetryableSummarizerError,
+    ThrottledSummarizerError,
+)
 from medsum.logic.process import Outcome, RequeueError, WorkerDeps, process_report, requeue_delay
 from medsum.models import Report, ReportStatus, ReportType
 
@@ -137,7 +142,7 @@ def test_retryable_errors_are_retried_then_message_requeued_with_backoff() -> No
 
 def test_throttled_calls_do_not_use_up_the_attempts_only_the_time_budget() -> None:
     # Given a model that throttles three times, and an attempt budget of two
-    throttled = RetryableSummarizerError("ThrottlingException")
+    throttled = ThrottledSummarizerError("ThrottlingException")
     summarizer = ScriptedSummarizer([throttled, throttled, throttled, GOOD_REPLY])
     deps, _, _ = make_deps(summarizer, budget_seconds=30.0, max_attempts=2)
     # Then the report still completes: throttling is retried (after short waits) while time is left
@@ -146,7 +151,7 @@ def test_throttled_calls_do_not_use_up_the_attempts_only_the_time_budget() -> No
 
 
 def test_retry_then_success_within_budget() -> None:
-    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException"), GOOD_REPLY])
+    summarizer = ScriptedSummarizer([ThrottledSummarizerError("ThrottlingException"), GOOD_REPLY])
     deps, _, _ = make_deps(summarizer, budget_seconds=30.0)
     assert process_report("r1", 1, deps, plenty) is Outcome.COMPLETED
     assert len(summarizer.calls) == 2

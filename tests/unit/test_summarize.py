@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from medsum.errors import RetryableSummarizerError
+from medsum.errors import RetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.summarize import (
     RetryPolicy,
     build_user_prompt,
@@ -89,7 +89,7 @@ def test_retry_policy_stops_when_budget_is_spent() -> None:
 
 def test_throttling_is_bounded_by_the_budget_not_the_attempts() -> None:
     # Given a model that always throttles and a policy of 2 attempts
-    summarizer = ScriptedSummarizer([RetryableSummarizerError("ThrottlingException")])
+    summarizer = ScriptedSummarizer([ThrottledSummarizerError("ThrottlingException")])
     waits: list[int] = []
     with pytest.raises(RetryableSummarizerError):
         call_with_retries(

@@ -18,7 +18,7 @@ from botocore.exceptions import (
 )
 
 from medsum.adapters.clients import client as default_client
-from medsum.errors import NonRetryableSummarizerError, RetryableSummarizerError
+from medsum.errors import NonRetryableSummarizerError, RetryableSummarizerError, ThrottledSummarizerError
 from medsum.ports import ModelReply, Summarizer
 
 RETRYABLE_CODES = frozenset(
@@ -68,6 +68,8 @@ class BedrockSummarizer(Summarizer):
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ThrottlingException":
+                raise ThrottledSummarizerError(code) from exc
             if code in RETRYABLE_CODES:
                 raise RetryableSummarizerError(code) from exc
             raise NonRetryableSummarizerError(

@@ -74,9 +74,6 @@ class LaneQueues(WorkQueue):
     def __init__(self, queues: Mapping[Lane, WorkQueue]) -> None:
         self._queues = dict(queues)
 
-    def lane(self, lane: Lane) -> WorkQueue:
-        return self._queues[lane]
-
     def enqueue(self, message: WorkMessage) -> None:
         self._queues[message.lane].enqueue(message)
 

@@ -24,7 +24,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from medsum.errors import InvalidModelOutputError, RetryableSummarizerError
+from medsum.errors import InvalidModelOutputError, RetryableSummarizerError, ThrottledSummarizerError
 from medsum.models import (
     PROMPT_VERSION,
     EvidenceSpan,
@@ -65,9 +65,6 @@ Summarize this {report_type} report again and reply with only the JSON object.
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
-THROTTLED = "ThrottlingException"
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Tenacity budget for one model call: only retryable errors, stopped by the time the Lambda has
@@ -89,7 +86,7 @@ class RetryPolicy:
 
 def _throttled(state: RetryCallState) -> bool:
     exc = state.outcome.exception() if state.outcome is not None else None
-    return isinstance(exc, RetryableSummarizerError) and str(exc) == THROTTLED
+    return isinstance(exc, ThrottledSummarizerError)
 
 
 class _ErrorCount(stop_base):
