@@ -96,6 +96,7 @@ from medsum.models import (
     ReportListItem,
     ReportPage,
     ReportView,
+    ResultLine,
     ResultsLink,
     SubmitResponse,
     SummarizeRequest,
@@ -362,7 +363,16 @@ def summarize(
     )
 
 
-@app.get("/reports/<report_id>", summary="Read one report's status and summary")
+@app.get(
+    "/reports/<report_id>",
+    summary="Read one report's status and summary",
+    responses={
+        200: {
+            "description": "The report: status, verified summary (items with certainty, `verification`), usage",
+            "content": {"application/json": {"model": ReportView}},
+        }
+    },
+)
 def read_report(report_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response[str]:
     report = get_report(_repository(), _owner(), report_id)
     return _json(HTTPStatus.OK, _view(report).model_dump_json())
@@ -471,7 +481,10 @@ def read_batch(batch_id: Annotated[str, Path(min_length=1, max_length=64)]) -> R
     "/batches/<batch_id>/results",
     summary="One JSON line per item, joined on custom_id",
     responses={
-        200: {"description": "The results, JSON Lines (batches of up to 1,000 items)"},
+        200: {
+            "description": "The results, JSON Lines (batches of up to 1,000 items): one `ResultLine` a line",
+            "content": {"application/x-ndjson": {"model": ResultLine}},
+        },
         303: {"description": "Larger batches: `Location` is a presigned URL of the results file"},
     },
 )

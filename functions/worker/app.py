@@ -49,6 +49,11 @@ def _deps(lane: Lane = Lane.INTERACTIVE) -> WorkerDeps:
             settings.bedrock_model_id,
             settings.bedrock_max_tokens,
             bedrock_client=bulk_bedrock_client() if lane is Lane.BULK else None,
+            guardrail=(
+                (settings.bedrock_guardrail_id, settings.bedrock_guardrail_version)
+                if settings.bedrock_guardrail_id
+                else None
+            ),
         ),
         publisher=SnsEventPublisher(settings.events_topic_arn),
         public_api_url=settings.public_api_url,
@@ -59,6 +64,8 @@ def _deps(lane: Lane = Lane.INTERACTIVE) -> WorkerDeps:
         requeue_base_delay_seconds=settings.requeue_base_delay_seconds,
         bulk_queue=_queue(Lane.BULK),
         throttle_wait=THROTTLE_WAIT[lane],
+        max_tokens=settings.bedrock_max_tokens,
+        context_tokens=settings.bedrock_context_tokens,
     )
 
 

@@ -79,6 +79,15 @@ class InvalidModelOutputError(SummarizerError):
     """The model's reply did not match the summary contract (after one repair attempt)."""
 
     code = "invalid_model_output"
+    message = "the model's reply did not match the summary format after one repair attempt"
+
+
+class TruncatedModelOutputError(InvalidModelOutputError):
+    """The model's reply was cut off at its output limit (``stopReason: max_tokens``), also when asked
+    again with more room: a half-summary is never stored."""
+
+    code = "model_output_truncated"
+    message = "the model's reply was cut off at its output limit, also when retried with more room"
 
 
 class PublishError(MedsumError):

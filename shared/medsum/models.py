@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_REPORT_CHARS = 100_000
 MAX_METADATA_PAIRS = 16
-PROMPT_VERSION = "2026-11-26.1"
+PROMPT_VERSION = "2026-11-30.1"
 
 PatientId = Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
 
@@ -57,9 +57,45 @@ class EvidenceSpan(StrictModel):
     end: int = Field(ge=0)
 
 
+class Certainty(StrEnum):
+    """How the report states an item: plainly, or hedged ("possible", "cannot be excluded", "versus")."""
+
+    DEFINITE = "definite"
+    UNCERTAIN = "uncertain"
+
+
 class SummaryItem(StrictModel):
     text: str
     evidence: list[EvidenceSpan] = Field(default_factory=list)
+    #: ``uncertain`` when the item's evidence is hedged, whatever the model said.
+    certainty: Certainty = Certainty.DEFINITE
+
+
+class DroppedCounts(StrictModel):
+    """Items removed from the summary, by the first check they failed (counts only: no PHI)."""
+
+    ungrounded: int = Field(default=0, ge=0, description="no evidence quote found in the report")
+    unsupported: int = Field(default=0, ge=0, description="the evidence is about something else")
+    negated: int = Field(default=0, ge=0, description="the evidence negates what the item asserts")
+
+
+class Verification(StrictModel):
+    """What the verifier checked in the model's output before anyone sees it (docs/api.md)."""
+
+    items_checked: int = Field(ge=0)
+    items_kept: int = Field(ge=0)
+    dropped: DroppedCounts = Field(default_factory=DroppedCounts)
+    #: Items the model stated as definite whose evidence is hedged (kept, ``certainty: uncertain``).
+    marked_uncertain: int = Field(default=0, ge=0)
+    #: Evidence quotes not found in the report (an item with at least one located quote is kept).
+    quotes_not_found: int = Field(default=0, ge=0)
+    #: The summary sentence asserts a finding that the report negates.
+    summary_contradicts_report: bool = False
+    #: Something was dropped or the summary sentence contradicts the report: a human should look.
+    needs_review: bool
+    #: The report was longer than the model's input budget and was summarized by sections.
+    sections: int = Field(default=1, ge=1)
+    verifier_version: str
 
 
 class Summary(StrictModel):
@@ -70,6 +106,8 @@ class Summary(StrictModel):
     follow_up: list[SummaryItem] = Field(default_factory=list)
     model_id: str
     prompt_version: str
+    #: None only on summaries stored before verification existed.
+    verification: Verification | None = None
 
 
 # What we ask the model for: the same contract, but evidence as verbatim quotes. Offsets are
@@ -77,26 +115,44 @@ class Summary(StrictModel):
 class ModelItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)] = Field(
+        description="the finding, diagnosis, medication or follow-up action, in a few words"
+    )
     evidence: list[Annotated[str, StringConstraints(min_length=1, max_length=2_000)]] = Field(
-        default_factory=list, max_length=10
+        default_factory=list,
+        max_length=10,
+        description="verbatim quotes from the report that state this item (copied character for character)",
+    )
+    certainty: Certainty | None = Field(
+        default=None, description='"uncertain" when the report hedges the item, otherwise "definite"'
     )
 
 
 class ModelSummary(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    summary: Annotated[str, StringConstraints(min_length=1, max_length=4_000)]
-    key_findings: list[ModelItem] = Field(default_factory=list, max_length=50)
-    diagnoses: list[ModelItem] = Field(default_factory=list, max_length=50)
-    medications: list[ModelItem] = Field(default_factory=list, max_length=50)
-    follow_up: list[ModelItem] = Field(default_factory=list, max_length=50)
+    summary: Annotated[str, StringConstraints(min_length=1, max_length=4_000)] = Field(
+        description="a 1-3 sentence overview for a clinician"
+    )
+    key_findings: list[ModelItem] = Field(default_factory=list, max_length=50, description="positive findings")
+    diagnoses: list[ModelItem] = Field(default_factory=list, max_length=50, description="diagnoses or impressions")
+    medications: list[ModelItem] = Field(
+        default_factory=list, max_length=50, description="medications the report names"
+    )
+    follow_up: list[ModelItem] = Field(
+        default_factory=list, max_length=50, description="recommended follow-up actions"
+    )
 
 
 class Usage(StrictModel):
     model_id: str
     input_tokens: int = Field(ge=0)
     output_tokens: int = Field(ge=0)
+    #: Prompt-cache tokens (read from / written to Bedrock's cache), not included in ``input_tokens``.
+    cache_read_input_tokens: int = Field(default=0, ge=0)
+    cache_write_input_tokens: int = Field(default=0, ge=0)
+    #: Converse calls this summary took (retries of failed calls not counted).
+    model_calls: int = Field(default=1, ge=0)
 
 
 class ErrorInfo(StrictModel):

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from medsum.models import (
     ActionCounts,
@@ -27,6 +28,7 @@ from medsum.models import (
     Webhook,
     WorkMessage,
 )
+from medsum.modelfamily import ModelFamily, family_for
 from medsum.netguard import Target
 
 
@@ -225,13 +227,43 @@ class WorkQueue(ABC):
         """Send work messages in batches (failed entries retried); returns the messages never sent."""
 
 
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model is made to call; its input is the structured answer (JSON schema)."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One model call: fixed instructions, one user message, optionally the answer as a forced tool.
+
+    ``tool`` is sent only to families whose output mode uses tools (``medsum.modelfamily``);
+    ``max_tokens`` overrides the adapter's default (a truncated reply is retried with more room).
+    """
+
+    system: str
+    user_text: str
+    tool: ToolSpec | None = None
+    max_tokens: int | None = None
+
+
 class Summarizer(ABC):
-    """Turns report text into a model reply. Implementations raise ``RetryableSummarizerError``
+    """Turns a model request into a model reply. Implementations raise ``RetryableSummarizerError``
     or ``NonRetryableSummarizerError``; they do not retry themselves."""
 
+    model_id: str
+
+    @property
+    def family(self) -> ModelFamily:
+        """How this model is driven (tool or prompt JSON, caching, context): ``medsum.modelfamily``."""
+        return family_for(self.model_id)
+
     @abstractmethod
-    def complete(self, system: str, messages: list[dict[str, str]]) -> ModelReply:
-        """One model call: ``messages`` are ``{"role": "user"|"assistant", "text": ...}``."""
+    def complete(self, request: ModelRequest) -> ModelReply:
+        """One model call."""
 
 
 @dataclass(frozen=True)
@@ -241,6 +273,12 @@ class ModelReply:
     output_tokens: int
     model_id: str
     latency_ms: float
+    #: The forced tool's input (the structured answer), when the model called the tool.
+    tool_input: dict[str, Any] | None = None
+    #: Converse ``stopReason``: ``end_turn``, ``tool_use``, ``max_tokens`` (truncated), ``guardrail_intervened``…
+    stop_reason: str = "end_turn"
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 class EventPublisher(ABC):

@@ -96,7 +96,14 @@ def test_message_to_completed_summary_and_event(
     assert view["status"] == "COMPLETED" and view["attempts"] == 1
     span = view["summary"]["key_findings"][0]["evidence"][0]
     assert TEXT[span["start"] : span["end"]] == "Mild cardiomegaly."
-    assert view["usage"] == {"model_id": "test-model", "input_tokens": 100, "output_tokens": 40}
+    assert view["usage"] == {
+        "model_id": "test-model",
+        "input_tokens": 100,
+        "output_tokens": 40,
+        "cache_read_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+        "model_calls": 1,
+    }
     # And a thin event with filterable attributes went to SNS
     (envelope,) = published(stack, events_queue)
     event = json.loads(envelope["Message"])

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from medsum.errors import ConflictError, DeadLetterQueueError, EnqueueError, PublishError, ReportNotFoundError
 from medsum.models import (
@@ -33,6 +34,7 @@ from medsum.ports import (
     DeadLetterQueue,
     EventPublisher,
     ModelReply,
+    ModelRequest,
     OperatorReportStore,
     Page,
     ReportRepository,
@@ -286,17 +288,34 @@ class FakePublisher(EventPublisher):
 
 @dataclass
 class ScriptedSummarizer(Summarizer):
-    """Replies (or raises) from a script, in order; the last entry repeats."""
+    """Replies (or raises) from a script, in order; the last entry repeats.
 
-    script: list[str | Exception]
-    calls: list[list[dict[str, str]]] = field(default_factory=list)
+    An entry is the reply's text, the forced tool's input (a dict), a whole ``ModelReply`` or an
+    exception to raise. ``requests`` records every ``ModelRequest``; ``model_id`` picks the family
+    (the default, an unknown model, is driven by prompt JSON).
+    """
+
+    script: list[str | dict[str, Any] | ModelReply | Exception]
+    requests: list[ModelRequest] = field(default_factory=list)
     model_id: str = "test-model"
 
-    def complete(self, system: str, messages: list[dict[str, str]]) -> ModelReply:
-        self.calls.append(messages)
-        step = self.script[min(len(self.calls) - 1, len(self.script) - 1)]
+    @property
+    def calls(self) -> list[str]:
+        """The user message of every call, in order."""
+        return [request.user_text for request in self.requests]
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        self.requests.append(request)
+        step = self.script[min(len(self.requests) - 1, len(self.script) - 1)]
         if isinstance(step, Exception):
             raise step
+        if isinstance(step, ModelReply):
+            return step
+        if isinstance(step, dict):
+            return ModelReply(
+                text="", input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0,
+                tool_input=step, stop_reason="tool_use",
+            )
         return ModelReply(
             text=step, input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0
         )

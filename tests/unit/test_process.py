@@ -173,7 +173,7 @@ def test_invalid_output_is_repaired_once() -> None:
     deps, repo, _ = make_deps(summarizer)
     assert process_report("r1", 1, deps, plenty) is Outcome.COMPLETED
     assert len(summarizer.calls) == 2
-    repair_prompt = summarizer.calls[1][0]["text"]
+    repair_prompt = summarizer.calls[1]
     assert "<previous_reply>" in repair_prompt and "<report>" in repair_prompt
     usage = repo.items["r1"].usage
     assert usage is not None and usage.input_tokens == 200

@@ -40,6 +40,7 @@ from medsum.models import (
     Report,
     ReportEvent,
     ReportStatus,
+    Verification,
     WorkMessage,
 )
 from medsum.observability import logger, metrics
@@ -91,6 +92,10 @@ class WorkerDeps:
     bulk_queue: WorkQueue | None = None
     #: Wait range before retrying a throttled model call (the bulk lane's is longer: it yields).
     throttle_wait: tuple[float, float] = (0.05, 0.3)
+    #: Output tokens of one model call (a truncated reply is retried once with more room).
+    max_tokens: int = 2_048
+    #: The model's context window in tokens; 0: its family's (``medsum.modelfamily``).
+    context_tokens: int = 0
 
 
 def report_link(public_api_url: str, report_id: str) -> str:
@@ -232,18 +237,22 @@ def process_report(
         throttle_wait=deps.throttle_wait,
     )
     try:
-        result, ungrounded = summarize_text(
-            text, report.report_type, deps.summarizer, policy, on_retry=_on_retry, on_reply=_on_reply
+        result = summarize_text(
+            text,
+            report.report_type,
+            deps.summarizer,
+            policy,
+            on_retry=_on_retry,
+            on_reply=_on_reply,
+            max_tokens=deps.max_tokens,
+            context_tokens=deps.context_tokens,
         )
     except NonRetryableSummarizerError as exc:
         error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
         return _fail(deps, report, lease_token, error, message)
-    except InvalidModelOutputError:
-        error = ErrorInfo(
-            code="invalid_model_output",
-            message="the model's reply did not match the summary format after one repair attempt",
-        )
-        return _fail(deps, report, lease_token, error, message)
+    except InvalidModelOutputError as exc:
+        # A truncated reply (TruncatedModelOutputError) has its own code: never a half-summary.
+        return _fail(deps, report, lease_token, ErrorInfo(code=exc.code, message=exc.message), message)
     except RetryableSummarizerError as exc:
         metrics.add_metric(name="BedrockThrottled", unit=MetricUnit.Count, value=1)
         if receive_count >= deps.max_receive_count:
@@ -263,8 +272,9 @@ def process_report(
         )
         raise RequeueError("model unavailable", delay) from exc
 
-    if ungrounded:
-        metrics.add_metric(name="UngroundedEvidence", unit=MetricUnit.Count, value=ungrounded)
+    verification = result.summary.verification
+    if verification is not None:
+        _verification_metrics(verification)
     try:
         done = deps.repository.complete(
             report_id, lease_token, result.summary, result.usage, deps.clock(), batch_id=report.batch_id
@@ -280,12 +290,28 @@ def process_report(
         report_id=report_id,
         findings=len(result.summary.key_findings),
         model_calls=result.model_calls,
-        ungrounded_quotes=ungrounded,
+        items_dropped=verification.items_checked - verification.items_kept if verification else 0,
+        needs_review=verification.needs_review if verification else False,
     )
     publish_terminal_event(deps, done)
     _settle(deps, done)
     _release_next(deps, message, done)
     return Outcome.COMPLETED
+
+
+def _verification_metrics(verification: Verification) -> None:
+    """Counts only (no PHI): what the verifier dropped, by reason, and the reports a human should see."""
+    dropped = verification.dropped
+    for name, value in (
+        ("ItemsDroppedUngrounded", dropped.ungrounded),
+        ("ItemsDroppedUnsupported", dropped.unsupported),
+        ("ItemsDroppedNegated", dropped.negated),
+        ("ItemsMarkedUncertain", verification.marked_uncertain),
+        ("UngroundedEvidence", verification.quotes_not_found),
+        ("ReportsNeedingReview", int(verification.needs_review)),
+    ):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def _fail(

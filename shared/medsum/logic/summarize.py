@@ -1,8 +1,16 @@
-"""From report text to a validated, evidence-linked ``Summary``.
+"""From report text to a validated, evidence-linked, verified ``Summary``.
 
-The model is asked for the summary contract as JSON with evidence as verbatim quotes; we compute the
-character offsets against the submitted text ourselves (models cannot count characters). A reply that
-does not validate gets one repair attempt, then ``InvalidModelOutputError``.
+The model is asked for the summary contract through a forced tool whose input schema is generated from
+``ModelSummary`` (families that support it, ``medsum.modelfamily``) or as JSON in the prompt (the
+others). Evidence comes back as verbatim quotes; we compute the character offsets against the submitted
+text ourselves (models cannot count characters). A reply that does not validate gets one repair attempt;
+a reply cut off at its output limit is asked for once more with more room; then
+``InvalidModelOutputError`` / ``TruncatedModelOutputError``. Every item is then verified against its own
+evidence (``logic/verify.py``) and the summary carries a ``verification`` record.
+
+A report longer than the model's input budget is summarized map-reduce: each section on its own (its
+quotes located in that section first, offsets still relative to the whole report), then one call writes
+the overview from the section overviews; the items are merged and verified as one summary.
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Final
 
 from pydantic import ValidationError
 from tenacity import (
@@ -24,45 +34,71 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from medsum.errors import InvalidModelOutputError, RetryableSummarizerError, ThrottledSummarizerError
-from medsum.models import (
-    PROMPT_VERSION,
-    EvidenceSpan,
-    ModelItem,
-    ModelSummary,
-    ReportType,
-    Summary,
-    SummaryItem,
-    Usage,
+from medsum.errors import (
+    InvalidModelOutputError,
+    RetryableSummarizerError,
+    ThrottledSummarizerError,
+    TruncatedModelOutputError,
 )
-from medsum.ports import ModelReply, Summarizer
+from medsum.logic.verify import ITEM_LISTS, ReportContext, Tally, check_items, summary_contradicts
+from medsum.modelfamily import ModelFamily, OutputMode
+from medsum.models import PROMPT_VERSION, ModelSummary, ReportType, Summary, Usage
+from medsum.ports import ModelReply, ModelRequest, Summarizer, ToolSpec
 
-SYSTEM_PROMPT = """You are a clinical documentation assistant. You summarize one medical report for a \
+#: The tool the model is made to call; its input is the summary contract. The local stand-in model
+#: (local/medsum_local/bedrock.py) answers a forced tool of any name.
+SUMMARY_TOOL_NAME: Final = "record_summary"
+
+_RULES = """You are a clinical documentation assistant. You summarize one medical report for a \
 clinician. Use only what the report states; never infer or invent findings. Negated findings \
-("no pneumothorax") are not findings. Reply with one JSON object and nothing else, with exactly these keys:
-{"summary": "1-3 sentence overview",
- "key_findings": [{"text": "finding", "evidence": ["verbatim quote from the report"]}],
- "diagnoses": [{"text": "...", "evidence": ["..."]}],
- "medications": [{"text": "...", "evidence": ["..."]}],
- "follow_up": [{"text": "...", "evidence": ["..."]}]}
-Every evidence string must be copied character for character from the report. Use empty lists when \
-the report has nothing for a key."""
+("no pneumothorax") are not findings: leave them out. A hedged finding ("possible pneumonia", \
+"cannot be excluded", "A versus B") is kept with certainty "uncertain". Every evidence string must be \
+copied character for character from the report. Use empty lists when the report has nothing for a list."""
 
-_USER_TEMPLATE = """Summarize this {report_type} report.
+#: Families that answer through the forced tool.
+TOOL_SYSTEM_PROMPT: Final = _RULES + f"\nRecord the summary by calling the {SUMMARY_TOOL_NAME} tool."
+
+#: Families that answer with JSON text.
+SYSTEM_PROMPT: Final = (
+    _RULES
+    + """
+Reply with one JSON object and nothing else, with exactly these keys:
+{"summary": "1-3 sentence overview",
+ "key_findings": [{"text": "finding", "evidence": ["verbatim quote from the report"], "certainty": "definite"}],
+ "diagnoses": [{"text": "...", "evidence": ["..."], "certainty": "uncertain"}],
+ "medications": [{"text": "...", "evidence": ["..."]}],
+ "follow_up": [{"text": "...", "evidence": ["..."]}]}"""
+)
+
+#: The user message wraps the report in ``<report>`` tags; the local stand-in model reads them.
+_USER_TEMPLATE = """Summarize this {report_type} report.{part}
 <report>
 {text}
 </report>"""
 
-_REPAIR_TEMPLATE = """Your previous reply did not match the required JSON format ({problem}).
+_PART = " It is section {index} of {total} of one long report: summarize only this section."
+
+_REDUCE_TEMPLATE = """Summarize this {report_type} report. Its {total} sections were summarized one by one; \
+the section overviews are below, in order. Write the overview of the whole report from them (keep \
+uncertain findings uncertain); the lists may stay empty.
+<report>
+{text}
+</report>"""
+
+_REPAIR_TEMPLATE = """Your previous reply did not match the required format ({problem}).
 <previous_reply>
 {previous}
 </previous_reply>
-Summarize this {report_type} report again and reply with only the JSON object.
-<report>
-{text}
-</report>"""
+{request}"""
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+#: Characters per token when sizing sections: low on purpose (clinical text tokenizes densely).
+CHARS_PER_TOKEN: Final = 3
+#: Tokens of the system prompt, tool schema and user-message frame, with room to spare.
+PROMPT_OVERHEAD_TOKENS: Final = 1_500
+#: Smallest section, whatever the budget says.
+MIN_SECTION_CHARS: Final = 2_000
 
 
 @dataclass(frozen=True)
@@ -118,12 +154,41 @@ class SummaryResult:
     model_calls: int
 
 
-def build_user_prompt(text: str, report_type: ReportType) -> str:
-    return _USER_TEMPLATE.format(report_type=report_type.value.replace("_", " "), text=text)
+@lru_cache(maxsize=1)
+def summary_tool() -> ToolSpec:
+    """The forced tool: its input schema is ``ModelSummary``'s JSON schema, references inlined (some
+    model families do not resolve ``$ref``)."""
+    schema = ModelSummary.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items() if key != "title"}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return ToolSpec(
+        name=SUMMARY_TOOL_NAME,
+        description="Record the structured, evidence-linked summary of the medical report.",
+        input_schema=inline(schema),
+    )
+
+
+def build_user_prompt(text: str, report_type: ReportType, index: int = 1, total: int = 1) -> str:
+    part = _PART.format(index=index, total=total) if total > 1 else ""
+    return _USER_TEMPLATE.format(report_type=_type_words(report_type), part=part, text=text)
+
+
+def _type_words(report_type: ReportType) -> str:
+    return report_type.value.replace("_", " ")
 
 
 def parse_model_reply(raw: str) -> ModelSummary:
-    """Parse and validate a model reply. Raises ``ValueError`` (incl. ``ValidationError``)."""
+    """Parse and validate a JSON text reply (fences and prose around the object are tolerated).
+    Raises ``ValueError`` (incl. ``ValidationError``)."""
     candidate = _FENCE.sub("", raw.strip())
     start, end = candidate.find("{"), candidate.rfind("}")
     if start < 0 or end <= start:
@@ -131,33 +196,11 @@ def parse_model_reply(raw: str) -> ModelSummary:
     return ModelSummary.model_validate(json.loads(candidate[start : end + 1]))
 
 
-def locate(text: str, quote: str) -> EvidenceSpan | None:
-    """Offsets of ``quote`` in ``text``: exact first, then ignoring case and runs of whitespace."""
-    exact = text.find(quote)
-    if exact >= 0:
-        return EvidenceSpan(start=exact, end=exact + len(quote))
-    words = quote.split()
-    if not words:
-        return None
-    pattern = re.compile(r"\s+".join(re.escape(w) for w in words), re.IGNORECASE)
-    match = pattern.search(text)
-    return EvidenceSpan(start=match.start(), end=match.end()) if match else None
-
-
-def ground(items: list[ModelItem], text: str) -> tuple[list[SummaryItem], int]:
-    """Turn quoted evidence into spans; returns the items and the number of quotes not found."""
-    grounded: list[SummaryItem] = []
-    missing = 0
-    for item in items:
-        spans: list[EvidenceSpan] = []
-        for quote in item.evidence:
-            span = locate(text, quote)
-            if span is None:
-                missing += 1
-            elif span not in spans:
-                spans.append(span)
-        grounded.append(SummaryItem(text=item.text, evidence=spans))
-    return grounded, missing
+def parse_reply(reply: ModelReply) -> ModelSummary:
+    """The summary in a reply: the forced tool's input when the model called it, else the text."""
+    if reply.tool_input is not None:
+        return ModelSummary.model_validate(reply.tool_input)
+    return parse_model_reply(reply.text)
 
 
 def _describe(exc: Exception) -> str:
@@ -172,8 +215,7 @@ def _describe(exc: Exception) -> str:
 
 def call_with_retries(
     summarizer: Summarizer,
-    system: str,
-    messages: list[dict[str, str]],
+    request: ModelRequest,
     policy: RetryPolicy,
     on_retry: Callable[[int, str], None] | None = None,
 ) -> ModelReply:
@@ -193,7 +235,126 @@ def call_with_retries(
         before_sleep=_before_sleep,
         reraise=True,
     )
-    return retrying(summarizer.complete, system, messages)
+    return retrying(summarizer.complete, request)
+
+
+@dataclass
+class _Calls:
+    """Runs model calls for one report and adds up what they cost."""
+
+    summarizer: Summarizer
+    policy: RetryPolicy
+    max_tokens: int
+    on_retry: Callable[[int, str], None] | None
+    on_reply: Callable[[ModelReply], None] | None
+    family: ModelFamily = field(init=False)
+    count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    model_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.family = self.summarizer.family
+        self.model_id = self.summarizer.model_id
+
+    def request(self, user_text: str, max_tokens: int | None = None) -> ModelRequest:
+        uses_tool = self.family.output is not OutputMode.PROMPT_JSON
+        return ModelRequest(
+            system=TOOL_SYSTEM_PROMPT if uses_tool else SYSTEM_PROMPT,
+            user_text=user_text,
+            tool=summary_tool() if uses_tool else None,
+            max_tokens=max_tokens or self.max_tokens,
+        )
+
+    def call(self, request: ModelRequest) -> ModelReply:
+        reply = call_with_retries(self.summarizer, request, self.policy, self.on_retry)
+        if self.on_reply is not None:
+            self.on_reply(reply)
+        self.count += 1
+        self.input_tokens += reply.input_tokens
+        self.output_tokens += reply.output_tokens
+        self.cache_read += reply.cache_read_input_tokens
+        self.cache_write += reply.cache_write_input_tokens
+        self.model_id = reply.model_id
+        return reply
+
+    def summary(self, user_text: str) -> ModelSummary:
+        """The contract for one prompt: at most two calls (a retry with more room after a truncated
+        reply, or one repair after a reply that does not validate)."""
+        request = self.request(user_text)
+        reply = self.call(request)
+        if reply.stop_reason == "max_tokens":
+            room = min(self.family.max_output_tokens, 2 * (request.max_tokens or self.max_tokens))
+            if room <= (request.max_tokens or self.max_tokens):
+                raise TruncatedModelOutputError(TruncatedModelOutputError.message)
+            reply = self.call(self.request(user_text, max_tokens=room))
+            if reply.stop_reason == "max_tokens":
+                raise TruncatedModelOutputError(TruncatedModelOutputError.message)
+            try:
+                return parse_reply(reply)
+            except ValueError as error:
+                raise InvalidModelOutputError(_describe(error)) from None
+        try:
+            return parse_reply(reply)
+        except ValueError as first_error:
+            previous = json.dumps(reply.tool_input) if reply.tool_input is not None else reply.text
+            repair = _REPAIR_TEMPLATE.format(
+                problem=_describe(first_error), previous=previous[:8_000], request=user_text
+            )
+            reply = self.call(self.request(repair))
+            if reply.stop_reason == "max_tokens":
+                raise TruncatedModelOutputError(TruncatedModelOutputError.message) from None
+            try:
+                return parse_reply(reply)
+            except ValueError as second_error:
+                raise InvalidModelOutputError(_describe(second_error)) from None
+
+    def usage(self) -> Usage:
+        return Usage(
+            model_id=self.model_id,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_input_tokens=self.cache_read,
+            cache_write_input_tokens=self.cache_write,
+            model_calls=self.count,
+        )
+
+
+def section_chars(context_tokens: int, max_tokens: int) -> int:
+    """The longest report section (characters) that fits one call of a model with ``context_tokens``."""
+    usable = context_tokens - max_tokens - PROMPT_OVERHEAD_TOKENS
+    return max(MIN_SECTION_CHARS, usable * CHARS_PER_TOKEN)
+
+
+# Where a long report is best cut, best first: before a section heading ("IMPRESSION:"), at a blank
+# line, after a sentence, at any whitespace.
+_CUTS: Final = (
+    re.compile(r"\n(?=[ \t]*[A-Z][A-Z0-9 /&(),-]{1,40}:)"),
+    re.compile(r"\n[ \t]*\n"),
+    re.compile(r"[.!?][\"')\]]?\s+"),
+    re.compile(r"\s+"),
+)
+
+
+def split_sections(text: str, limit: int) -> list[tuple[int, int]]:
+    """Contiguous ``(start, end)`` sections of ``text``, each at most ``limit`` characters, cut at the
+    best boundary in the second half of each window (see ``_CUTS``)."""
+    sections: list[tuple[int, int]] = []
+    position = 0
+    while len(text) - position > limit:
+        window_end = position + limit
+        cut = window_end
+        for pattern in _CUTS:
+            ends = [m.end() for m in pattern.finditer(text, position + limit // 2, window_end)]
+            if ends:
+                cut = ends[-1]
+                break
+        sections.append((position, cut))
+        position = cut
+    sections.append((position, len(text)))
+    return sections
 
 
 def summarize_text(
@@ -203,62 +364,50 @@ def summarize_text(
     policy: RetryPolicy,
     on_retry: Callable[[int, str], None] | None = None,
     on_reply: Callable[[ModelReply], None] | None = None,
-) -> tuple[SummaryResult, int]:
-    """Summarize ``text``: call the model, validate, repair once, ground the evidence.
+    *,
+    max_tokens: int = 2_048,
+    context_tokens: int = 0,
+) -> SummaryResult:
+    """Summarize ``text``: call the model (by sections when it is long), validate, repair once, verify.
 
-    Returns
-    -------
-    (SummaryResult, ungrounded_quotes)
+    ``context_tokens`` overrides the model family's context window (0: the family's).
 
     Raises
     ------
     RetryableSummarizerError
         The retry budget was spent on retryable errors.
     NonRetryableSummarizerError
-        The model rejected the request.
+        The model rejected the request, or its guardrail blocked the reply.
     InvalidModelOutputError
-        Neither the reply nor the repaired reply matched the contract.
+        Neither the reply nor the repaired reply matched the contract (``TruncatedModelOutputError``:
+        the reply was cut off at its output limit twice).
     """
-    messages = [{"role": "user", "text": build_user_prompt(text, report_type)}]
-    reply = call_with_retries(summarizer, SYSTEM_PROMPT, messages, policy, on_retry)
-    if on_reply is not None:
-        on_reply(reply)
-    input_tokens, output_tokens, calls = reply.input_tokens, reply.output_tokens, 1
-    try:
-        parsed = parse_model_reply(reply.text)
-    except ValueError as first_error:
-        repair = _REPAIR_TEMPLATE.format(
-            problem=_describe(first_error),
-            previous=reply.text[:8_000],
-            report_type=report_type.value.replace("_", " "),
-            text=text,
+    calls = _Calls(summarizer, policy, max_tokens, on_retry, on_reply)
+    report = ReportContext(text)
+    tally = Tally()
+    limit = section_chars(context_tokens or calls.family.context_tokens, max_tokens)
+    sections = split_sections(text, limit)
+    overviews: list[str] = []
+    for index, (start, end) in enumerate(sections, start=1):
+        prompt = build_user_prompt(text[start:end], report_type, index, len(sections))
+        parsed = calls.summary(prompt)
+        overviews.append(parsed.summary)
+        check_items({name: getattr(parsed, name) for name in ITEM_LISTS}, report, tally, (start, end))
+    overview = overviews[0]
+    if len(sections) > 1:
+        reduce = _REDUCE_TEMPLATE.format(
+            report_type=_type_words(report_type), total=len(sections), text="\n".join(overviews)
         )
-        reply = call_with_retries(
-            summarizer, SYSTEM_PROMPT, [{"role": "user", "text": repair}], policy, on_retry
-        )
-        if on_reply is not None:
-            on_reply(reply)
-        input_tokens += reply.input_tokens
-        output_tokens += reply.output_tokens
-        calls += 1
-        try:
-            parsed = parse_model_reply(reply.text)
-        except ValueError as second_error:
-            raise InvalidModelOutputError(_describe(second_error)) from None
-
-    missing = 0
-    sections: dict[str, list[SummaryItem]] = {}
-    for key in ("key_findings", "diagnoses", "medications", "follow_up"):
-        sections[key], lost = ground(getattr(parsed, key), text)
-        missing += lost
+        overview = calls.summary(reduce).summary
+    verification = tally.verification(summary_contradicts(overview, report), sections=len(sections))
     summary = Summary(
-        summary=parsed.summary,
-        key_findings=sections["key_findings"],
-        diagnoses=sections["diagnoses"],
-        medications=sections["medications"],
-        follow_up=sections["follow_up"],
-        model_id=reply.model_id,
+        summary=overview,
+        model_id=calls.model_id,
         prompt_version=PROMPT_VERSION,
+        verification=verification,
+        key_findings=tally.lists["key_findings"],
+        diagnoses=tally.lists["diagnoses"],
+        medications=tally.lists["medications"],
+        follow_up=tally.lists["follow_up"],
     )
-    usage = Usage(model_id=reply.model_id, input_tokens=input_tokens, output_tokens=output_tokens)
-    return SummaryResult(summary=summary, usage=usage, model_calls=calls), missing
+    return SummaryResult(summary=summary, usage=calls.usage(), model_calls=calls.count)
