@@ -42,11 +42,16 @@ Trigger classes (the table ``_RULES`` below):
 Scopes. A forward scope runs from the trigger to the next trigger, termination term, or clause verb
 ("is", "are", "was", "has", "there", "persists", ...), so it crosses coordination lists ("no
 pneumothorax, effusion or consolidation") but not a new clause ("no pneumothorax is seen and the heart
-is enlarged"); after "uncertain whether" / "not certain if" the scope is the whole clause. A backward scope runs back to the previous trigger, termination term or clause verb;
-auxiliaries right before the trigger belong to it ("has been removed", "is not seen"), and when it stops
-at a clause verb it also skips that clause's complement up to the next "and" or comma ("the heart is
-enlarged and the effusion has resolved": only "the effusion"). A verb right after "which"/"that" is a
-relative clause, not a boundary. A scope never leaves its sentence.
+is enlarged"); after "uncertain whether" / "not certain if" the scope is the whole clause. A backward
+scope runs back to the previous trigger, termination term or clause verb; auxiliaries right before the
+trigger belong to it ("has been removed", "is not seen"), and when it stops at a clause verb it also
+skips that clause's complement up to the next "and" or comma ("the heart is enlarged and the effusion
+has resolved": only "the effusion"). A verb right after "which"/"that" is a relative clause, not a
+boundary. A scope never leaves its sentence (";" and a sentence-final period end every scope).
+
+A concept is judged by the majority of its word characters, not counting words of trigger phrases in
+its span: so a quoted "No pneumothorax" is negated, and "Cardiomegaly persists, but the effusion has
+resolved" as a whole is not.
 
 Visibility: "The nodule seen on CT is not seen on the radiograph" does not negate the nodule: a backward
 "not seen"-type scope stops at a sighting on another modality ("seen on CT"). A sighting on a prior
@@ -657,9 +662,11 @@ def analyze(sentence: str) -> SentenceContext:
 # --------------------------------------------------------------------------------------------------
 # Sentences of a report
 
-_HEADING = re.compile(r"(?<![\w-])[A-Z][A-Z0-9/&()'-]*(?:[ \t]+[A-Z0-9][A-Z0-9/&()'-]*)*:(?=\s|$)")
+# (Each pattern starts with a character class or literal, so the engine skips ahead to candidates; the
+# look-behinds come after the first character.)
+_HEADING = re.compile(r"[A-Z](?<![\w-].)[A-Z0-9/&()'-]*(?:[ \t]+[A-Z0-9][A-Z0-9/&()'-]*)*:(?=\s|$)")
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
-_GLUED_END = re.compile(r"(?<=[a-z]{2})\.(?=[A-Z][a-z])")
+_GLUED_END = re.compile(r"\.(?<=[a-z]{2}\.)(?=[A-Z][a-z])")
 _LIST_MARKER = re.compile(r"(?:[-*\u2022]|\(?\d{1,2}[.)])[ \t]+")
 _NEWLINE = re.compile(r"\n")
 _CONTINUATION_END = re.compile(r"(?:[,(/-]|\b(?:and|or|of|the|a|an|with|without|to|for|in|on|no|not))$")
@@ -707,16 +714,16 @@ def _line_break_is_boundary(text: str, newline: int) -> bool:
         after += 1
     if after >= len(text) or text[after] == "\n":
         return True  # blank line or end of text
-    before = text[:newline].rstrip()
-    if not before:
-        return True
-    if before[-1] in ".!?:;":
+    last = newline - 1  # the last non-space character before the line break
+    while last >= 0 and text[last].isspace():
+        last -= 1
+    if last < 0 or text[last] in ".!?:;":
         return True
     if _LIST_MARKER.match(text, after) or (text[after].isupper() and _HEADING.match(text, after)):
         return True
     if text[after].islower():
         return False
-    return _CONTINUATION_END.search(before[-12:]) is None
+    return _CONTINUATION_END.search(text[max(0, last - 11) : last + 1]) is None
 
 
 def _is_list_number(text: str, period: int, cuts: set[int]) -> bool:
@@ -729,8 +736,10 @@ def _is_list_number(text: str, period: int, cuts: set[int]) -> bool:
         return False
     if number_start > 0 and not text[number_start - 1].isspace() and text[number_start - 1] != "(":
         return False
-    before = text[:number_start].rstrip(" \t")
-    return not before or before[-1] in "\n:.!?" or number_start in cuts
+    before = number_start - 1
+    while before >= 0 and text[before] in " \t":
+        before -= 1
+    return before < 0 or text[before] in "\n:.!?" or number_start in cuts
 
 
 # --------------------------------------------------------------------------------------------------
