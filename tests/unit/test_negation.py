@@ -313,6 +313,14 @@ def test_both_sides_of_versus_are_uncertain(versus: str) -> None:
     assert of(text, "small effusion") == DEFINITE
 
 
+def test_versus_does_not_reach_past_and() -> None:
+    text = "Cardiomegaly and small left effusion versus pleural thickening and a rib fracture."
+    assert of(text, "Cardiomegaly") == DEFINITE
+    assert of(text, "small left effusion") == UNCERTAIN
+    assert of(text, "pleural thickening") == UNCERTAIN
+    assert of(text, "rib fracture") == DEFINITE
+
+
 def test_a_hedge_ends_a_negation_scope() -> None:
     text = "No effusion, likely atelectasis at the left base."
     assert of(text, "effusion") == NEGATED
@@ -323,6 +331,18 @@ def test_the_subject_of_likely_is_definite_when_likely_has_an_object() -> None:
     text = "The opacity is likely atelectasis."
     assert of(text, "opacity") == DEFINITE
     assert of(text, "atelectasis") == UNCERTAIN
+
+
+def test_a_negation_carries_over_the_evidence_hedge_it_leads_to() -> None:
+    text = "There is no focal opacity to suggest pneumonia."
+    assert of(text, "focal opacity") == NEGATED
+    assert of(text, "pneumonia") == NEGATED
+    assert of("No definite opacity to suggest pneumonia.", "pneumonia") == PROBABLY_NOT
+    assert of("No mass suspicious for malignancy.", "malignancy") == NEGATED
+    # Not across a comma: a new statement
+    text = "No pneumothorax, suspicious for pneumonia."
+    assert of(text, "pneumothorax") == NEGATED
+    assert of(text, "pneumonia") == UNCERTAIN
 
 
 def test_if_possible_is_not_a_hedge() -> None:

@@ -19,10 +19,12 @@ Trigger classes (the table ``_RULES`` below):
   view ("the costophrenic angles are excluded"); "cannot be excluded" / "not excluded" are uncertainty.
 - ``PREP`` / ``POSP`` uncertainty forward / backward: "may represent", "suspicious for", "could be due
   to", "question", "rule out" (an order: hypothetical, not negated), "cannot exclude" / "cannot be
-  excluded", "not ruled out".
+  excluded", "not ruled out". A hedge of evidence that a negation leads to is negated instead: "no
+  opacity to suggest pneumonia" negates the pneumonia (not across a comma).
 - ``UNC`` uncertainty forward, backward when nothing follows: "possible", "likely", "suspected",
   "questionable", "borderline" ("possible pneumonia", "pneumonia is suspected").
-- ``VS`` uncertainty on both sides, only up to a comma: "versus", "vs." ("atelectasis versus pneumonia").
+- ``VS`` uncertainty on both sides, only up to a comma, "and" or "with": "versus", "vs." ("cardiomegaly
+  and effusion versus pleural thickening": the effusion and the thickening).
 - ``PROB`` probable negation, negated *and* uncertain: "unlikely" (either way, like ``NEG``), "no
   definite", "no convincing", "no clear evidence of", "unlikely to represent", "not definitely seen".
   pyConText has a separate "probable negated existence" category for these; our two flags express it
@@ -156,6 +158,7 @@ class _Rule:
     visibility: bool = False  # a "not seen"-type trigger (stopped by a sighting on another modality)
     clause: bool = False  # its forward scope is a whole clause ("whether it is ..."): verbs do not end it
     relative: bool = False  # "which", "that": the verb right after it is not a clause boundary
+    evidential: bool = False  # "suggest", "suspicious for": negated when a negation leads to it
 
 
 _PREN = _Rule("PREN", _Role.TRIGGER, negation=True, direction=_Dir.FWD)
@@ -164,6 +167,7 @@ _POST_SEEN = _Rule("POST", _Role.TRIGGER, negation=True, direction=_Dir.BWD, vis
 _NEG_EITHER = _Rule("NEG", _Role.TRIGGER, negation=True, direction=_Dir.BWD_FIRST)
 _NEG_FINAL = _Rule("NEG", _Role.TRIGGER, negation=True, direction=_Dir.BWD_IF_FINAL)
 _PREP = _Rule("PREP", _Role.TRIGGER, uncertainty=True, direction=_Dir.FWD)
+_PREP_EVIDENCE = _Rule("PREP", _Role.TRIGGER, uncertainty=True, direction=_Dir.FWD, evidential=True)
 _PREP_CLAUSE = _Rule("PREP", _Role.TRIGGER, uncertainty=True, direction=_Dir.FWD, clause=True)
 _POSP = _Rule("POSP", _Role.TRIGGER, uncertainty=True, direction=_Dir.BWD)
 _UNC_EITHER = _Rule("UNC", _Role.TRIGGER, uncertainty=True, direction=_Dir.FWD_FIRST)
@@ -246,8 +250,6 @@ _RULES: list[tuple[_Rule, list[str]]] = [
             "perhaps",
             "presumably",
             "probably",
-            "(suggestive of|suggests|suggesting|suggest)",
-            "(suspicious|worrisome|concerning) for",
             "(suspicion|concern) (for|of)",
             "question [of]",
             "query",
@@ -263,6 +265,10 @@ _RULES: list[tuple[_Rule, list[str]]] = [
             "(raising|raises|raise) the possibility of",
             "possibility of",
         ],
+    ),
+    (
+        _PREP_EVIDENCE,
+        ["(suggestive of|suggests|suggesting|[to] suggest)", "(suspicious|worrisome|concerning) for"],
     ),
     (_PREP_CLAUSE, ["(not certain|uncertain|unclear|not sure) (if|whether)", "question of whether"]),
     (
@@ -460,7 +466,8 @@ _ALNUM = re.compile(r"[^\W_]")
 _ADJACENT = re.compile(rf"(?:\s|,)*(?:(?:{_AUX_WORDS}){_END}(?:\s|,)*)*")
 _SPACE_ONLY = re.compile(r"\s*")
 _COORDINATION = re.compile(r",|;|\band\b")
-_VS_STOP = re.compile(r"[,;:]")
+_VS_STOP = re.compile(r"[,;:]|\b(?:and|with)\b")  # the reach of "versus"
+_PUNCTUATION = re.compile(r"[,;:]")
 _FINAL = re.compile(r"\s*(?:[^\w\s-]|$)")
 
 #: Periods that do not end a sentence: the word before them (lowercase, without the final period).
@@ -528,11 +535,14 @@ def _find_cues(text: str, lowered: str) -> list[_Found]:
     ]
 
 
-def _forward(text: str, cues: list[_Found], i: int, *, to_comma: bool) -> tuple[int, int]:
+def _forward(text: str, cues: list[_Found], i: int, *, narrow: bool) -> tuple[int, int, int]:
+    """The forward scope of trigger ``i`` and the index of the cue that ended it (-1: none)."""
     start = cursor = cues[i][1]
     limit = len(text)
+    stop = -1
     whole_clause = cues[i][2].clause
-    for c_start, c_end, rule, _ in cues[i + 1 :]:
+    for j in range(i + 1, len(cues)):
+        c_start, c_end, rule, _ = cues[j]
         role = rule.role
         if role is _Role.VERB:
             if whole_clause:
@@ -540,18 +550,18 @@ def _forward(text: str, cues: list[_Found], i: int, *, to_comma: bool) -> tuple[
             if _ADJACENT.fullmatch(text, cursor, c_start):
                 cursor = c_end  # "likely represents ..."
                 continue
-            limit = c_start
+            limit, stop = c_start, j
             break
         if role is _Role.REL:
             continue
-        limit = c_start
+        limit, stop = c_start, j
         break
-    if to_comma and (m := _VS_STOP.search(text, start, limit)):
-        limit = m.start()
-    return start, limit
+    if narrow and (m := _VS_STOP.search(text, start, limit)):
+        limit, stop = m.start(), -1
+    return start, limit, stop
 
 
-def _backward(text: str, cues: list[_Found], i: int, *, to_comma: bool) -> tuple[int, int]:
+def _backward(text: str, cues: list[_Found], i: int, *, narrow: bool) -> tuple[int, int]:
     end = cues[i][0]
     start = 0
     j = i - 1
@@ -583,7 +593,7 @@ def _backward(text: str, cues: list[_Found], i: int, *, to_comma: bool) -> tuple
     if cues[i][2].visibility:
         for m in _SIGHTING.finditer(text, start, end):
             start = m.end()
-    if to_comma:
+    if narrow:
         for m in _VS_STOP.finditer(text, start, end):
             start = m.end()
     return start, end
@@ -620,6 +630,8 @@ def analyze(sentence: str) -> SentenceContext:
     negated: list[tuple[int, int]] = []
     uncertain: list[tuple[int, int]] = []
     public: list[Cue] = []
+    # "no opacity to suggest pneumonia": the hedge a negation leads to is negated, not uncertain
+    carried: dict[int, _Rule] = {}
     for i, (c_start, c_end, rule, phrase) in enumerate(cues):
         if rule.role in (_Role.VERB, _Role.REL):
             continue
@@ -628,28 +640,37 @@ def analyze(sentence: str) -> SentenceContext:
             continue
         direction = rule.direction
         if direction is _Dir.FWD:
-            spans = [_forward(text, cues, i, to_comma=False)]
+            start, end, stop = _forward(text, cues, i, narrow=False)
+            spans = [(start, end)]
+            if (
+                rule.negation
+                and stop >= 0
+                and cues[stop][2].evidential
+                and not _PUNCTUATION.search(text, c_end, cues[stop][0])
+            ):
+                carried[stop] = rule
         elif direction in (_Dir.BWD, _Dir.BWD_IF_FINAL):
-            spans = [_backward(text, cues, i, to_comma=False)]
+            spans = [_backward(text, cues, i, narrow=False)]
         elif direction is _Dir.BOTH:
-            spans = [_backward(text, cues, i, to_comma=True), _forward(text, cues, i, to_comma=True)]
+            spans = [_backward(text, cues, i, narrow=True), _forward(text, cues, i, narrow=True)[:2]]
         elif direction is _Dir.FWD_FIRST:
-            span = _forward(text, cues, i, to_comma=False)
+            span = _forward(text, cues, i, narrow=False)[:2]
             if not _has_content(text, span):
-                span = _backward(text, cues, i, to_comma=False)
+                span = _backward(text, cues, i, narrow=False)
             spans = [span]
         else:  # BWD_FIRST
-            span = _backward(text, cues, i, to_comma=False)
+            span = _backward(text, cues, i, narrow=False)
             if not _has_content(text, span):
-                span = _forward(text, cues, i, to_comma=False)
+                span = _forward(text, cues, i, narrow=False)[:2]
             spans = [span]
+        flags = carried.get(i, rule)
         for span in spans:
             trimmed = _trim(text, span)
             if trimmed is None:
                 continue
-            if rule.negation:
+            if flags.negation:
                 negated.append(trimmed)
-            if rule.uncertainty:
+            if flags.uncertainty:
                 uncertain.append(trimmed)
     return SentenceContext(
         text=sentence,
