@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from medsum.logic import negation
 from medsum.logic.negation import (
@@ -467,6 +469,7 @@ def test_triggers_do_not_fire_inside_other_words() -> None:
         ("Rule-out pneumonia.", "pneumonia", UNCERTAIN),
         ("Pneumonia, ruled-out.", "Pneumonia", NEGATED),
         ("Cannot be ex-cluded pneumonia", "pneumonia", DEFINITE),  # a hyphen inside a word is no match
+        ("Rule -- out pneumonia.", "pneumonia", UNCERTAIN),
     ],
 )
 def test_matching_is_case_insensitive_and_tolerates_whitespace_and_hyphens(
@@ -634,3 +637,19 @@ def test_every_phrase_has_one_class_and_is_found_as_itself() -> None:
     for phrase, rule in lexicon.items():
         cues = negation._find_cues(phrase, phrase)
         assert [(c[0], c[1], c[2]) for c in cues] == [(0, len(phrase), rule)], phrase
+
+
+def test_any_mix_of_phrases_and_punctuation_is_analysed_within_bounds() -> None:
+    rng = random.Random(0)
+    phrases = list(negation._lexicon())
+    fillers = ["pneumonia", "effusion", ",", ".", ";", "-", "  ", "\n", "1.5", "e.g.", "\u2019", "XXXX", ":"]
+    for _ in range(500):
+        words = [rng.choice(phrases if rng.random() < 0.5 else fillers) for _ in range(rng.randint(0, 14))]
+        text = " ".join(words)
+        text = text.upper() if rng.random() < 0.2 else text
+        context = analyze(text)
+        for start, end in context.negated_scopes + context.uncertain_scopes:
+            assert 0 <= start < end <= len(text)
+        for start, end in sentence_spans(text):
+            assert 0 <= start < end <= len(text)
+            assess(text, start, end)

@@ -460,7 +460,7 @@ _CUE_RE = re.compile(
     r"|(?P<p>;|\.(?=\s|$)|[!?](?=\s|$))"
     rf"|(?P<c>,)(?=\s*(?:{_POSITIVE_AFTER_COMMA}){_END})",
 )
-_NORMALIZE = re.compile(r"\s*-\s*|\s+")
+_NORMALIZE = re.compile(r"[\s-]+")
 _WORD = re.compile(r"[^\W_]+")
 _ALNUM = re.compile(r"[^\W_]")
 _ADJACENT = re.compile(rf"(?:\s|,)*(?:(?:{_AUX_WORDS}){_END}(?:\s|,)*)*")
@@ -803,10 +803,10 @@ class ReportContext:
         return self.sentence(index).assertion(max(start, s) - s, min(end, e) - s)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=4)
 def analyze_report(text: str) -> ReportContext:
-    """The sentences of ``text``, analysed lazily; cached for the last few texts (every item of one
-    summary asks about the same report)."""
+    """The sentences of ``text``, analysed lazily; cached for the last four texts, since every item of one
+    summary asks about the same report (``analyze_report.cache_clear()`` drops them from memory)."""
     return ReportContext(text)
 
 
