@@ -362,6 +362,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {"ModelTimeoutException": 1},
         "calls_by_digest": {report_digest(REPORT): 2, report_digest(other): 2},
         "completed_by_digest": {report_digest(REPORT): 2, report_digest(other): 1},
+        "scripted_calls": 0,
     }
     # When reset
     reset = requests.post(f"{bedrock.url}/_local/reset", timeout=5)
@@ -373,6 +374,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {},
         "calls_by_digest": {},
         "completed_by_digest": {},
+        "scripted_calls": 0,
     }
 
 
