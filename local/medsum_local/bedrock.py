@@ -5,28 +5,77 @@ route is ``POST /model/{modelId}/converse`` (any model id, URL-encoded ARNs incl
 the answer have the real shapes, and errors carry the status code and ``x-amzn-ErrorType`` header of
 the real service, so botocore raises its modeled exceptions (``client.exceptions.ThrottlingException``
 and friends). The answer is produced by the deterministic extractive model in
-:mod:`medsum_local.clinical_model`, serialized as the JSON text an LLM would be asked to return.
+:mod:`medsum_local.clinical_model`: the summary contract as JSON text, or as a tool call's input.
 
-Faults can be injected to exercise the worker's retry path, at start (constructor argument, or the
-``MEDSUM_BEDROCK_FAULTS`` environment variable holding JSON) and at run time through admin routes::
+What a request may carry (validated like the service: malformed parts get ``400 ValidationException``):
 
-    GET  /ping              {"status": "ok"}
-    GET  /_local/faults     current fault settings
-    PUT  /_local/faults     replace them (JSON body, validated; 400 on bad input)
-    GET  /_local/stats      {"converse_calls", "errors", "errors_by_code", "calls_by_digest",
-                             "completed_by_digest"}
-    POST /_local/reset      zero the stats, reseed the error dice and refill the throttle bucket
+- ``system``: text and ``cachePoint`` blocks, or no system at all (instructions in the user message).
+  The model reads the report between ``<report>`` and ``</report>`` in the user message.
+- ``toolConfig``: ``tools`` (``toolSpec`` {name, description?, inputSchema.json with ``type: object``}
+  and ``cachePoint`` entries; unique names) and ``toolChoice`` (``auto``, ``any`` or ``tool`` naming a
+  declared tool). With a toolConfig the model **always** calls a tool, ``auto`` included (a real model
+  may answer text under ``auto``; this one is deterministic): the content is one
+  ``{"toolUse": {"toolUseId": "tooluse_…", "name", "input"}}`` block, ``input`` being the same object the
+  text answer serializes, and ``stopReason`` is ``tool_use``. The tool is the one ``toolChoice.tool``
+  names, else the first declared. Without a toolConfig the answer is JSON text (``end_turn``).
+  ``toolUse``/``toolResult`` blocks in messages need a toolConfig, as in the service.
+- ``guardrailConfig``: identifier and version are validated; no guardrail is applied.
+- ``cachePoint`` blocks in ``system``, ``tools`` and message content (at most 4 per request).
+
+``inferenceConfig.maxTokens`` is honoured (about four characters per token): a tight budget first
+drops trailing list items, and only when even the bare summary cannot fit is the answer cut with
+``stopReason: "max_tokens"``, as a real model's would be. A cut text answer is truncated JSON; a cut
+tool call's ``input`` holds only the keys the model completed, in the contract's order (``{}`` when not
+even the summary fit), and ``outputTokens`` is the whole budget.
+
+**Context window.** A request whose estimated input (system + messages + tool specifications, four
+characters a token) exceeds the window gets ``400 ValidationException`` "Input is too long for requested
+model.", as the service answers. The window is the constructor's ``context_tokens``, else
+``MEDSUM_BEDROCK_CONTEXT_TOKENS``, else 8192 tokens (about 32,000 characters: reports of a few thousand
+characters fit, a 100,000-character report does not and must be split by the caller). ``maxTokens``
+is not counted against it. One window for every model id.
+
+**Prompt cache.** Prefixes are read in the model's order: tools, then system, then messages; each
+``cachePoint`` marks the prefix before it. A completed call reads the longest prefix of its own still
+cached for this model id (``cacheReadInputTokens``) and writes the rest up to its last cachePoint
+(``cacheWriteInputTokens``); entries live 5 minutes (``ttl: "1h"``: an hour), refreshed by each hit.
+``inputTokens`` excludes both, ``totalTokens`` includes them, as the service reports; the two cache
+fields appear only when the request has a cachePoint. Unlike real models there is no minimum
+cacheable length (Claude needs 1,024+ tokens per checkpoint), every model id caches, and failed calls
+cache nothing. :meth:`LocalBedrock.clear_prompt_cache` empties it; ``/_local/reset`` does not.
+
+**Scripted replies.** A test can dictate the model's answer to the requests whose user text (every
+user turn, toolResult text included) contains a substring: ``{"match", "text"}`` answers a text block
+whatever the toolConfig (a model ignoring the tool: prose, fenced JSON), ``{"match", "tool_input"}`` a
+``toolUse`` block (named after the chosen tool, or ``record_summary`` without a toolConfig). Optional:
+``stop_reason`` (any StopReason; default ``end_turn`` for text, ``tool_use`` for tool_input),
+``usage`` ``{"inputTokens", "outputTokens"}`` reported as given (no cache fields) instead of the
+estimates, and ``times`` (that many calls get it, then it is removed; default: until deleted). Several
+can be active (tests share one stack): the longest matching ``match`` wins, between equally long ones
+the most recently added; a PUT with an existing ``match`` replaces it. Requests are validated and
+checked against the context window first, then faults apply (throttle, error dice, latency), and
+only a call that gets through is answered by the script, verbatim (``maxTokens`` does not cut it).
+Scripted calls count in the stats like any other (and in ``scripted_calls``).
+
+Admin routes (faults are set at start too: constructor argument, or ``MEDSUM_BEDROCK_FAULTS`` JSON)::
+
+    GET    /ping              {"status": "ok"}
+    GET    /_local/faults     current fault settings
+    PUT    /_local/faults     replace them (JSON body, validated; 400 on bad input)
+    GET    /_local/stats      {"converse_calls", "errors", "errors_by_code", "calls_by_digest",
+                               "completed_by_digest", "scripted_calls"}
+    POST   /_local/reset      zero the stats, reseed the error dice and refill the throttle bucket
+    GET    /_local/replies    {"replies": [{...reply, "uses", "remaining"}]}, oldest first
+    PUT    /_local/replies    add a scripted reply, or replace the one with its match (400 on bad input)
+    DELETE /_local/replies    remove them all; ?match=... removes one ({"deleted": n})
 
 ``calls_by_digest`` and ``completed_by_digest`` are keyed by :func:`report_digest` of the report in
 the prompt, so a test can assert "exactly one model call for this report" without seeing its text.
 
-``inferenceConfig.maxTokens`` is honoured (about four characters per token): a tight budget first
-drops trailing list items, and only when even the bare summary cannot fit is the answer cut with
-``stopReason: "max_tokens"``, as a real model's would be.
+Report text is never logged: log lines carry the model id, sizes, status and latency only (nor are
+a scripted reply's ``match`` or answer logged: sizes only).
 
-Report text is never logged: log lines carry the model id, sizes, status and latency only.
-
-Run standalone with ``python -m medsum_local.bedrock --port 3002``.
+Run standalone with ``python -m medsum_local.bedrock --port 3002 [--context-tokens N]``.
 """
 
 from __future__ import annotations
@@ -38,6 +87,8 @@ import logging
 import math
 import os
 import random
+import re
+import secrets
 import signal
 import threading
 import time
@@ -48,7 +99,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -56,11 +107,27 @@ from werkzeug.wrappers import Request, Response
 
 from medsum_local.clinical_model import ModelOutput, extract_report, summarize_prompt
 
-__all__ = ["ERROR_STATUS", "FAULTS_ENV", "FaultSettings", "LocalBedrock", "main", "report_digest"]
+__all__ = [
+    "CONTEXT_TOKENS_ENV",
+    "DEFAULT_CONTEXT_TOKENS",
+    "ERROR_STATUS",
+    "FAULTS_ENV",
+    "INPUT_TOO_LONG",
+    "FaultSettings",
+    "LocalBedrock",
+    "ScriptedReply",
+    "ScriptedUsage",
+    "main",
+    "report_digest",
+]
 
 logger = logging.getLogger(__name__)
 
 FAULTS_ENV: Final = "MEDSUM_BEDROCK_FAULTS"
+CONTEXT_TOKENS_ENV: Final = "MEDSUM_BEDROCK_CONTEXT_TOKENS"
+DEFAULT_CONTEXT_TOKENS: Final = 8192
+#: The service's message when the input does not fit the model's context window.
+INPUT_TOO_LONG: Final = "Input is too long for requested model."
 
 ErrorCode = Literal[
     "ThrottlingException",
@@ -100,6 +167,31 @@ _ERROR_MESSAGES: Final[Mapping[str, str]] = {
 }
 _CHARS_PER_TOKEN: Final = 4
 
+# The service model's StopReason enum (botocore/data/bedrock-runtime/*/service-2.json).
+StopReason = Literal[
+    "end_turn",
+    "tool_use",
+    "max_tokens",
+    "stop_sequence",
+    "guardrail_intervened",
+    "content_filtered",
+    "malformed_model_output",
+    "malformed_tool_use",
+    "model_context_window_exceeded",
+]
+#: Tool name of a scripted ``tool_input`` reply to a request that declares no tools.
+DEFAULT_TOOL_NAME: Final = "record_summary"
+# Patterns and limits of the service model (ToolName, GuardrailIdentifier, GuardrailVersion, CacheTTL).
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_GUARDRAIL_ID = re.compile(
+    r"[a-z0-9]+|arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:guardrail/[a-z0-9]+"
+)
+_GUARDRAIL_VERSION = re.compile(r"[1-9][0-9]{0,7}|DRAFT")
+_GUARDRAIL_TRACE = frozenset({"enabled", "disabled", "enabled_full"})
+_CACHE_TTL_SECONDS: Final[Mapping[str, float]] = {"5m": 300.0, "1h": 3600.0}
+_MAX_CACHE_POINTS: Final = 4  # Anthropic's limit of cache checkpoints per request
+_MAX_CACHE_ENTRIES: Final = 10_000
+
 
 class FaultSettings(BaseModel):
     """What goes wrong, and how often. Immutable; replace the whole object to change it."""
@@ -125,6 +217,71 @@ class FaultSettings(BaseModel):
         """
         raw = (os.environ if environ is None else environ).get(FAULTS_ENV, "").strip()
         return cls.model_validate_json(raw) if raw else cls()
+
+
+class ScriptedUsage(BaseModel):
+    """Token counts a scripted reply reports instead of the estimates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inputTokens: int = Field(ge=0)
+    outputTokens: int = Field(ge=0)
+
+
+class ScriptedReply(BaseModel):
+    """What the model answers to every request whose user text contains ``match``.
+
+    Exactly one of ``text`` (a text content block, whatever the toolConfig) and ``tool_input`` (a
+    ``toolUse`` block). ``times`` limits how many calls get it (then it is removed); None: until deleted.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: str = Field(min_length=1, max_length=100_000, description="substring of the user message")
+    text: str | None = Field(default=None, max_length=1_000_000)
+    tool_input: dict[str, Any] | None = None
+    stop_reason: StopReason | None = Field(
+        default=None, description="default: end_turn for text, tool_use for tool_input"
+    )
+    usage: ScriptedUsage | None = None
+    times: int | None = Field(default=None, ge=1, description="calls that get it; None: until deleted")
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> ScriptedReply:
+        if (self.text is None) == (self.tool_input is None):
+            raise ValueError("exactly one of text and tool_input is required")
+        return self
+
+    @property
+    def kind(self) -> Literal["text", "tool_input"]:
+        return "text" if self.text is not None else "tool_input"
+
+    @property
+    def answer_stop_reason(self) -> str:
+        return self.stop_reason or ("end_turn" if self.text is not None else "tool_use")
+
+
+@dataclass
+class _ActiveReply:
+    reply: ScriptedReply
+    remaining: int | None
+    uses: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.reply.model_dump(exclude_none=True), "uses": self.uses, "remaining": self.remaining}
+
+
+def _context_tokens_from_env(environ: Mapping[str, str] | None = None) -> int:
+    raw = (os.environ if environ is None else environ).get(CONTEXT_TOKENS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CONTEXT_TOKENS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{CONTEXT_TOKENS_ENV} must be a positive integer")
+    return value
 
 
 def report_digest(report_text: str) -> str:
@@ -162,6 +319,7 @@ class _Stats:
     errors_by_code: Counter[str] = field(default_factory=Counter)
     calls_by_digest: Counter[str] = field(default_factory=Counter)
     completed_by_digest: Counter[str] = field(default_factory=Counter)
+    scripted_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +328,7 @@ class _Stats:
             "errors_by_code": dict(self.errors_by_code),
             "calls_by_digest": dict(self.calls_by_digest),
             "completed_by_digest": dict(self.completed_by_digest),
+            "scripted_calls": self.scripted_calls,
         }
 
 
@@ -183,11 +342,39 @@ class _BedrockError(Exception):
 
 
 @dataclass(frozen=True)
+class _ToolChoice:
+    """The request's ``toolChoice`` and the tool the local model calls (the named one, else the first)."""
+
+    kind: Literal["auto", "any", "tool"]
+    name: str
+
+
+@dataclass(frozen=True)
+class _CachePoint:
+    """A ``cachePoint``: the digest of everything before it (tools, system, messages) and its size."""
+
+    prefix: str
+    chars: int
+    ttl: str
+
+
+@dataclass(frozen=True)
 class _Prompt:
     system: str
-    user_text: str
-    input_chars: int
+    user_text: str  # the user turn carrying the report: what the model reads
+    conversation: str  # every user turn's text: what scripted replies match
+    input_chars: int  # system + messages + tool specifications
     max_tokens: int | None
+    tool: _ToolChoice | None
+    cache_points: tuple[_CachePoint, ...]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    content: list[dict[str, Any]]
+    stop_reason: str
+    output_tokens: int
+    usage: ScriptedUsage | None = None
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -207,6 +394,10 @@ class LocalBedrock:
     faults:
         Initial fault settings (a :class:`FaultSettings` or a mapping validated into one). When
         omitted, ``MEDSUM_BEDROCK_FAULTS`` is read; when that is unset too, nothing fails.
+    context_tokens:
+        The model's context window in estimated tokens (four characters each, over system, messages
+        and tool specifications); a longer request gets ``ValidationException`` "Input is too long for
+        requested model.". When omitted, ``MEDSUM_BEDROCK_CONTEXT_TOKENS`` is read, else 8192.
 
     Examples
     --------
@@ -219,14 +410,20 @@ class LocalBedrock:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: FaultSettings | Mapping[str, Any] | None = None,
+        context_tokens: int | None = None,
     ) -> None:
+        if context_tokens is not None and context_tokens < 1:
+            raise ValueError("context_tokens must be a positive integer")
         self._host = host
         self._port = port
+        self._context_tokens = _context_tokens_from_env() if context_tokens is None else context_tokens
         self._lock = threading.Lock()
         self._faults = FaultSettings.from_env() if faults is None else FaultSettings.model_validate(faults)
         self._rng = random.Random(self._faults.seed)
         self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
         self._stats = _Stats()
+        self._replies: dict[str, _ActiveReply] = {}  # by match, in the order they were added
+        self._prompt_cache: dict[str, float] = {}  # cache key -> expiry (time.monotonic())
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._routes = Map(
@@ -237,6 +434,9 @@ class LocalBedrock:
                 Rule("/_local/faults", methods=["PUT"], endpoint="put_faults"),
                 Rule("/_local/stats", methods=["GET"], endpoint="stats"),
                 Rule("/_local/reset", methods=["POST"], endpoint="reset"),
+                Rule("/_local/replies", methods=["GET"], endpoint="get_replies"),
+                Rule("/_local/replies", methods=["PUT"], endpoint="put_reply"),
+                Rule("/_local/replies", methods=["DELETE"], endpoint="delete_replies"),
             ]
         )
 
@@ -308,6 +508,89 @@ class LocalBedrock:
             self._stats = _Stats()
             self._rearm()
 
+    @property
+    def context_tokens(self) -> int:
+        """The context window, in estimated tokens."""
+        return self._context_tokens
+
+    def add_reply(self, reply: ScriptedReply | Mapping[str, Any]) -> ScriptedReply:
+        """Script the answer to requests whose user text contains ``reply.match`` (replacing the
+        reply with the same ``match``, if any).
+
+        Raises
+        ------
+        pydantic.ValidationError
+            When ``reply`` is a mapping that is not a valid :class:`ScriptedReply`.
+        """
+        scripted = ScriptedReply.model_validate(reply)
+        with self._lock:
+            self._replies.pop(scripted.match, None)  # a replaced reply counts as the newest
+            self._replies[scripted.match] = _ActiveReply(scripted, scripted.times)
+        return scripted
+
+    def replies(self) -> list[dict[str, Any]]:
+        """The active scripted replies, oldest first, each with its ``uses`` and ``remaining`` count."""
+        with self._lock:
+            return [active.as_dict() for active in self._replies.values()]
+
+    def clear_replies(self, match: str | None = None) -> int:
+        """Remove every scripted reply, or only the one with this ``match``; returns how many went."""
+        with self._lock:
+            if match is None:
+                count = len(self._replies)
+                self._replies.clear()
+                return count
+            return 1 if self._replies.pop(match, None) is not None else 0
+
+    def clear_prompt_cache(self) -> None:
+        """Forget every cached prompt prefix (the next call with a cachePoint writes again)."""
+        with self._lock:
+            self._prompt_cache.clear()
+
+    def _take_reply(self, conversation: str) -> ScriptedReply | None:
+        """The scripted reply for this conversation, if any (caller holds the lock): the longest
+        matching ``match`` wins; between equally long ones, the most recently added."""
+        best: _ActiveReply | None = None
+        for active in self._replies.values():
+            if active.reply.match in conversation and (
+                best is None or len(active.reply.match) >= len(best.reply.match)
+            ):
+                best = active
+        if best is None:
+            return None
+        best.uses += 1
+        if best.remaining is not None:
+            best.remaining -= 1
+            if best.remaining == 0:
+                del self._replies[best.reply.match]
+        return best.reply
+
+    def _use_prompt_cache(self, model_id: str, points: tuple[_CachePoint, ...]) -> tuple[int, int]:
+        """Cached (read, written) characters of a completed call (caller holds the lock).
+
+        The longest prefix still cached is read; what lies between it and the last cachePoint is
+        written. Every checkpoint of the call is then (re)cached for its TTL, as a hit refreshes it.
+        """
+        if not points:
+            return 0, 0
+        now = time.monotonic()
+        keys = [hashlib.sha256(f"{model_id}\0{point.prefix}".encode()).hexdigest() for point in points]
+        read_chars = 0
+        for key, point in zip(reversed(keys), reversed(points), strict=True):
+            expiry = self._prompt_cache.get(key)
+            if expiry is not None and expiry > now:
+                read_chars = point.chars
+                break
+        for key, point in zip(keys, points, strict=True):
+            self._prompt_cache.pop(key, None)  # re-inserted: the dict stays in least-recently-used order
+            self._prompt_cache[key] = now + _CACHE_TTL_SECONDS[point.ttl]
+        if len(self._prompt_cache) > _MAX_CACHE_ENTRIES:
+            for key in [key for key, expiry in self._prompt_cache.items() if expiry <= now]:
+                del self._prompt_cache[key]
+            while len(self._prompt_cache) > _MAX_CACHE_ENTRIES:
+                del self._prompt_cache[next(iter(self._prompt_cache))]
+        return read_chars, max(0, points[-1].chars - read_chars)
+
     def _rearm(self) -> None:
         self._rng = random.Random(self._faults.seed)
         self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
@@ -342,6 +625,15 @@ class LocalBedrock:
             response = self._put_faults(request)
         elif endpoint == "stats":
             response = _json_response(self.stats())
+        elif endpoint == "get_replies":
+            response = _json_response({"replies": self.replies()})
+        elif endpoint == "put_reply":
+            response = self._put_reply(request)
+        elif endpoint == "delete_replies":
+            match = request.args.get("match")
+            deleted = self.clear_replies(match)
+            logger.info("scripted replies deleted", extra={"deleted": deleted, "all": match is None})
+            response = _json_response({"deleted": deleted})
         else:
             self.reset()
             response = _json_response(self.stats())
@@ -362,11 +654,37 @@ class LocalBedrock:
         logger.info("fault settings replaced", extra={"faults": settings.model_dump()})
         return _json_response(settings.model_dump())
 
+    def _put_reply(self, request: Request) -> Response:
+        try:
+            reply = self.add_reply(_json_object(request))
+        except _BedrockError as exc:
+            return _error_response(exc.code, exc.message)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False, include_input=False)
+            return _error_response(
+                "ValidationException",
+                "Invalid scripted reply.",
+                extra={"errors": json.loads(json.dumps(errors))},
+            )
+        # Sizes only: the match and the scripted answer may be report text.
+        answer = reply.text if reply.text is not None else json.dumps(reply.tool_input)
+        logger.info(
+            "scripted reply set",
+            extra={"kind": reply.kind, "match_chars": len(reply.match), "answer_chars": len(answer)},
+        )
+        with self._lock:
+            active = self._replies.get(reply.match)
+            body = active.as_dict() if active is not None else _ActiveReply(reply, reply.times).as_dict()
+        return _json_response(body)
+
     def _converse(self, request: Request, model_id: str) -> Response:
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         try:
             prompt = _parse_converse(request)
+            input_tokens = _estimate_tokens(prompt.input_chars)
+            if input_tokens > self._context_tokens:
+                raise _BedrockError("ValidationException", INPUT_TOO_LONG)
         except _BedrockError as exc:
             with self._lock:
                 self._stats.converse_calls += 1
@@ -397,37 +715,47 @@ class LocalBedrock:
             )
             return _error_response(error, request_id=request_id)
 
-        try:
-            output = summarize_prompt(prompt.system, prompt.user_text)
-        except Exception as exc:  # the model has a bug: answer like the service, keep the text out of logs
-            logger.error("local model failed", extra={"model_id": model_id, "error_type": type(exc).__name__})
-            with self._lock:
-                self._record_error("InternalServerException")
-            return _error_response("InternalServerException", request_id=request_id)
-        output_text, stop_reason = _fit_to_budget(output, prompt.max_tokens)
+        # Faults first, then the answer: a scripted reply is what the model says once the call gets through.
+        with self._lock:
+            scripted = self._take_reply(prompt.conversation)
+            if scripted is not None:
+                self._stats.scripted_calls += 1
+        if scripted is not None:
+            answer = _scripted_answer(scripted, prompt.tool)
+        else:
+            try:
+                output = summarize_prompt(prompt.system, prompt.user_text)
+            except Exception as exc:  # the model has a bug: answer like the service, keep text out of logs
+                logger.error(
+                    "local model failed", extra={"model_id": model_id, "error_type": type(exc).__name__}
+                )
+                with self._lock:
+                    self._record_error("InternalServerException")
+                return _error_response("InternalServerException", request_id=request_id)
+            answer = _model_answer(output, prompt)
         with self._lock:
             self._stats.completed_by_digest[digest] += 1
-        input_tokens = _estimate_tokens(prompt.input_chars)
-        output_tokens = _estimate_tokens(len(output_text))
+            read_chars, write_chars = self._use_prompt_cache(model_id, prompt.cache_points)
+        usage = _usage(prompt, answer, read_chars, write_chars)
         latency_ms = round((time.monotonic() - started) * 1000)
         logger.info(
             "converse completed",
             extra={
                 "model_id": model_id,
                 "input_chars": prompt.input_chars,
-                "output_chars": len(output_text),
-                "stop_reason": stop_reason,
+                "output_tokens": usage["outputTokens"],
+                "stop_reason": answer.stop_reason,
+                "tool_use": any("toolUse" in block for block in answer.content),
+                "scripted": scripted is not None,
+                "cache_read_tokens": usage.get("cacheReadInputTokens", 0),
+                "cache_write_tokens": usage.get("cacheWriteInputTokens", 0),
                 "latency_ms": latency_ms,
             },
         )
         body = {
-            "output": {"message": {"role": "assistant", "content": [{"text": output_text}]}},
-            "stopReason": stop_reason,
-            "usage": {
-                "inputTokens": input_tokens,
-                "outputTokens": output_tokens,
-                "totalTokens": input_tokens + output_tokens,
-            },
+            "output": {"message": {"role": "assistant", "content": answer.content}},
+            "stopReason": answer.stop_reason,
+            "usage": usage,
             "metrics": {"latencyMs": latency_ms},
         }
         return _json_response(body, request_id=request_id)
@@ -437,16 +765,23 @@ class LocalBedrock:
         self._stats.errors_by_code[code] += 1
 
 
-def _fit_to_budget(output: ModelOutput, max_tokens: int | None) -> tuple[str, str]:
-    """Serialize the answer within ``maxTokens``; returns the text and the stop reason.
+# --------------------------------------------------------------------------------------------------
+# Answers
+# --------------------------------------------------------------------------------------------------
+def _fits(value: object, max_tokens: int | None) -> bool:
+    return max_tokens is None or _estimate_tokens(len(json.dumps(value))) <= max_tokens
+
+
+def _within_budget(output: ModelOutput, max_tokens: int | None) -> tuple[ModelOutput, bool]:
+    """The answer shortened to ``maxTokens``, and whether it fits.
 
     A well-instructed model answers more briefly when its budget is small, so trailing list items
-    are dropped first (from the longest list); only when even the bare summary does not fit is the
-    answer cut mid-JSON with ``stopReason: max_tokens``, as a real model would be.
+    are dropped first (from the longest list). When even the bare summary does not fit, that bare
+    summary is returned with ``False``.
     """
-    text = json.dumps(output)
-    if max_tokens is None or _estimate_tokens(len(text)) <= max_tokens:
-        return text, "end_turn"
+    if _fits(output, max_tokens):
+        return output, True
+    candidate = output
     lists = [output["key_findings"], output["diagnoses"], output["medications"], output["follow_up"]]
     trimmed = [list(items) for items in lists]
     while any(trimmed):
@@ -458,10 +793,95 @@ def _fit_to_budget(output: ModelOutput, max_tokens: int | None) -> tuple[str, st
             medications=trimmed[2],
             follow_up=trimmed[3],
         )
-        text = json.dumps(candidate)
-        if _estimate_tokens(len(text)) <= max_tokens:
-            return text, "end_turn"
+        if _fits(candidate, max_tokens):
+            return candidate, True
+    return candidate, False
+
+
+def _fit_to_budget(output: ModelOutput, max_tokens: int | None) -> tuple[str, str]:
+    """Serialize the answer within ``maxTokens``; returns the text and the stop reason.
+
+    Only when even the bare summary does not fit is the text cut mid-JSON with
+    ``stopReason: max_tokens``, as a real model's would be.
+    """
+    candidate, fits = _within_budget(output, max_tokens)
+    text = json.dumps(candidate)
+    if fits or max_tokens is None:
+        return text, "end_turn"
     return text[: max_tokens * _CHARS_PER_TOKEN], "max_tokens"
+
+
+def _fit_tool_input(output: ModelOutput, max_tokens: int | None) -> tuple[dict[str, Any], str]:
+    """The tool input within ``maxTokens``; returns it and the stop reason.
+
+    Trailing list items go first, as in the text answer. When even the bare summary does not fit,
+    the model was cut off while writing the tool input: the input holds only the keys it completed,
+    in the contract's order (``{}`` when not even the summary fit), with ``stopReason: max_tokens``.
+    """
+    candidate, fits = _within_budget(output, max_tokens)
+    if fits:
+        return dict(candidate), "tool_use"
+    partial: dict[str, Any] = {}
+    for key, value in output.items():
+        if not _fits({**partial, key: value}, max_tokens):
+            break
+        partial[key] = value
+    return partial, "max_tokens"
+
+
+def _tool_use(name: str, tool_input: Mapping[str, Any]) -> dict[str, Any]:
+    # Ids like the service's: "tooluse_" and 22 URL-safe characters (pattern [a-zA-Z0-9_.:-]+).
+    return {
+        "toolUse": {"toolUseId": f"tooluse_{secrets.token_urlsafe(16)}", "name": name, "input": tool_input}
+    }
+
+
+def _model_answer(output: ModelOutput, prompt: _Prompt) -> _Answer:
+    """The stand-in model's answer: JSON text, or a tool call whenever the request declares tools."""
+    if prompt.tool is None:
+        text, stop_reason = _fit_to_budget(output, prompt.max_tokens)
+        return _Answer([{"text": text}], stop_reason, _estimate_tokens(len(text)))
+    tool_input, stop_reason = _fit_tool_input(output, prompt.max_tokens)
+    if stop_reason == "max_tokens" and prompt.max_tokens is not None:
+        output_tokens = prompt.max_tokens  # the whole budget went into the unfinished call
+    else:
+        output_tokens = _estimate_tokens(len(json.dumps(tool_input)))
+    return _Answer([_tool_use(prompt.tool.name, tool_input)], stop_reason, output_tokens)
+
+
+def _scripted_answer(reply: ScriptedReply, tool: _ToolChoice | None) -> _Answer:
+    """A scripted reply, verbatim: no token budget applies to it."""
+    if reply.text is not None:
+        block: dict[str, Any] = {"text": reply.text}
+        size = len(reply.text)
+    else:
+        block = _tool_use(tool.name if tool is not None else DEFAULT_TOOL_NAME, reply.tool_input or {})
+        size = len(json.dumps(reply.tool_input))
+    return _Answer([block], reply.answer_stop_reason, _estimate_tokens(size), reply.usage)
+
+
+def _usage(prompt: _Prompt, answer: _Answer, read_chars: int, write_chars: int) -> dict[str, int]:
+    """``TokenUsage``: ``inputTokens`` excludes the tokens read from or written to the prompt cache, and
+    ``totalTokens`` adds all of them, as the service reports. A scripted ``usage`` is reported as given."""
+    if answer.usage is not None:
+        given = answer.usage
+        return {
+            "inputTokens": given.inputTokens,
+            "outputTokens": given.outputTokens,
+            "totalTokens": given.inputTokens + given.outputTokens,
+        }
+    read_tokens = _estimate_tokens(read_chars)
+    write_tokens = _estimate_tokens(read_chars + write_chars) - read_tokens
+    input_tokens = max(0, _estimate_tokens(prompt.input_chars) - read_tokens - write_tokens)
+    usage = {
+        "inputTokens": input_tokens,
+        "outputTokens": answer.output_tokens,
+        "totalTokens": input_tokens + answer.output_tokens + read_tokens + write_tokens,
+    }
+    if prompt.cache_points:
+        usage["cacheReadInputTokens"] = read_tokens
+        usage["cacheWriteInputTokens"] = write_tokens
+    return usage
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,7 +897,123 @@ def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _texts(content: object) -> list[str]:
+def _invalid(message: str) -> _BedrockError:
+    return _BedrockError("ValidationException", message)
+
+
+def _member(block: object, where: str, allowed: frozenset[str] | None = None) -> str:
+    """The one member set in a union structure (a content block, a tool, a tool choice)."""
+    if not isinstance(block, dict) or len(block) != 1:
+        raise _invalid(f"Each {where} entry must be an object with exactly one member set.")
+    (key,) = block
+    if allowed is not None and key not in allowed:
+        raise _invalid(f"Unsupported member in {where}; expected one of: {', '.join(sorted(allowed))}.")
+    return str(key)
+
+
+class _Prefix:
+    """Tools, then system, then messages, as the model reads them: the cachePoints along the way."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.chars = 0
+        self.points: list[_CachePoint] = []
+
+    def add(self, part: str, block: object, chars: int) -> None:
+        self._hash.update(f"{part}\0{json.dumps(block, sort_keys=True)}\0".encode())
+        self.chars += chars
+
+    def cache_point(self, block: object, where: str) -> None:
+        if not isinstance(block, dict) or block.get("type") != "default":
+            raise _invalid(f"The cachePoint in {where} must have type default.")
+        ttl = block.get("ttl", "5m")
+        if ttl not in _CACHE_TTL_SECONDS or set(block) - {"type", "ttl"}:
+            raise _invalid(f"The cachePoint in {where} is invalid: ttl must be 5m or 1h.")
+        self.points.append(_CachePoint(self._hash.copy().hexdigest(), self.chars, str(ttl)))
+        if len(self.points) > _MAX_CACHE_POINTS:
+            raise _invalid(f"A maximum of {_MAX_CACHE_POINTS} cachePoint blocks may be provided.")
+
+
+_TOOL_MEMBERS = frozenset({"toolSpec", "cachePoint"})
+_CHOICE_MEMBERS = frozenset({"auto", "any", "tool"})
+_SYSTEM_MEMBERS = frozenset({"text", "guardContent", "cachePoint"})
+
+
+def _parse_tool_config(raw: object, prefix: _Prefix) -> _ToolChoice | None:
+    """Validate ``toolConfig`` like the service; returns the tool choice (None without tools)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _invalid("toolConfig must be an object.")
+    tools = raw.get("tools")
+    if not isinstance(tools, list) or not tools:
+        raise _invalid("toolConfig.tools must be a non-empty list.")
+    names: list[str] = []
+    for index, tool in enumerate(tools):
+        if _member(tool, "toolConfig.tools", _TOOL_MEMBERS) == "cachePoint":
+            prefix.cache_point(tool["cachePoint"], "toolConfig.tools")
+            continue
+        spec = tool["toolSpec"]
+        where = f"toolConfig.tools.{index}.toolSpec"
+        if not isinstance(spec, dict):
+            raise _invalid(f"{where} must be an object.")
+        name = spec.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            raise _invalid(f"{where}.name must match [a-zA-Z0-9_-]{{1,64}}.")
+        description = spec.get("description")
+        if description is not None and (not isinstance(description, str) or not description):
+            raise _invalid(f"{where}.description must be a non-empty string.")
+        schema = spec.get("inputSchema")
+        if not isinstance(schema, dict) or set(schema) != {"json"} or not isinstance(schema["json"], dict):
+            raise _invalid(f"{where}.inputSchema must hold a JSON schema object in its json member.")
+        if schema["json"].get("type") != "object":
+            raise _invalid(
+                f"The value at {where}.inputSchema.json.type must be one of the following: object."
+            )
+        names.append(name)
+        prefix.add("tool", spec, len(json.dumps(spec)))
+    if not names:
+        raise _invalid("toolConfig.tools must declare at least one toolSpec.")
+    if len(set(names)) != len(names):
+        raise _invalid("Tool names must be unique.")
+    choice = raw.get("toolChoice")
+    if choice is None:
+        return _ToolChoice("auto", names[0])
+    kind = _member(choice, "toolConfig.toolChoice", _CHOICE_MEMBERS)
+    value = choice[kind]
+    if not isinstance(value, dict):
+        raise _invalid(f"toolConfig.toolChoice.{kind} must be an object.")
+    if kind == "tool":
+        name = value.get("name")
+        if not isinstance(name, str) or name not in names:
+            raise _invalid("toolConfig.toolChoice.tool.name must name a tool in toolConfig.tools.")
+        return _ToolChoice("tool", name)
+    return _ToolChoice("any" if kind == "any" else "auto", names[0])
+
+
+def _parse_system(raw: object, prefix: _Prefix) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, list):
+        raise _invalid("The system field must be a list of content blocks.")
+    texts: list[str] = []
+    for block in raw:
+        member = _member(block, "system", _SYSTEM_MEMBERS)
+        if member == "cachePoint":
+            prefix.cache_point(block["cachePoint"], "system")
+        elif member == "text":
+            text = block["text"]
+            if not isinstance(text, str) or not text:
+                raise _invalid("A system text block must be a non-empty string.")
+            texts.append(text)
+            prefix.add("system", block, len(text))
+        else:
+            prefix.add("system", block, len(json.dumps(block)))
+    return "\n".join(texts)
+
+
+def _tool_result_texts(result: object) -> list[str]:
+    content = result.get("content") if isinstance(result, dict) else None
     if not isinstance(content, list):
         return []
     return [
@@ -485,30 +1021,91 @@ def _texts(content: object) -> list[str]:
     ]
 
 
+def _parse_messages(messages: list[dict[str, Any]], prefix: _Prefix) -> tuple[list[str], bool]:
+    """The text of each user turn, and whether the conversation holds toolUse / toolResult blocks."""
+    user_texts: list[str] = []
+    tool_blocks = False
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list):
+            raise _invalid("Each message must have a content list.")
+        role = str(message.get("role"))
+        texts: list[str] = []
+        for block in content:
+            member = _member(block, "message content")
+            if member == "cachePoint":
+                prefix.cache_point(block["cachePoint"], "messages")
+                continue
+            if member == "text":
+                if not isinstance(block["text"], str):
+                    raise _invalid("A text content block must be a string.")
+                texts.append(block["text"])
+                prefix.add(role, block, len(block["text"]))
+                continue
+            if member in ("toolUse", "toolResult"):
+                tool_blocks = True
+                if member == "toolResult":
+                    texts.extend(_tool_result_texts(block["toolResult"]))
+            prefix.add(role, block, len(json.dumps(block)))
+        if role == "user":
+            user_texts.append("\n".join(texts))
+    return user_texts, tool_blocks
+
+
+def _check_guardrail(raw: object) -> None:
+    """Validate ``guardrailConfig`` (the local model applies no guardrail)."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise _invalid("guardrailConfig must be an object.")
+    identifier, version = raw.get("guardrailIdentifier"), raw.get("guardrailVersion")
+    if not isinstance(identifier, str) or not _GUARDRAIL_ID.fullmatch(identifier):
+        raise _invalid("guardrailConfig.guardrailIdentifier must be a guardrail id or ARN.")
+    if not isinstance(version, str) or not _GUARDRAIL_VERSION.fullmatch(version):
+        raise _invalid("guardrailConfig.guardrailVersion must be a version number or DRAFT.")
+    trace = raw.get("trace")
+    if trace is not None and trace not in _GUARDRAIL_TRACE:
+        raise _invalid("guardrailConfig.trace must be enabled, disabled or enabled_full.")
+
+
 def _parse_converse(request: Request) -> _Prompt:
     """Read the parts of a Converse request this model uses; reject malformed ones like the service."""
     body = _json_object(request)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise _BedrockError("ValidationException", "The messages field must be a non-empty list.")
+        raise _invalid("The messages field must be a non-empty list.")
     if not all(isinstance(message, dict) for message in messages):
-        raise _BedrockError("ValidationException", "Each message must be an object.")
+        raise _invalid("Each message must be an object.")
     if messages[-1].get("role") != "user":
-        raise _BedrockError("ValidationException", "A conversation must end with a user message.")
-    user_messages = ["\n".join(_texts(m.get("content"))) for m in messages if m.get("role") == "user"]
+        raise _invalid("A conversation must end with a user message.")
+    prefix = _Prefix()  # the model reads tools, then system, then messages
+    tool = _parse_tool_config(body.get("toolConfig"), prefix)
+    system = _parse_system(body.get("system"), prefix)
+    user_messages, tool_blocks = _parse_messages(messages, prefix)
+    if tool_blocks and tool is None:
+        raise _invalid(
+            "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+        )
+    _check_guardrail(body.get("guardrailConfig"))
     user_text = user_messages[-1]
     if not user_text.strip():
-        raise _BedrockError("ValidationException", "The last user message must contain text content.")
+        raise _invalid("The last user message must contain text content.")
     if "<report>" not in user_text:
         # A multi-turn repair conversation may carry the report in an earlier user turn.
         user_text = next((text for text in reversed(user_messages) if "<report>" in text), user_text)
-    system = "\n".join(_texts(body.get("system")))
     inference = body.get("inferenceConfig")
     max_tokens = inference.get("maxTokens") if isinstance(inference, dict) else None
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _BedrockError("ValidationException", "inferenceConfig.maxTokens must be a positive integer.")
-    input_chars = len(system) + sum(len(text) for text in user_messages)
-    return _Prompt(system=system, user_text=user_text, input_chars=input_chars, max_tokens=max_tokens)
+        raise _invalid("inferenceConfig.maxTokens must be a positive integer.")
+    return _Prompt(
+        system=system,
+        user_text=user_text,
+        conversation="\n".join(user_messages),
+        input_chars=prefix.chars,
+        max_tokens=max_tokens,
+        tool=tool,
+        cache_points=tuple(prefix.points),
+    )
 
 
 def _json_response(body: Mapping[str, Any], status: int = 200, request_id: str | None = None) -> Response:
@@ -544,17 +1141,24 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=3002, help="port to bind, 0 for any (default: %(default)s)"
     )
     parser.add_argument("--faults", help=f"fault settings as JSON (default: ${FAULTS_ENV}, else none)")
+    parser.add_argument(
+        "--context-tokens",
+        type=int,
+        help=f"context window in tokens (default: ${CONTEXT_TOKENS_ENV}, else {DEFAULT_CONTEXT_TOKENS})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         faults = FaultSettings.model_validate_json(args.faults) if args.faults else FaultSettings.from_env()
     except ValidationError as exc:
         parser.error(f"invalid fault settings: {exc}")
+    if args.context_tokens is not None and args.context_tokens < 1:
+        parser.error("--context-tokens must be a positive integer")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Explicit handlers: a shell starting us in the background leaves SIGINT ignored.
         signal.signal(signum, lambda *_: stop.set())
-    bedrock = LocalBedrock(args.host, args.port, faults).start()
+    bedrock = LocalBedrock(args.host, args.port, faults, args.context_tokens).start()
     print(f"local bedrock runtime listening on {bedrock.url}", flush=True)
     try:
         while not stop.wait(0.2):

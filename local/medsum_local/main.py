@@ -104,7 +104,7 @@ medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
 
   API             {info.api_url}   (SigV4, service execute-api, region {info.region})
   AWS emulator    {info.aws_endpoint_url}   (moto; stack {info.stack_name!r})
-  Bedrock         {info.bedrock_endpoint_url}   (admin: {info.bedrock_admin_url}/faults|stats|reset)
+  Bedrock         {info.bedrock_endpoint_url}   (admin: {info.bedrock_admin_url}/faults|stats|reset|replies)
   State file      {state_file}   (secrets are there, mode 0600)
   Logs            {logs}
 

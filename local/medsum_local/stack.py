@@ -76,6 +76,9 @@ class LocalStackConfig:
         Written only when ``write_state_file`` is true.
     bedrock_faults
         Initial faults of the local Bedrock; None reads ``MEDSUM_BEDROCK_FAULTS``.
+    bedrock_context_tokens
+        Context window of the local Bedrock model, in tokens; None reads
+        ``MEDSUM_BEDROCK_CONTEXT_TOKENS``, else 8192.
     default_concurrency
         Sandboxes of a function whose concurrency the template does not bound.
     prewarm
@@ -98,6 +101,7 @@ class LocalStackConfig:
     state_file: Path | None = None
     write_state_file: bool = True
     bedrock_faults: Mapping[str, Any] | None = None
+    bedrock_context_tokens: int | None = None
     identities: tuple[tuple[str, str], ...] = DEFAULT_IDENTITIES
     default_concurrency: int = 4
     prewarm: bool = True
@@ -150,7 +154,7 @@ class StackInfo:
 
     @property
     def bedrock_admin_url(self) -> str:
-        """Base of the local Bedrock's admin routes (``/faults``, ``/stats``, ``/reset``)."""
+        """Base of the local Bedrock's admin routes (``/faults``, ``/stats``, ``/reset``, ``/replies``)."""
         return f"{self.bedrock_endpoint_url}/_local"
 
     def identity(self, name: str) -> Identity:
@@ -284,7 +288,12 @@ class LocalStack:
         # them up while the code is zipped and the template translated.
         warm_up = threading.Thread(target=_import_moto_cloudformation, daemon=True)
         warm_up.start()
-        self.bedrock = LocalBedrock(config.host, config.bedrock_port, faults=config.bedrock_faults).start()
+        self.bedrock = LocalBedrock(
+            config.host,
+            config.bedrock_port,
+            faults=config.bedrock_faults,
+            context_tokens=config.bedrock_context_tokens,
+        ).start()
         runtime_holder: list[FunctionRuntime] = []
 
         def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:

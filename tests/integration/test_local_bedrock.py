@@ -19,7 +19,16 @@ import requests
 from botocore.client import BaseClient
 from botocore.config import Config
 from medsum.models import ModelSummary
-from medsum_local.bedrock import ERROR_STATUS, FAULTS_ENV, FaultSettings, LocalBedrock, report_digest
+from medsum_local.bedrock import (
+    CONTEXT_TOKENS_ENV,
+    DEFAULT_CONTEXT_TOKENS,
+    ERROR_STATUS,
+    FAULTS_ENV,
+    INPUT_TOO_LONG,
+    FaultSettings,
+    LocalBedrock,
+    report_digest,
+)
 from medsum_local.clinical_model import summarize_report
 
 # Real sockets on the loopback interface (harmless if pytest-socket is not restricting them).
@@ -61,6 +70,8 @@ def bedrock() -> Iterator[LocalBedrock]:
 def clean_state(bedrock: LocalBedrock) -> None:
     bedrock.set_faults(FaultSettings())
     bedrock.reset()
+    bedrock.clear_replies()
+    bedrock.clear_prompt_cache()
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +373,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {"ModelTimeoutException": 1},
         "calls_by_digest": {report_digest(REPORT): 2, report_digest(other): 2},
         "completed_by_digest": {report_digest(REPORT): 2, report_digest(other): 1},
+        "scripted_calls": 0,
     }
     # When reset
     reset = requests.post(f"{bedrock.url}/_local/reset", timeout=5)
@@ -373,6 +385,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {},
         "calls_by_digest": {},
         "completed_by_digest": {},
+        "scripted_calls": 0,
     }
 
 
@@ -381,6 +394,538 @@ def test_unknown_route_is_404(bedrock: LocalBedrock) -> None:
 
     assert response.status_code == 404
     assert response.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+
+
+# --------------------------------------------------------------------------------------------------
+# Tool use (what the worker sends to Claude 3+, Nova and Mistral Large)
+# --------------------------------------------------------------------------------------------------
+TOOL_NAME = "record_summary"
+
+
+def tool_spec(name: str = TOOL_NAME) -> dict[str, Any]:
+    return {
+        "toolSpec": {
+            "name": name,
+            "description": "Record the summary of the report.",
+            "inputSchema": {"json": ModelSummary.model_json_schema()},
+        }
+    }
+
+
+def tool_config(choice: dict[str, Any] | None = None, *extra_tools: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"tools": [tool_spec(), *extra_tools, {"cachePoint": {"type": "default"}}]}
+    if choice is not None:
+        config["toolChoice"] = choice
+    return config
+
+
+FORCED = tool_config({"tool": {"name": TOOL_NAME}})
+
+
+def only_tool_use(response: dict[str, Any]) -> dict[str, Any]:
+    content = response["output"]["message"]["content"]
+    assert len(content) == 1 and set(content[0]) == {"toolUse"}, content
+    tool_use: dict[str, Any] = content[0]["toolUse"]
+    return tool_use
+
+
+def test_forced_tool_answers_a_tool_use_with_the_contract(client: BaseClient) -> None:
+    # When the worker forces its tool
+    response = converse(client, toolConfig=FORCED)
+
+    # Then the only content block is a call of that tool whose input is the contract object
+    assert response["stopReason"] == "tool_use"
+    tool_use = only_tool_use(response)
+    assert tool_use["name"] == TOOL_NAME
+    assert tool_use["toolUseId"].startswith("tooluse_")
+    ModelSummary.model_validate(tool_use["input"])
+    assert tool_use["input"] == summarize_report(REPORT)
+    usage = response["usage"]
+    assert usage["outputTokens"] == -(-len(json.dumps(tool_use["input"])) // 4)
+    # And each call gets its own id
+    assert only_tool_use(converse(client, toolConfig=FORCED))["toolUseId"] != tool_use["toolUseId"]
+
+
+@pytest.mark.parametrize("choice", [{"any": {}}, {"auto": {}}, None], ids=["any", "auto", "no-choice"])
+def test_any_and_auto_call_the_first_tool(client: BaseClient, choice: dict[str, Any] | None) -> None:
+    # Given two tools (Mistral Large gets toolChoice any; auto is answered with a tool call too)
+    config = tool_config(choice, tool_spec("other_tool"))
+
+    response = converse(client, toolConfig=config)
+
+    assert response["stopReason"] == "tool_use"
+    tool_use = only_tool_use(response)
+    assert tool_use["name"] == TOOL_NAME
+    assert tool_use["input"] == summarize_report(REPORT)
+
+
+def test_forced_choice_of_the_second_tool_is_honoured(client: BaseClient) -> None:
+    config = tool_config({"tool": {"name": "other_tool"}}, tool_spec("other_tool"))
+
+    assert only_tool_use(converse(client, toolConfig=config))["name"] == "other_tool"
+
+
+def test_prompt_json_request_still_gets_text(client: BaseClient) -> None:
+    # A prompt-JSON family sends no toolConfig: the answer is the JSON as text, as before
+    response = converse(client)
+
+    content = response["output"]["message"]["content"]
+    assert [set(block) for block in content] == [{"text"}]
+    assert json.loads(content[0]["text"]) == summarize_report(REPORT)
+    assert response["stopReason"] == "end_turn"
+
+
+def test_request_without_system_reads_instructions_from_the_user_message(client: BaseClient) -> None:
+    # Given Titan-style: no system block, the instructions lead the user message
+    text = f"{SYSTEM}\n\n{prompt()}"
+
+    response = client.converse(
+        modelId=MODEL_ID,
+        messages=[{"role": "user", "content": [{"text": text}]}],
+        inferenceConfig={"maxTokens": 2000},
+    )
+
+    assert json.loads(response["output"]["message"]["content"][0]["text"]) == summarize_report(REPORT)
+    assert response["usage"]["inputTokens"] == -(-len(text) // 4)
+
+
+def test_tool_use_and_tool_result_blocks_are_accepted_with_a_tool_config(client: BaseClient) -> None:
+    # Given a repair turn: the model's bad tool call, then a toolResult saying what was wrong
+    messages = [
+        {"role": "user", "content": [{"text": prompt()}]},
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "tooluse_1", "name": TOOL_NAME, "input": {"summary": 1}}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "bad"}], "status": "error"}},
+                {"text": "Call the tool again with valid input."},
+            ],
+        },
+    ]
+
+    response = client.converse(modelId=MODEL_ID, messages=messages, toolConfig=FORCED)
+
+    assert only_tool_use(response)["input"] == summarize_report(REPORT)
+    # Without a toolConfig the service rejects such a conversation
+    with pytest.raises(client.exceptions.ValidationException, match="toolConfig"):
+        client.converse(modelId=MODEL_ID, messages=messages)
+
+
+def test_modest_token_budget_shortens_the_tool_input(client: BaseClient) -> None:
+    full = json.dumps(summarize_report(REPORT))
+    budget = len(full) // 4 - 20  # a little short of the full answer
+
+    response = client.converse(
+        modelId=MODEL_ID,
+        messages=[{"role": "user", "content": [{"text": prompt()}]}],
+        toolConfig=FORCED,
+        inferenceConfig={"maxTokens": budget},
+    )
+
+    tool_input = only_tool_use(response)["input"]
+    assert response["stopReason"] == "tool_use"
+    assert len(json.dumps(tool_input)) <= budget * 4 < len(full)
+    ModelSummary.model_validate(tool_input)
+
+
+@pytest.mark.parametrize("keys", [[], ["summary"]], ids=["not-even-the-summary", "summary-only"])
+def test_tiny_token_budget_cuts_the_tool_call(client: BaseClient, keys: list[str]) -> None:
+    # When even the bare summary (with its empty lists) does not fit the budget
+    summary = summarize_report(REPORT)["summary"]
+    budget = -(-len(json.dumps({"summary": summary})) // 4) if keys else 2
+    response = client.converse(
+        modelId=MODEL_ID,
+        messages=[{"role": "user", "content": [{"text": prompt()}]}],
+        toolConfig=FORCED,
+        inferenceConfig={"maxTokens": budget},
+    )
+
+    # Then the call is cut: the input has only the keys completed, and the whole budget was spent
+    assert response["stopReason"] == "max_tokens"
+    tool_input = only_tool_use(response)["input"]
+    assert list(tool_input) == keys
+    assert tool_input == {key: summarize_report(REPORT)[key] for key in keys}  # type: ignore[literal-required]
+    assert response["usage"]["outputTokens"] == budget
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (tool_config({"tool": {"name": "undeclared"}}), "must name a tool"),
+        ({"tools": [tool_spec(), tool_spec()]}, "unique"),
+        ({"tools": [{"cachePoint": {"type": "default"}}]}, "at least one toolSpec"),
+        ({"tools": [tool_spec("record summary")]}, "name must match"),
+        (
+            {"tools": [{"toolSpec": {"name": TOOL_NAME, "inputSchema": {"json": {"type": "array"}}}}]},
+            "must be one of the following: object",
+        ),
+    ],
+    ids=["undeclared-tool", "duplicate-names", "no-tool-spec", "bad-name", "schema-not-object"],
+)
+def test_invalid_tool_config_is_a_validation_exception(
+    client: BaseClient, bedrock: LocalBedrock, config: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(client.exceptions.ValidationException, match=problem):
+        converse(client, toolConfig=config)
+
+    assert bedrock.stats()["errors_by_code"] == {"ValidationException": 1}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"toolConfig": {"tools": []}},
+        {"toolConfig": {"tools": [tool_spec()], "toolChoice": {"any": {}, "auto": {}}}},
+        {"toolConfig": {"tools": [tool_spec()], "toolChoice": {"required": {}}}},
+        {"toolConfig": {"tools": [{"toolSpec": {"name": TOOL_NAME}}]}},
+        {"toolConfig": {"tools": [tool_spec(), {"cachePoint": {"type": "ephemeral"}}]}},
+        {"system": [{"text": SYSTEM}, {"cachePoint": {"type": "default", "ttl": "2d"}}]},
+        {"system": [{"text": SYSTEM, "cachePoint": {"type": "default"}}]},
+        {"system": [{"text": SYSTEM}] + [{"cachePoint": {"type": "default"}}] * 5},
+        {"guardrailConfig": {"guardrailIdentifier": "abc123"}},
+        {"guardrailConfig": {"guardrailIdentifier": "abc123", "guardrailVersion": "latest"}},
+    ],
+    ids=[
+        "no-tools",
+        "two-choices",
+        "unknown-choice",
+        "no-input-schema",
+        "bad-cache-point",
+        "bad-cache-ttl",
+        "two-members-in-a-block",
+        "five-cache-points",
+        "guardrail-without-version",
+        "bad-guardrail-version",
+    ],
+)
+def test_malformed_wire_requests_are_rejected(bedrock: LocalBedrock, fields: dict[str, Any]) -> None:
+    # Requests botocore would refuse to send: posted as raw JSON, as another SDK might
+    body = {"messages": [{"role": "user", "content": [{"text": prompt()}]}], **fields}
+
+    response = requests.post(f"{bedrock.url}/model/{MODEL_ID}/converse", json=body, timeout=5)
+
+    assert response.status_code == 400
+    assert response.headers["x-amzn-ErrorType"] == "ValidationException"
+    assert response.json()["message"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Prompt cache and guardrails
+# --------------------------------------------------------------------------------------------------
+def cached_converse(client: BaseClient, system: str = SYSTEM, model_id: str = MODEL_ID) -> dict[str, Any]:
+    response: dict[str, Any] = client.converse(
+        modelId=model_id,
+        system=[{"text": system}, {"cachePoint": {"type": "default"}}],
+        messages=[{"role": "user", "content": [{"text": prompt()}]}],
+        toolConfig=FORCED,
+        inferenceConfig={"maxTokens": 2000},
+    )
+    return response
+
+
+def test_prompt_cache_is_written_then_read(client: BaseClient) -> None:
+    # When the same tools and system prompt (each followed by a cachePoint) are sent twice
+    first = cached_converse(client)["usage"]
+    second = cached_converse(client)["usage"]
+
+    # Then the first call writes the prefix and the second reads it
+    prefix_tokens = -(-(len(json.dumps(tool_spec()["toolSpec"])) + len(SYSTEM)) // 4)
+    assert first["cacheWriteInputTokens"] == prefix_tokens
+    assert first["cacheReadInputTokens"] == 0
+    assert second["cacheReadInputTokens"] == prefix_tokens
+    assert second["cacheWriteInputTokens"] == 0
+    # And inputTokens counts only the rest (the user message); totalTokens counts everything
+    all_tokens = -(-(len(json.dumps(tool_spec()["toolSpec"])) + len(SYSTEM) + len(prompt())) // 4)
+    assert first["inputTokens"] == second["inputTokens"] == all_tokens - prefix_tokens
+    for usage in (first, second):
+        assert usage["totalTokens"] == (
+            usage["inputTokens"]
+            + usage["outputTokens"]
+            + usage["cacheReadInputTokens"]
+            + usage["cacheWriteInputTokens"]
+        )
+
+
+def test_prompt_cache_reads_the_longest_cached_prefix(client: BaseClient) -> None:
+    # Given the tools and system cached
+    cached_converse(client)
+
+    # When the system prompt changes, Then the tools are read and the new system prompt written
+    changed = cached_converse(client, system=SYSTEM + " Be brief.")["usage"]
+    tools_tokens = -(-len(json.dumps(tool_spec()["toolSpec"])) // 4)
+    assert changed["cacheReadInputTokens"] == tools_tokens
+    assert changed["cacheWriteInputTokens"] > 0
+    # And another model has its own cache
+    other_model = cached_converse(client, model_id="anthropic.claude-3-5-haiku-20241022-v1:0")["usage"]
+    assert other_model["cacheReadInputTokens"] == 0
+
+
+def test_cache_points_in_messages_are_accepted(client: BaseClient) -> None:
+    messages = [{"role": "user", "content": [{"text": prompt()}, {"cachePoint": {"type": "default"}}]}]
+
+    first = client.converse(modelId=MODEL_ID, messages=messages)["usage"]
+    second = client.converse(modelId=MODEL_ID, messages=messages)["usage"]
+
+    assert first["cacheWriteInputTokens"] == second["cacheReadInputTokens"] == -(-len(prompt()) // 4)
+    assert second["inputTokens"] == 0
+
+
+def test_no_cache_fields_without_a_cache_point(client: BaseClient) -> None:
+    usage = converse(client, toolConfig={"tools": [tool_spec()]})["usage"]
+
+    assert "cacheReadInputTokens" not in usage and "cacheWriteInputTokens" not in usage
+
+
+def test_guardrail_config_is_accepted(client: BaseClient) -> None:
+    guardrail = {"guardrailIdentifier": "gr1abc2def", "guardrailVersion": "DRAFT", "trace": "disabled"}
+
+    response = converse(client, toolConfig=FORCED, guardrailConfig=guardrail)
+
+    assert response["stopReason"] == "tool_use"
+
+
+# --------------------------------------------------------------------------------------------------
+# Context window
+# --------------------------------------------------------------------------------------------------
+def test_a_report_over_the_context_window_is_a_validation_exception(
+    client: BaseClient, bedrock: LocalBedrock
+) -> None:
+    # Given a 100,000-character report (the API's limit) and the default 8192-token window
+    assert bedrock.context_tokens == DEFAULT_CONTEXT_TOKENS
+    long_report = (REPORT + "\n") * (100_000 // (len(REPORT) + 1))
+
+    # When / Then the service's wording, with no report text in it
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        converse(client, report=long_report, toolConfig=FORCED)
+    assert caught.value.response["Error"]["Message"] == INPUT_TOO_LONG
+    assert bedrock.stats()["errors_by_code"] == {"ValidationException": 1}
+    assert bedrock.stats()["calls_by_digest"] == {}
+
+
+def test_the_window_counts_system_messages_and_tools(client: BaseClient) -> None:
+    # Given a window just large enough for the request without tools
+    without_tools = converse(client)["usage"]["inputTokens"]
+    with LocalBedrock(context_tokens=without_tools) as small:
+        narrow = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=small.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIDLOCALTEST",
+            aws_secret_access_key="local-test-secret",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        )
+        assert converse(narrow)["stopReason"] == "end_turn"
+        # When the tool schema is added, Then it no longer fits
+        with pytest.raises(narrow.exceptions.ValidationException, match="Input is too long"):
+            converse(narrow, toolConfig=FORCED)
+
+
+def test_context_window_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CONTEXT_TOKENS_ENV, "200000")
+    assert LocalBedrock().context_tokens == 200_000
+    assert LocalBedrock(context_tokens=1000).context_tokens == 1000
+    monkeypatch.setenv(CONTEXT_TOKENS_ENV, "lots")
+    with pytest.raises(ValueError, match=CONTEXT_TOKENS_ENV):
+        LocalBedrock()
+
+
+# --------------------------------------------------------------------------------------------------
+# Scripted replies
+# --------------------------------------------------------------------------------------------------
+def put_reply(bedrock: LocalBedrock, **reply: Any) -> requests.Response:
+    return requests.put(f"{bedrock.url}/_local/replies", json=reply, timeout=5)
+
+
+def test_scripted_text_reply_ignores_the_forced_tool(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given a model that answers fenced JSON in prose instead of calling the tool
+    text = 'Here is the summary:\n```json\n{"summary": "Cardiomegaly."}\n```'
+    assert put_reply(bedrock, match="Mild cardiomegaly", text=text).status_code == 200
+
+    response = converse(client, toolConfig=FORCED)
+
+    assert response["output"]["message"]["content"] == [{"text": text}]
+    assert response["stopReason"] == "end_turn"
+    assert response["usage"]["outputTokens"] == -(-len(text) // 4)
+
+
+def test_scripted_tool_input_reply_under_a_forced_tool(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given a model whose tool input misses keys of the contract
+    tool_input = {"summary": "Cardiomegaly.", "key_findings": "not a list"}
+    put_reply(bedrock, match="Mild cardiomegaly", tool_input=tool_input)
+
+    # When the tool is forced, Then the call carries the scripted input under the forced tool's name
+    config = tool_config({"tool": {"name": "other_tool"}}, tool_spec("other_tool"))
+    tool_use = only_tool_use(converse(client, toolConfig=config))
+    assert tool_use == {"toolUseId": tool_use["toolUseId"], "name": "other_tool", "input": tool_input}
+    # And without a toolConfig it is still a tool call, of record_summary
+    response = converse(client)
+    assert only_tool_use(response)["name"] == TOOL_NAME
+    assert response["stopReason"] == "tool_use"
+
+
+def test_scripted_stop_reason_and_usage(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given a reply cut by the token budget, with the usage a long answer would have had
+    put_reply(
+        bedrock,
+        match="Mild cardiomegaly",
+        tool_input={"summary": "Cardio"},
+        stop_reason="max_tokens",
+        usage={"inputTokens": 1500, "outputTokens": 2048},
+    )
+
+    response = converse(client, toolConfig=FORCED)
+
+    assert response["stopReason"] == "max_tokens"
+    assert only_tool_use(response)["input"] == {"summary": "Cardio"}
+    assert response["usage"] == {"inputTokens": 1500, "outputTokens": 2048, "totalTokens": 3548}
+
+
+@pytest.mark.parametrize(
+    "stop_reason", ["guardrail_intervened", "content_filtered", "malformed_tool_use", "stop_sequence"]
+)
+def test_any_stop_reason_can_be_scripted(client: BaseClient, bedrock: LocalBedrock, stop_reason: str) -> None:
+    put_reply(
+        bedrock, match="Mild cardiomegaly", text="Sorry, I can't help with that.", stop_reason=stop_reason
+    )
+
+    assert converse(client)["stopReason"] == stop_reason
+
+
+def test_several_scripted_replies_at_once(client: BaseClient, bedrock: LocalBedrock) -> None:
+    other = "FINDINGS: Calcified granuloma in the right upper lobe."
+    third = "FINDINGS: Healed rib fracture."
+    # Given one reply per report, and a more specific one for the same report as the first
+    put_reply(bedrock, match="cardiomegaly", text="first")
+    put_reply(bedrock, match="granuloma", tool_input={"summary": "second"})
+    put_reply(bedrock, match="Mild cardiomegaly. Small left pleural effusion", text="most specific")
+    put_reply(bedrock, match="cardiomegaly", text="first, replaced")  # same match: replaces
+
+    # Then each request gets the longest match, and unmatched ones the stand-in model
+    assert converse(client)["output"]["message"]["content"] == [{"text": "most specific"}]
+    assert only_tool_use(converse(client, report=other))["input"] == {"summary": "second"}
+    assert json.loads(converse(client, report=third)["output"]["message"]["content"][0]["text"]) == (
+        summarize_report(third)
+    )
+    assert converse(client, report="IMPRESSION: cardiomegaly.")["output"]["message"]["content"] == [
+        {"text": "first, replaced"}
+    ]
+    # And the list shows each once, with its use count; the stats count scripted calls too
+    listed = requests.get(f"{bedrock.url}/_local/replies", timeout=5).json()["replies"]
+    assert [(reply["match"], reply["uses"]) for reply in listed] == [
+        ("granuloma", 1),
+        ("Mild cardiomegaly. Small left pleural effusion", 1),
+        ("cardiomegaly", 1),
+    ]
+    stats = bedrock.stats()
+    assert stats["scripted_calls"] == 3
+    assert stats["converse_calls"] == 4
+    assert stats["calls_by_digest"][report_digest(REPORT)] == 1
+    assert stats["completed_by_digest"][report_digest(other)] == 1
+
+
+def test_a_scripted_reply_matches_any_user_turn(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given the report in the first turn only (a repair conversation)
+    put_reply(bedrock, match="Small left pleural effusion", text="scripted")
+    messages = [
+        {"role": "user", "content": [{"text": prompt()}]},
+        {"role": "assistant", "content": [{"text": "{"}]},
+        {"role": "user", "content": [{"text": "Fix it."}]},
+    ]
+
+    response = client.converse(modelId=MODEL_ID, messages=messages)
+
+    assert response["output"]["message"]["content"] == [{"text": "scripted"}]
+
+
+def test_times_limits_a_scripted_reply(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given a bad answer for the first call only (then the stand-in model answers the repair)
+    created = put_reply(bedrock, match="Mild cardiomegaly", text="not json", times=1)
+    assert created.json() == {
+        "match": "Mild cardiomegaly",
+        "text": "not json",
+        "times": 1,
+        "uses": 0,
+        "remaining": 1,
+    }
+
+    assert converse(client)["output"]["message"]["content"] == [{"text": "not json"}]
+    assert json.loads(converse(client)["output"]["message"]["content"][0]["text"]) == summarize_report(REPORT)
+    assert bedrock.replies() == []
+
+
+def test_delete_clears_scripted_replies(client: BaseClient, bedrock: LocalBedrock) -> None:
+    url = f"{bedrock.url}/_local/replies"
+    put_reply(bedrock, match="cardiomegaly", text="one")
+    put_reply(bedrock, match="granuloma", text="two")
+    put_reply(bedrock, match="fracture", text="three")
+
+    # When one is deleted by its match, Then the others stay
+    deleted = requests.delete(url, params={"match": "granuloma"}, timeout=5)
+    assert deleted.status_code == 200 and deleted.json() == {"deleted": 1}
+    assert requests.delete(url, params={"match": "granuloma"}, timeout=5).json() == {"deleted": 0}
+    assert [reply["match"] for reply in requests.get(url, timeout=5).json()["replies"]] == [
+        "cardiomegaly",
+        "fracture",
+    ]
+    # When all are deleted, Then the stand-in model answers again
+    assert requests.delete(url, timeout=5).json() == {"deleted": 2}
+    assert requests.get(url, timeout=5).json() == {"replies": []}
+    assert json.loads(converse(client)["output"]["message"]["content"][0]["text"]) == summarize_report(REPORT)
+
+
+def test_faults_apply_before_scripted_replies(client: BaseClient, bedrock: LocalBedrock) -> None:
+    put_reply(bedrock, match="Mild cardiomegaly", text="scripted", times=1)
+    bedrock.set_faults({"error_rate": 1.0, "error_code": "ServiceUnavailableException"})
+
+    with pytest.raises(client.exceptions.ServiceUnavailableException):
+        converse(client)
+
+    # The failed call did not use the reply up: the retry gets it
+    bedrock.set_faults(FaultSettings())
+    assert converse(client)["output"]["message"]["content"] == [{"text": "scripted"}]
+
+
+def test_the_context_window_applies_before_scripted_replies(
+    client: BaseClient, bedrock: LocalBedrock
+) -> None:
+    put_reply(bedrock, match="Mild cardiomegaly", text="scripted")
+
+    with pytest.raises(client.exceptions.ValidationException, match="Input is too long"):
+        converse(client, report=REPORT * 400)
+    assert bedrock.replies()[0]["uses"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"match": "x", "text": "a", "tool_input": {"summary": "b"}},
+        {"match": "x"},
+        {"match": "", "text": "a"},
+        {"text": "a"},
+        {"match": "x", "text": "a", "stop_reason": "done"},
+        {"match": "x", "tool_input": ["not", "an", "object"]},
+        {"match": "x", "text": "a", "usage": {"inputTokens": -1, "outputTokens": 1}},
+        {"match": "x", "text": "a", "usage": {"inputTokens": 1}},
+        {"match": "x", "text": "a", "times": 0},
+        {"match": "x", "text": "a", "unknown": True},
+        ["not", "an", "object"],
+        "not json",
+    ],
+)
+def test_put_replies_rejects_bad_input(bedrock: LocalBedrock, body: object) -> None:
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = requests.put(
+        f"{bedrock.url}/_local/replies", data=data, headers={"content-type": "application/json"}, timeout=5
+    )
+
+    assert response.status_code == 400
+    assert response.headers["x-amzn-ErrorType"] == "ValidationException"
+    assert response.json()["message"]
+    assert bedrock.replies() == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,6 +939,15 @@ def test_report_text_never_reaches_the_logs(
     caplog.set_level(logging.DEBUG)
 
     converse(client, report=report)
+    converse(client, report=report, toolConfig=FORCED)
+    # Scripted replies: neither the match nor the answer is logged
+    put_reply(bedrock, match=sentinel, text=f"The {sentinel} again.")
+    converse(client, report=report)
+    assert requests.delete(f"{bedrock.url}/_local/replies", params={"match": sentinel}, timeout=5).ok
+    put_reply(bedrock, match=sentinel, tool_input={"summary": sentinel})
+    converse(client, report=report, toolConfig=FORCED)
+    with pytest.raises(client.exceptions.ValidationException):
+        converse(client, report=report * 2000)
     bedrock.set_faults({"error_rate": 1.0, "error_code": "InternalServerException"})
     with pytest.raises(client.exceptions.InternalServerException):
         converse(client, report=report)

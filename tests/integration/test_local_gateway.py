@@ -36,6 +36,7 @@ def stack() -> Iterator[LocalStack]:
         bedrock_port=0,
         write_state_file=False,
         bedrock_faults={},
+        bedrock_context_tokens=16_384,
         default_concurrency=2,
     )
     local = LocalStack(config)
@@ -362,6 +363,7 @@ def test_function_runs_with_its_template_environment_and_lambda_context(
     assert env["OBSERVATIONS_BUCKET"] == info.outputs["ObservationsBucket"]  # a resolved !Ref
     assert env["AWS_ENDPOINT_URL"] == info.aws_endpoint_url
     assert env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] == info.bedrock_endpoint_url
+    assert stack.bedrock.context_tokens == 16_384  # LocalStackConfig.bedrock_context_tokens
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == info.region
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == echo.function_name
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
