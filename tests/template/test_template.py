@@ -23,6 +23,7 @@ from cfnlint.api import lint_file
 from medsum.modelfamily import PROFILE_PREFIXES, base_model_id
 from medsum.settings import AdminSettings, ApiSettings, IngestSettings, NotifierSettings, WorkerSettings
 from medsum_local.deploy import DeploymentError, validate_parameters
+from medsum_local.stack import LOCAL_PARAMETER_DEFAULTS, with_local_defaults
 from medsum_local.template import (
     MOTO_BROKEN_TYPES,
     MOTO_MISSING_TYPES,
@@ -496,6 +497,22 @@ def test_the_local_deploy_checks_the_guardrail_and_context_parameters(
         template["Parameters"],
         {"BedrockGuardrailId": "abc123", "BedrockGuardrailVersion": "3", "BedrockContextTokens": "8192"},
     )
+
+
+def test_the_local_stack_gives_the_stand_in_models_context_window_unless_told_otherwise(
+    template: dict[str, Any],
+) -> None:
+    declared = set(template["Parameters"])
+
+    # Then: 8192 by default, the caller's value when given, nothing for a template without the parameter
+    assert LOCAL_PARAMETER_DEFAULTS == {"BedrockContextTokens": "8192"}
+    assert with_local_defaults({"StageName": "x"}, declared) == {
+        "StageName": "x",
+        "BedrockContextTokens": "8192",
+    }
+    assert with_local_defaults({"BedrockContextTokens": "0"}, declared) == {"BedrockContextTokens": "0"}
+    assert with_local_defaults({}, {"StageName"}) == {}
+    validate_parameters(template["Parameters"], with_local_defaults({}, declared))
 
 
 def test_lease_outlives_the_worker_and_expires_before_redelivery(template: dict[str, Any]) -> None:
