@@ -31,6 +31,7 @@ __all__ = [
     "StackInfo",
     "function_environment",
     "operator_overrides",
+    "with_local_defaults",
 ]
 
 #: Where the stack describes itself for tools and tests, relative to the project root.
@@ -42,6 +43,9 @@ ENV_BEDROCK_PORT = "MEDSUM_BEDROCK_PORT"
 ENV_PARAMETER_OVERRIDES = "MEDSUM_PARAMETER_OVERRIDES"
 #: Template parameter naming the operators' principals (the local ``operator`` identity by default).
 OPERATOR_PARAMETER = "OperatorPrincipalArns"
+#: Template parameters the local stack sets unless the caller does: the local stand-in model's context
+#: window (the template's 0 means the deployed model family's, which the stand-in does not have).
+LOCAL_PARAMETER_DEFAULTS: Mapping[str, str] = {"BedrockContextTokens": "8192"}
 
 
 def _env_port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -305,11 +309,12 @@ class LocalStack:
         self._uninstall_stepfunctions = install_stepfunctions(invoke)
         identities = create_identities(self.emulator.client("iam"), config.identities)
         registry = IdentityRegistry(identities)
+        declared = _declared_parameters(config.template_path)
         self.deployed = deployed = deploy_template(
             self.emulator,
             config.template_path,
-            parameter_overrides=operator_overrides(
-                config.parameter_overrides, identities, _declared_parameters(config.template_path)
+            parameter_overrides=with_local_defaults(
+                operator_overrides(config.parameter_overrides, identities, declared), declared
             ),
             stack_name=config.stack_name,
         )
@@ -468,6 +473,13 @@ def operator_overrides(
     if OPERATOR_PARAMETER in declared and OPERATOR_PARAMETER not in merged:
         merged[OPERATOR_PARAMETER] = ",".join(i.arn for i in identities if i.role == "operator")
     return merged
+
+
+def with_local_defaults(overrides: Mapping[str, str], declared: Collection[str]) -> dict[str, str]:
+    """The parameter overrides, with :data:`LOCAL_PARAMETER_DEFAULTS` for the declared parameters the
+    caller did not set."""
+    defaults = {name: value for name, value in LOCAL_PARAMETER_DEFAULTS.items() if name in declared}
+    return {**defaults, **overrides}
 
 
 def _declared_parameters(template_path: Path) -> set[str]:

@@ -51,6 +51,10 @@ class WorkerSettings(_Env):
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)
     bulk_queue_url: str = Field(alias="BULK_QUEUE_URL", min_length=1)
     bedrock_model_id: str = Field(alias="BEDROCK_MODEL_ID", min_length=1)
+    # Optional guardrail (empty: none) and the input token budget of one call (0: the model family's).
+    bedrock_guardrail_id: str = Field(alias="BEDROCK_GUARDRAIL_ID", default="")
+    bedrock_guardrail_version: str = Field(alias="BEDROCK_GUARDRAIL_VERSION", default="DRAFT")
+    bedrock_context_tokens: int = Field(alias="BEDROCK_CONTEXT_TOKENS", ge=0, default=0)
     public_api_url: str = Field(alias="PUBLIC_API_URL", min_length=1)
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
     lease_seconds: int = Field(alias="LEASE_SECONDS", ge=1)

@@ -6,18 +6,24 @@ with aws-sam-translator and deploy it into moto's CloudFormation exactly as the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 from cfnlint.api import lint_file
+from medsum.modelfamily import PROFILE_PREFIXES, base_model_id
 from medsum.settings import AdminSettings, ApiSettings, IngestSettings, NotifierSettings, WorkerSettings
+from medsum_local.deploy import DeploymentError, validate_parameters
+from medsum_local.stack import LOCAL_PARAMETER_DEFAULTS, with_local_defaults
 from medsum_local.template import (
     MOTO_BROKEN_TYPES,
     MOTO_MISSING_TYPES,
@@ -28,7 +34,11 @@ from medsum_local.template import (
 )
 from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.iam.models import iam_backends
 from pydantic import BaseModel
+
+from tests.support.cfn import PSEUDO_PARAMETERS, Evaluator
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -138,13 +148,36 @@ def _props(resources: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return props
 
 
-def _role_statements(translated: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
-    """Every inline statement of a function's execution role, after translation."""
+def _role_statements(
+    translated: dict[str, Any], function_id: str, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Every inline statement of a function's execution role, after translation. Statements the template
+    adds with ``Fn::If`` are chosen for ``parameters`` (default: the template's defaults); what is inside a
+    statement is left as written."""
     role = translated["Resources"][f"{function_id}Role"]["Properties"]
+    evaluator = Evaluator(translated, parameters)
     statements: list[dict[str, Any]] = []
     for policy in role.get("Policies", []):
-        statements += policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            while isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+                condition, when_true, when_false = statement["Fn::If"]
+                statement = when_true if evaluator.condition(condition) else when_false
+            if statement != {"Ref": "AWS::NoValue"}:
+                statements.append(statement)
     return statements
+
+
+def _resolved_role_statements(
+    translated: dict[str, Any], function_id: str, parameters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """A function role's statements fully resolved for ``parameters`` (``tests/support/cfn.py``)."""
+    role = translated["Resources"][f"{function_id}Role"]["Properties"]
+    evaluator = Evaluator(translated, parameters)
+    return [
+        statement
+        for policy in evaluator.resolve(role.get("Policies", []))
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
 
 
 def _managed_policy_name(arn: str | dict[str, str]) -> str:
@@ -173,8 +206,10 @@ def _zip_with_handler() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def moto_stack(translated: dict[str, Any]) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _moto_deployment(
+    translated: dict[str, Any], parameters: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Deploy the translated template into moto's CloudFormation; yield the stack description."""
     with pytest.MonkeyPatch.context() as env, mock_aws():
         for name, value in {
@@ -195,9 +230,17 @@ def moto_stack(translated: dict[str, Any]) -> Iterator[dict[str, Any]]:
         cloudformation.create_stack(
             StackName="medsum-test",
             TemplateBody=json.dumps(strip_unsupported(translated)),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
         yield cloudformation.describe_stacks(StackName="medsum-test")["Stacks"][0]
+
+
+@pytest.fixture(scope="module")
+def moto_stack(translated: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The template deployed into moto's CloudFormation with its defaults."""
+    with _moto_deployment(translated) as stack:
+        yield stack
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -214,13 +257,262 @@ def test_cfn_lint_reports_no_errors_and_no_warnings() -> None:
 # --------------------------------------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------------------------------------
-def test_titan_text_express_is_an_allowed_model_and_the_default_is_allowed(template: dict[str, Any]) -> None:
-    # Given
+# BedrockModelId: any model id, inference-profile id or model / profile ARN; nothing else.
+VALID_MODEL_IDS = [
+    "anthropic.claude-haiku-4-5-20251001-v1:0",
+    "anthropic.claude-3-haiku-20240307-v1:0",
+    "amazon.nova-lite-v1:0",
+    "amazon.titan-text-express-v1",
+    "meta.llama3-1-70b-instruct-v1:0",
+    "mistral.mistral-7b-instruct-v0:2",
+    "cohere.command-r-plus-v1:0",
+    "ai21.jamba-1-5-large-v1:0",
+    "deepseek.r1-v1:0",
+    "openai.gpt-oss-120b-1:0",
+    "qwen.qwen3-32b-v1:0",
+    "writer.palmyra-x5-v1:0",
+    *(f"{prefix}.anthropic.claude-haiku-4-5-20251001-v1:0" for prefix in PROFILE_PREFIXES),
+    "us.meta.llama3-2-11b-instruct-v1:0",
+    "apac.amazon.nova-pro-v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
+    "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefgh1234",
+    "arn:aws:bedrock:us-west-2:123456789012:imported-model/abcd1234efgh",
+    "arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:inference-profile/us-gov.anthropic.claude-3-haiku-20240307-v1:0",
+]
+INVALID_MODEL_IDS = [
+    "",
+    " ",
+    "anthropic",  # no provider
+    "*",
+    "anthropic.*",
+    "us.anthropic.claude-*",
+    " anthropic.claude-haiku-4-5-20251001-v1:0",
+    "anthropic.claude-haiku-4-5-20251001-v1:0 ",
+    "anthropic.claude haiku",
+    "anthropic.claude-haiku-4-5-20251001-v1:0\n",
+    "anthropic.claude-haiku-4-5-20251001-v1:0:",
+    "Anthropic.claude-haiku-4-5-20251001-v1:0",
+    "anthropic.claude-haiku/../x",
+    "amazon.nova-lite-v1:0;rm -rf /",
+    "amazon.nova-lite-v1:0&&id",
+    "amazon.nova-lite-v1:0|id",
+    "amazon.$(id)",
+    "amazon.`id`",
+    "amazon.nova'lite",
+    'amazon.nova"lite',
+    "amazon.nova-lite-v1:0#",
+    "provider." + "x" * 200,
+    "arn:aws:bedrock:us-east-1::foundation-model/*",
+    "arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0",
+    "arn:aws:bedrock:us-east-1:123456789012:foundation-model/amazon.nova-lite-v1:0",  # a model has no account
+    "arn:aws:bedrock:us-east-1::inference-profile/us.amazon.nova-lite-v1:0",  # a profile has one
+    "arn:aws:bedrock:us-east-1:123456789012:guardrail/abc123",
+    "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.titan-text-express-v1:0:8k/abc",
+    "arn:aws:s3:::medsum-bucket",
+    "arn:aws:iam::123456789012:role/admin",
+    "arn:aws:lambda:us-east-1:123456789012:function:medsum-worker",
+    "arn:aws:sagemaker:us-east-1:123456789012:endpoint/model.v1",
+]
+VALID_GUARDRAIL_IDS = [
+    "",
+    "abc123def456",
+    "gr7",
+    "arn:aws:bedrock:eu-west-1:123456789012:guardrail/abc123def456",
+]
+INVALID_GUARDRAIL_IDS = [
+    " ",
+    "*",
+    "ABC123",
+    "abc-123",
+    "abc123 ",
+    "abc;id",
+    "arn:aws:bedrock:us-east-1:123456789012:guardrail/*",
+    "arn:aws:bedrock:us-east-1:123456789012:guardrail-profile/us.guardrail.v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+    "arn:aws:s3:::bucket",
+]
+VALID_GUARDRAIL_VERSIONS = ["DRAFT", "1", "42", "99999999"]
+INVALID_GUARDRAIL_VERSIONS = ["", "draft", "0", "01", "1.0", "v1", "DRAFT ", "*", "123456789"]
+
+
+def _pattern(template: dict[str, Any], name: str) -> str:
+    pattern: str = template["Parameters"][name]["AllowedPattern"]
+    return pattern
+
+
+@pytest.mark.parametrize("value", VALID_MODEL_IDS)
+def test_the_model_pattern_accepts_model_ids_profiles_and_arns(template: dict[str, Any], value: str) -> None:
+    assert re.fullmatch(_pattern(template, "BedrockModelId"), value), value
+
+
+@pytest.mark.parametrize("value", INVALID_MODEL_IDS)
+def test_the_model_pattern_rejects_anything_else(template: dict[str, Any], value: str) -> None:
+    assert not re.fullmatch(_pattern(template, "BedrockModelId"), value), value
+
+
+def test_the_default_model_is_a_current_profile_of_a_tool_and_caching_family(
+    template: dict[str, Any],
+) -> None:
+    from medsum.modelfamily import OutputMode, family_for
+
     model = template["Parameters"]["BedrockModelId"]
+    assert re.fullmatch(model["AllowedPattern"], model["Default"])
+    assert model["ConstraintDescription"]
+    assert "AllowedValues" not in model
+    family = family_for(model["Default"])
+    assert family.output is OutputMode.TOOL and family.prompt_caching
+
+
+@pytest.mark.parametrize(
+    ("name", "valid", "invalid"),
+    [
+        ("BedrockGuardrailId", VALID_GUARDRAIL_IDS, INVALID_GUARDRAIL_IDS),
+        ("BedrockGuardrailVersion", VALID_GUARDRAIL_VERSIONS, INVALID_GUARDRAIL_VERSIONS),
+    ],
+)
+def test_guardrail_patterns_accept_ids_arns_and_versions_only(
+    template: dict[str, Any], name: str, valid: list[str], invalid: list[str]
+) -> None:
+    pattern = _pattern(template, name)
+    assert [v for v in valid if not re.fullmatch(pattern, v)] == []
+    assert [v for v in invalid if re.fullmatch(pattern, v)] == []
+    assert re.fullmatch(pattern, str(template["Parameters"][name]["Default"]))
+
+
+def test_the_guardrail_is_off_and_the_context_budget_is_the_familys_by_default(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["BedrockGuardrailId"]["Default"] == ""
+    assert parameters["BedrockGuardrailVersion"]["Default"] == "DRAFT"
+    context = parameters["BedrockContextTokens"]
+    assert (context["Type"], context["Default"], context["MinValue"]) == ("Number", 0, 0)
+    assert Evaluator(template).condition("HasGuardrail") is False
+
+
+def test_cloudformation_patterns_use_no_python_only_regex_syntax(template: dict[str, Any]) -> None:
+    # CloudFormation matches AllowedPattern as a Java regex against the whole value
+    for name, spec in template["Parameters"].items():
+        pattern = spec.get("AllowedPattern", "")
+        for python_only in ("(?P<", "(?P=", "\\Z", "(?#"):
+            assert python_only not in pattern, (name, python_only)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="no java on PATH")
+def test_java_regex_agrees_with_python_on_every_pattern(template: dict[str, Any], tmp_path: Path) -> None:
+    # CloudFormation's regex dialect is Java's: check the tables with java.util.regex itself
+    source = tmp_path / "Matches.java"
+    source.write_text(
+        "import java.util.regex.Pattern;\n"
+        "public class Matches { public static void main(String[] args) throws Exception {\n"
+        "  java.io.BufferedReader in =\n"
+        "    new java.io.BufferedReader(new java.io.InputStreamReader(System.in));\n"
+        "  String line;\n"
+        "  while ((line = in.readLine()) != null) {\n"
+        '    String[] parts = line.split(" ", -1);\n'
+        '    String pattern = new String(java.util.HexFormat.of().parseHex(parts[0]), "UTF-8");\n'
+        '    String value = new String(java.util.HexFormat.of().parseHex(parts[1]), "UTF-8");\n'
+        "    System.out.println(Pattern.compile(pattern).matcher(value).matches());\n"
+        "  }\n"
+        "}}\n",
+        encoding="utf-8",
+    )
+    cases = [
+        (_pattern(template, name), value)
+        for name, values in (
+            ("BedrockModelId", VALID_MODEL_IDS + INVALID_MODEL_IDS),
+            ("BedrockGuardrailId", VALID_GUARDRAIL_IDS + INVALID_GUARDRAIL_IDS),
+            ("BedrockGuardrailVersion", VALID_GUARDRAIL_VERSIONS + INVALID_GUARDRAIL_VERSIONS),
+        )
+        for value in values
+    ]
+    lines = "".join(f"{p.encode().hex()} {v.encode().hex()}\n" for p, v in cases)
+
+    # When
+    result = subprocess.run(
+        ["java", str(source)], input=lines, capture_output=True, text=True, check=True, timeout=120
+    )
 
     # Then
-    assert "amazon.titan-text-express-v1" in model["AllowedValues"]
-    assert model["Default"] in model["AllowedValues"]
+    java = [line == "true" for line in result.stdout.split()]
+    assert java == [re.fullmatch(p, v) is not None for p, v in cases]
+
+
+@pytest.mark.parametrize("value", VALID_MODEL_IDS)
+def test_the_templates_model_shapes_are_the_model_family_modules(
+    template: dict[str, Any], value: str
+) -> None:
+    # Given the conditions the IAM statements branch on
+    evaluator = Evaluator(template, {"BedrockModelId": value})
+    is_arn = evaluator.condition("BedrockModelIsArn")
+    is_profile_id = evaluator.condition("BedrockModelIsProfileId")
+
+    # Then an id is a profile id exactly when medsum.modelfamily strips a geographic prefix from it, and
+    # every ARN the pattern admits is one that medsum.modelfamily reads
+    assert is_arn == value.startswith("arn:")
+    assert is_profile_id == (not is_arn and base_model_id(value) != value)
+    if is_arn:
+        assert base_model_id(value) != value
+    assert evaluator.condition("BedrockModelViaProfile") == (
+        is_profile_id or (is_arn and "inference-profile/" in value)
+    )
+
+
+def test_the_profile_condition_lists_exactly_the_model_family_modules_prefixes(
+    template: dict[str, Any],
+) -> None:
+    equals = template["Conditions"]["BedrockModelIsProfileId"]["Fn::Or"]
+    assert [condition["Fn::Equals"][1] for condition in equals] == list(PROFILE_PREFIXES)
+
+
+@pytest.mark.parametrize("value", VALID_MODEL_IDS)
+def test_the_local_deploy_accepts_what_cloudformation_accepts(template: dict[str, Any], value: str) -> None:
+    validate_parameters(template["Parameters"], {"BedrockModelId": value})
+
+
+@pytest.mark.parametrize("value", INVALID_MODEL_IDS)
+def test_the_local_deploy_rejects_what_cloudformation_rejects(template: dict[str, Any], value: str) -> None:
+    with pytest.raises(DeploymentError, match="BedrockModelId must match pattern"):
+        validate_parameters(template["Parameters"], {"BedrockModelId": value})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"BedrockGuardrailId": "ABC"}, "BedrockGuardrailId must match pattern"),
+        ({"BedrockGuardrailVersion": "draft"}, "BedrockGuardrailVersion must match pattern"),
+        ({"BedrockContextTokens": "-1"}, "BedrockContextTokens must be a number not less than 0"),
+        ({"BedrockContextTokens": "lots"}, "BedrockContextTokens must be a number"),
+    ],
+)
+def test_the_local_deploy_checks_the_guardrail_and_context_parameters(
+    template: dict[str, Any], overrides: dict[str, str], message: str
+) -> None:
+    with pytest.raises(DeploymentError, match=message):
+        validate_parameters(template["Parameters"], overrides)
+    validate_parameters(
+        template["Parameters"],
+        {"BedrockGuardrailId": "abc123", "BedrockGuardrailVersion": "3", "BedrockContextTokens": "8192"},
+    )
+
+
+def test_the_local_stack_gives_the_stand_in_models_context_window_unless_told_otherwise(
+    template: dict[str, Any],
+) -> None:
+    declared = set(template["Parameters"])
+
+    # Then: 8192 by default, the caller's value when given, nothing for a template without the parameter
+    assert LOCAL_PARAMETER_DEFAULTS == {"BedrockContextTokens": "8192"}
+    assert with_local_defaults({"StageName": "x"}, declared) == {
+        "StageName": "x",
+        "BedrockContextTokens": "8192",
+    }
+    assert with_local_defaults({"BedrockContextTokens": "0"}, declared) == {"BedrockContextTokens": "0"}
+    assert with_local_defaults({}, {"StageName"}) == {}
+    validate_parameters(template["Parameters"], with_local_defaults({}, declared))
 
 
 def test_lease_outlives_the_worker_and_expires_before_redelivery(template: dict[str, Any]) -> None:
@@ -321,18 +613,256 @@ def test_api_function_reaches_its_tables_and_indexes_and_nothing_else(translated
     ]
 
 
-def test_worker_may_invoke_only_the_configured_bedrock_model(translated: dict[str, Any]) -> None:
-    # Given
-    statements = [
-        s
-        for s in _role_statements(translated, "WorkerFunction")
-        if "bedrock:InvokeModel" in _as_list(s["Action"])
-    ]
+REGION_, ACCOUNT_ = PSEUDO_PARAMETERS["AWS::Region"], PSEUDO_PARAMETERS["AWS::AccountId"]
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+US_PROFILE_ARN = f"arn:aws:bedrock:{REGION_}:{ACCOUNT_}:inference-profile/us.{HAIKU}"
+GLOBAL_PROFILE_ARN = f"arn:aws:bedrock:{REGION_}:{ACCOUNT_}:inference-profile/global.{SONNET}"
+EU_PROFILE_ARN = "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.amazon.nova-lite-v1:0"
+APP_PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
+ANY_REGION_MODELS = {"arn:aws:bedrock:*::foundation-model/*", "arn:aws:bedrock:::foundation-model/*"}
+
+# (BedrockModelId, the InvokeModel grants it resolves to: (resources, bedrock:InferenceProfileArn condition))
+MODEL_GRANTS: list[tuple[str, list[tuple[set[str], str | None]]]] = [
+    (HAIKU, [({f"arn:aws:bedrock:{REGION_}::foundation-model/{HAIKU}"}, None)]),
+    (
+        "amazon.titan-text-express-v1",
+        [({f"arn:aws:bedrock:{REGION_}::foundation-model/amazon.titan-text-express-v1"}, None)],
+    ),
+    (
+        f"us.{HAIKU}",
+        [
+            ({US_PROFILE_ARN}, None),
+            ({f"arn:aws:bedrock:*::foundation-model/{HAIKU}*"}, US_PROFILE_ARN),
+        ],
+    ),
+    (
+        f"global.{SONNET}",
+        [
+            ({GLOBAL_PROFILE_ARN}, None),
+            (
+                {
+                    f"arn:aws:bedrock:*::foundation-model/{SONNET}*",
+                    f"arn:aws:bedrock:::foundation-model/{SONNET}*",
+                },
+                GLOBAL_PROFILE_ARN,
+            ),
+        ],
+    ),
+    (EU_PROFILE_ARN, [({EU_PROFILE_ARN}, None), (ANY_REGION_MODELS, EU_PROFILE_ARN)]),
+    (APP_PROFILE_ARN, [({APP_PROFILE_ARN}, None), (ANY_REGION_MODELS, APP_PROFILE_ARN)]),
+    (
+        "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-pro-v1:0",
+        [({"arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-pro-v1:0"}, None)],
+    ),
+    (
+        "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefgh1234",
+        [({"arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefgh1234"}, None)],
+    ),
+]
+
+
+def _bedrock_grants(statements: list[dict[str, Any]]) -> list[tuple[set[str], str | None]]:
+    grants: list[tuple[set[str], str | None]] = []
+    for statement in statements:
+        if not any(action.startswith("bedrock:InvokeModel") for action in _as_list(statement["Action"])):
+            continue
+        assert _as_list(statement["Action"]) == ["bedrock:InvokeModel"], statement
+        condition = statement.get("Condition")
+        if condition is not None:
+            assert set(condition) == {"StringEquals"} and set(condition["StringEquals"]) == {
+                "bedrock:InferenceProfileArn"
+            }, condition
+        profile = condition["StringEquals"]["bedrock:InferenceProfileArn"] if condition else None
+        grants.append((set(_as_list(statement["Resource"])), profile))
+    return grants
+
+
+def _iam_matches(pattern: str, value: str) -> bool:
+    """IAM resource matching: ``*`` and ``?`` wildcards, each of an ARN's six fields on its own."""
+
+    def glob(p: str, v: str) -> bool:
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+        return re.fullmatch(regex, v, flags=re.DOTALL) is not None
+
+    pattern_fields, value_fields = pattern.split(":", 5), value.split(":", 5)
+    return len(pattern_fields) == len(value_fields) and all(
+        glob(p, v) for p, v in zip(pattern_fields, value_fields, strict=True)
+    )
+
+
+def _allows(
+    statements: list[dict[str, Any]], action: str, resource: str, context: dict[str, str] | None = None
+) -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` in a request with ``context`` keys."""
+    for statement in statements:
+        if statement["Effect"] != "Allow" or action not in _as_list(statement["Action"]):
+            continue
+        if not any(_iam_matches(pattern, resource) for pattern in _as_list(statement["Resource"])):
+            continue
+        conditions = statement.get("Condition", {})
+        assert set(conditions) <= {"StringEquals"}, conditions
+        if all(
+            (context or {}).get(key) in _as_list(expected)
+            for key, expected in conditions.get("StringEquals", {}).items()
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("model_id", "expected"), MODEL_GRANTS, ids=[m for m, _ in MODEL_GRANTS])
+def test_worker_may_invoke_exactly_the_configured_model_or_profile(
+    translated: dict[str, Any], model_id: str, expected: list[tuple[set[str], str | None]]
+) -> None:
+    # When
+    statements = _resolved_role_statements(translated, "WorkerFunction", {"BedrockModelId": model_id})
 
     # Then
-    assert [s["Resource"] for s in statements] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${BedrockModelId}"}
-    ]
+    assert _bedrock_grants(statements) == expected
+
+
+@pytest.mark.parametrize("model_id", [m for m, _ in MODEL_GRANTS] + VALID_MODEL_IDS)
+def test_a_wildcard_model_resource_is_only_ever_granted_through_the_profile(
+    translated: dict[str, Any], model_id: str
+) -> None:
+    # When
+    statements = _resolved_role_statements(translated, "WorkerFunction", {"BedrockModelId": model_id})
+
+    # Then: every resource with a wildcard is a foundation model reached through one named profile
+    for resources, profile in _bedrock_grants(statements):
+        if any("*" in resource for resource in resources):
+            assert profile is not None and "*" not in profile, (resources, profile)
+            assert all(":foundation-model/" in resource for resource in resources), resources
+    for statement in statements:
+        if not any(action.startswith("bedrock:") for action in _as_list(statement["Action"])):
+            assert all("*" not in resource for resource in _as_list(statement["Resource"])), statement
+
+
+def test_through_a_profile_the_worker_reaches_its_model_in_any_region_and_nothing_else(
+    translated: dict[str, Any],
+) -> None:
+    # Given the default model: a us. profile
+    statements = _resolved_role_statements(translated, "WorkerFunction")
+    default = translated["Parameters"]["BedrockModelId"]["Default"]
+    profile = f"arn:aws:bedrock:{REGION_}:{ACCOUNT_}:inference-profile/{default}"
+    through_profile = {"bedrock:InferenceProfileArn": profile}
+
+    def model(region: str, model_id: str = base_model_id(default)) -> str:
+        return f"arn:aws:bedrock:{region}::foundation-model/{model_id}"
+
+    # Then: the profile, and its model in every region it may route to, through the profile only
+    assert _allows(statements, "bedrock:InvokeModel", profile)
+    for region in ("us-east-1", "us-east-2", "us-west-2"):
+        assert _allows(statements, "bedrock:InvokeModel", model(region), through_profile)
+        assert not _allows(statements, "bedrock:InvokeModel", model(region))
+    other_profile = {
+        "bedrock:InferenceProfileArn": profile.replace("inference-profile/us.", "inference-profile/eu.")
+    }
+    assert not _allows(statements, "bedrock:InvokeModel", model("eu-west-1"), other_profile)
+    assert not _allows(statements, "bedrock:InvokeModel", model("us-east-1", SONNET), through_profile)
+    assert not _allows(statements, "bedrock:InvokeModel", profile.replace(HAIKU, SONNET))
+    assert not _allows(statements, "bedrock:ApplyGuardrail", profile)
+
+
+def test_through_a_global_profile_the_worker_reaches_the_region_less_model_too(
+    translated: dict[str, Any],
+) -> None:
+    statements = _resolved_role_statements(
+        translated, "WorkerFunction", {"BedrockModelId": f"global.{SONNET}"}
+    )
+    through_profile = {"bedrock:InferenceProfileArn": GLOBAL_PROFILE_ARN}
+    assert _allows(statements, "bedrock:InvokeModel", GLOBAL_PROFILE_ARN)
+    for resource in (
+        f"arn:aws:bedrock:::foundation-model/{SONNET}",
+        f"arn:aws:bedrock:ap-south-1::foundation-model/{SONNET}",
+    ):
+        assert _allows(statements, "bedrock:InvokeModel", resource, through_profile)
+        assert not _allows(statements, "bedrock:InvokeModel", resource)
+
+
+@pytest.mark.parametrize(
+    ("guardrail", "expected"),
+    [
+        ("", None),
+        ("abc123def456", f"arn:aws:bedrock:{REGION_}:{ACCOUNT_}:guardrail/abc123def456"),
+        (
+            "arn:aws:bedrock:eu-west-1:123456789012:guardrail/abc123def456",
+            "arn:aws:bedrock:eu-west-1:123456789012:guardrail/abc123def456",
+        ),
+    ],
+)
+def test_the_worker_may_apply_the_configured_guardrail_and_only_when_one_is_set(
+    translated: dict[str, Any], guardrail: str, expected: str | None
+) -> None:
+    # When
+    parameters = {"BedrockGuardrailId": guardrail, "BedrockGuardrailVersion": "3"}
+    statements = _resolved_role_statements(translated, "WorkerFunction", parameters)
+    granted = {action for s in statements for action in _as_list(s["Action"])}
+
+    # Then
+    applying = [s for s in statements if "bedrock:ApplyGuardrail" in _as_list(s["Action"])]
+    if expected is None:
+        assert applying == [] and granted == WORKER_ACTIONS
+    else:
+        assert [(s["Action"], s["Resource"], s.get("Condition")) for s in applying] == [
+            ("bedrock:ApplyGuardrail", expected, None)
+        ]
+        assert granted == WORKER_ACTIONS | {"bedrock:ApplyGuardrail"}
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {},
+        {"BedrockModelId": f"global.{SONNET}", "BedrockGuardrailId": "abc123def456"},
+        {
+            "BedrockModelId": APP_PROFILE_ARN,
+            "BedrockGuardrailId": "arn:aws:bedrock:eu-west-1:123456789012:guardrail/x1",
+        },
+        {"BedrockModelId": HAIKU},
+    ],
+    ids=["defaults", "global-profile-guardrail-id", "application-profile-guardrail-arn", "model-id"],
+)
+def test_moto_resolves_the_worker_role_as_the_test_evaluator_does(
+    translated: dict[str, Any], parameters: dict[str, str]
+) -> None:
+    # Given what tests/support/cfn.py resolves the worker's policy to
+    expected = _resolved_role_statements(translated, "WorkerFunction", parameters)
+
+    # When moto's CloudFormation deploys the template with the same parameters
+    with _moto_deployment(translated, parameters) as stack:
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        iam = boto3.client("iam", region_name=REGION)
+        (role,) = [r for r in iam.list_roles()["Roles"] if "WorkerFunctionRole" in r["RoleName"]]
+        # moto's API answers a CloudFormation-made inline policy as a Python repr: read its backend
+        (document,) = iam_backends[DEFAULT_ACCOUNT_ID]["aws"].get_role(role["RoleName"]).policies.values()
+        statements: list[Any] = cast(dict[str, Any], document)["Statement"]
+        deployed = [s for s in statements if s is not None]  # moto keeps AWS::NoValue as null
+
+    # Then the Bedrock statements agree (moto resolves GetAtt to real ARNs, the evaluator to placeholders)
+    def bedrock(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in statements if str(s["Action"]).startswith("bedrock:")]
+
+    assert bedrock(deployed) == bedrock(expected)
+    assert len(deployed) == len(expected)
+
+
+def test_the_worker_gets_the_model_guardrail_and_context_parameters(resources: dict[str, Any]) -> None:
+    variables = _props(resources, "WorkerFunction")["Environment"]["Variables"]
+    assert {
+        name: variables[name]
+        for name in variables
+        if name.startswith("BEDROCK_") and name != "BEDROCK_MAX_TOKENS"
+    } == {
+        "BEDROCK_MODEL_ID": {"Ref": "BedrockModelId"},
+        "BEDROCK_GUARDRAIL_ID": {"Ref": "BedrockGuardrailId"},
+        "BEDROCK_GUARDRAIL_VERSION": {"Ref": "BedrockGuardrailVersion"},
+        "BEDROCK_CONTEXT_TOKENS": {"Ref": "BedrockContextTokens"},
+        "BEDROCK_RETRY_BUDGET_SECONDS": {"Ref": "BedrockRetryBudgetSeconds"},
+        "BEDROCK_MAX_ATTEMPTS": {"Ref": "BedrockMaxAttempts"},
+    }
+    # every setting the worker reads, required or optional, is set by the template
+    assert _aliases(WorkerSettings, required_only=False) <= set(variables)
 
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)
