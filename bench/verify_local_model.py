@@ -88,14 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[summary contradicts] {parsed.summary!r}", file=sys.stderr)
 
     timings.sort()
-    print(f"reports: {reports} ({'FINDINGS only' if args.findings_only else 'full text'}), data: {args.data.name}")
+    source = "FINDINGS only" if args.findings_only else "full text"
+    print(f"reports: {reports} ({source}), data: {args.data.name}")
+    p50, p95 = timings[len(timings) // 2], timings[int(len(timings) * 0.95)]
     print(
-        "verifier ms/report: mean {:.3f}  p50 {:.3f}  p95 {:.3f}  max {:.3f}".format(
-            statistics.fmean(timings),
-            timings[len(timings) // 2],
-            timings[int(len(timings) * 0.95)],
-            timings[-1],
-        )
+        f"verifier ms/report: mean {statistics.fmean(timings):.3f}  p50 {p50:.3f}  "
+        f"p95 {p95:.3f}  max {timings[-1]:.3f}"
     )
     for key, value in totals.items():
         print(f"{key:>28}: {value}")

@@ -219,6 +219,9 @@ def render_report(console: Console, report: Mapping[str, Any], source_text: str 
     console.print()
     console.print(Text("Summary", style="bold underline"))
     console.print(Padding(Text(str(summary.get("summary", ""))), (0, 0, 0, 2), expand=False))
+    review = verification_text(summary.get("verification"))
+    if review is not None:
+        console.print(Padding(review, (0, 0, 0, 2), expand=False))
     for key, title in SECTIONS:
         items = summary.get(key) or []
         console.print()
@@ -490,10 +493,31 @@ class BatchProgress:
         self._progress.refresh()
 
 
+def verification_text(verification: Any) -> Text | None:
+    """One line on what the verifier removed, or None when there is no verification record."""
+    if not isinstance(verification, Mapping):
+        return None
+    dropped = verification.get("dropped") if isinstance(verification.get("dropped"), Mapping) else {}
+    drops = [f"{count} {reason}" for reason, count in sorted(dropped.items()) if count]
+    parts = [f"dropped {', '.join(drops)}"] if drops else []
+    marked = verification.get("marked_uncertain") or 0
+    if marked:
+        parts.append(f"{marked} marked uncertain")
+    if verification.get("summary_contradicts_report"):
+        parts.append("the summary sentence asserts a finding the report negates")
+    checked = verification.get("items_checked", "?")
+    if verification.get("needs_review"):
+        return Text(f"needs review: {'; '.join(parts)} (of {checked} items)", "bold yellow")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return Text(f"verified: {verification.get('items_kept', '?')} of {checked} items kept{detail}", "dim")
+
+
 def _render_item(index: int, item: Any, source_text: str | None) -> list[Text]:
     if not isinstance(item, Mapping):
         return [Text(f"{index}. {item}")]
     lines: list[Text] = [Text.assemble((f"{index}. ", "bold"), str(item.get("text", "")))]
+    if item.get("certainty") == "uncertain":
+        lines[0].append("  (uncertain)", style="yellow")
     for span in item.get("evidence") or []:
         if not isinstance(span, Mapping):
             continue

@@ -368,7 +368,7 @@ def summarize(
     summary="Read one report's status and summary",
     responses={
         200: {
-            "description": "The report: status, verified summary (items with certainty, `verification`), usage",
+            "description": "The report: status, verified summary (items with certainty, `verification`)",
             "content": {"application/json": {"model": ReportView}},
         }
     },

@@ -134,8 +134,12 @@ class ModelSummary(BaseModel):
     summary: Annotated[str, StringConstraints(min_length=1, max_length=4_000)] = Field(
         description="a 1-3 sentence overview for a clinician"
     )
-    key_findings: list[ModelItem] = Field(default_factory=list, max_length=50, description="positive findings")
-    diagnoses: list[ModelItem] = Field(default_factory=list, max_length=50, description="diagnoses or impressions")
+    key_findings: list[ModelItem] = Field(
+        default_factory=list, max_length=50, description="positive findings"
+    )
+    diagnoses: list[ModelItem] = Field(
+        default_factory=list, max_length=50, description="diagnoses or impressions"
+    )
     medications: list[ModelItem] = Field(
         default_factory=list, max_length=50, description="medications the report names"
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from medsum.modelfamily import ModelFamily, family_for
 from medsum.models import (
     ActionCounts,
     AuditEntry,
@@ -28,7 +29,6 @@ from medsum.models import (
     Webhook,
     WorkMessage,
 )
-from medsum.modelfamily import ModelFamily, family_for
 from medsum.netguard import Target
 
 
@@ -275,7 +275,7 @@ class ModelReply:
     latency_ms: float
     #: The forced tool's input (the structured answer), when the model called the tool.
     tool_input: dict[str, Any] | None = None
-    #: Converse ``stopReason``: ``end_turn``, ``tool_use``, ``max_tokens`` (truncated), ``guardrail_intervened``…
+    #: Converse ``stopReason``: ``end_turn``, ``tool_use``, ``max_tokens`` (cut off), ``guardrail_intervened``
     stop_reason: str = "end_turn"
     cache_read_input_tokens: int = 0
     cache_write_input_tokens: int = 0

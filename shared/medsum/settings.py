@@ -61,9 +61,6 @@ class WorkerSettings(_Env):
     bedrock_retry_budget_seconds: float = Field(alias="BEDROCK_RETRY_BUDGET_SECONDS", gt=0)
     bedrock_max_attempts: int = Field(alias="BEDROCK_MAX_ATTEMPTS", ge=1)
     bedrock_max_tokens: int = Field(alias="BEDROCK_MAX_TOKENS", ge=64, default=2048)
-    bedrock_guardrail_id: str = Field(alias="BEDROCK_GUARDRAIL_ID", default="")
-    bedrock_guardrail_version: str = Field(alias="BEDROCK_GUARDRAIL_VERSION", default="DRAFT")
-    bedrock_context_tokens: int = Field(alias="BEDROCK_CONTEXT_TOKENS", ge=0, default=0)
     requeue_base_delay_seconds: int = Field(alias="REQUEUE_BASE_DELAY_SECONDS", ge=0)
 
 

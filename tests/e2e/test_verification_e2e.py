@@ -42,7 +42,9 @@ def script(bedrock_admin: str) -> Iterator[Script]:
 
 
 def submit(api: ApiClient, text: str) -> str:
-    response = api.post("/summarize", json={"patient_id": "pt-verify", "report_text": text, "report_type": "radiology"})
+    response = api.post(
+        "/summarize", json={"patient_id": "pt-verify", "report_text": text, "report_type": "radiology"}
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["report_id"])
 
@@ -110,7 +112,8 @@ def test_negated_hedged_and_invented_items_never_reach_the_clinician(api: ApiCli
 def test_batch_results_carry_the_same_verification(api: ApiClient, script: Script) -> None:
     text = script(CXR, tool_input=ISSUE_REPLY)
     created = api.post(
-        "/batches", json={"reports": [{"custom_id": "verify-1", "patient_id": "pt-verify", "report_text": text}]}
+        "/batches",
+        json={"reports": [{"custom_id": "verify-1", "patient_id": "pt-verify", "report_text": text}]},
     )
     assert created.status_code == 202, created.text
     batch_id = created.json()["batch_id"]
@@ -138,7 +141,9 @@ class Case:
     error: str | None = None
 
 
-def tool(*findings: dict[str, Any], summary: str = "Summary.", **lists: list[dict[str, Any]]) -> dict[str, Any]:
+def tool(
+    *findings: dict[str, Any], summary: str = "Summary.", **lists: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {"tool_input": {"summary": summary, "key_findings": list(findings), **lists}}
 
 
@@ -148,13 +153,18 @@ CASES = [
     Case(
         "paraphrased and re-spaced quotes are grounded",
         "FINDINGS: Heart is   mildly enlarged.\nBibasilar opacities.",
-        tool(item("Enlarged heart", "heart is mildly enlarged"), item("Bibasilar opacity", "Bibasilar  opacities.")),
+        tool(
+            item("Enlarged heart", "heart is mildly enlarged"),
+            item("Bibasilar opacity", "Bibasilar  opacities."),
+        ),
         findings=[("Enlarged heart", "definite"), ("Bibasilar opacity", "definite")],
     ),
     Case(
         "an invented quote is dropped",
         "FINDINGS: Mild cardiomegaly.",
-        tool(item("Cardiomegaly", "Mild cardiomegaly."), item("Pulmonary edema", "Moderate pulmonary edema.")),
+        tool(
+            item("Cardiomegaly", "Mild cardiomegaly."), item("Pulmonary edema", "Moderate pulmonary edema.")
+        ),
         findings=[("Cardiomegaly", "definite")],
         dropped={**DROPS_NONE, "ungrounded": 1},
         needs_review=True,
@@ -162,7 +172,10 @@ CASES = [
     Case(
         "pre-negation flip",
         "FINDINGS: Negative for pulmonary embolism. Small right effusion.",
-        tool(item("Pulmonary embolism", "Negative for pulmonary embolism."), item("Right effusion", "Small right effusion.")),
+        tool(
+            item("Pulmonary embolism", "Negative for pulmonary embolism."),
+            item("Right effusion", "Small right effusion."),
+        ),
         findings=[("Right effusion", "definite")],
         dropped={**DROPS_NONE, "negated": 1},
         needs_review=True,
@@ -198,7 +211,10 @@ CASES = [
     Case(
         "an item about a different finding than its quote",
         "FINDINGS: Left lower lobe atelectasis. Mild cardiomegaly.",
-        tool(item("Left lower lobe pneumonia", "Left lower lobe atelectasis."), item("Mild cardiomegaly", "Mild cardiomegaly.")),
+        tool(
+            item("Left lower lobe pneumonia", "Left lower lobe atelectasis."),
+            item("Mild cardiomegaly", "Mild cardiomegaly."),
+        ),
         findings=[("Mild cardiomegaly", "definite")],
         dropped={**DROPS_NONE, "unsupported": 1},
         needs_review=True,
@@ -217,7 +233,7 @@ CASES = [
         "FINDINGS: Small hiatal hernia.",
         {
             "text": 'Here is the summary you asked for:\n{"summary": "Small hiatal hernia.", "key_findings": '
-            '[{"text": "Hiatal hernia", "evidence": ["Small hiatal hernia."]}]}\nLet me know if you need more.'
+            '[{"text": "Hiatal hernia", "evidence": ["Small hiatal hernia."]}]}\nAnything else?'
         },
         findings=[("Hiatal hernia", "definite")],
     ),
@@ -235,7 +251,10 @@ CASES = [
     Case(
         "a summary sentence that contradicts the report needs review",
         "FINDINGS: No pneumothorax. Mild cardiomegaly.",
-        tool(item("Mild cardiomegaly", "Mild cardiomegaly."), summary="Small pneumothorax and mild cardiomegaly."),
+        tool(
+            item("Mild cardiomegaly", "Mild cardiomegaly."),
+            summary="Small pneumothorax and mild cardiomegaly.",
+        ),
         findings=[("Mild cardiomegaly", "definite")],
         needs_review=True,
     ),
@@ -267,11 +286,13 @@ def test_a_100000_character_report_is_summarized_by_sections(api: ApiClient) -> 
         "FINDINGS: Mild cardiomegaly. No pneumothorax. Lungs are otherwise clear. "
         "The mediastinal contours are within normal limits for this projection. " * 20
     )
+    impression = "IMPRESSION: Small left pleural effusion."
     text = "HISTORY: Long-term follow-up.\n\n"
-    while len(text) < 99_000:
+    while len(text) + len(paragraph) + 2 + len(impression) <= 100_000:
         text += paragraph + "\n\n"
-    text += "IMPRESSION: Small left pleural effusion."
-    text = text[:100_000]
+    text += impression
+    text += " " * (100_000 - len(text) - 1) + "."
+    assert len(text) == 100_000
     report_id = submit(api, text)
     body = wait_all(api, [report_id], timeout=240)[report_id]
     # Then it completes, from several sections, with every offset into the whole report

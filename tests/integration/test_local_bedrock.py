@@ -121,11 +121,13 @@ def test_the_worker_summarizer_grounds_every_quote(client: BaseClient, bedrock: 
 
     summarizer = BedrockSummarizer(MODEL_ID, max_tokens=2048, bedrock_client=client)
 
-    # When a report is summarized end to end
-    result, missing = summarize_text(REPORT, ReportType.RADIOLOGY, summarizer, RetryPolicy(3, 10.0))
+    # When a report is summarized end to end (Titan: prompt JSON, the instructions in the user message)
+    result = summarize_text(REPORT, ReportType.RADIOLOGY, summarizer, RetryPolicy(3, 10.0))
 
-    # Then one model call sufficed and every quote became a span into the report
-    assert missing == 0
+    # Then one model call sufficed, every quote became a span into the report, nothing was dropped
+    verification = result.summary.verification
+    assert verification is not None and verification.quotes_not_found == 0
+    assert verification.items_kept == verification.items_checked > 0
     assert result.model_calls == 1
     assert bedrock.stats()["calls_by_digest"] == {report_digest(REPORT): 1}
     findings = result.summary.key_findings
@@ -146,12 +148,13 @@ def test_the_worker_adapter_tells_a_throttle_from_other_errors(
     # Given the worker's adapter and a model failing every call with ``code``
     from medsum.adapters.bedrock import BedrockSummarizer
     from medsum.errors import SummarizerError
+    from medsum.ports import ModelRequest
 
     bedrock.set_faults({"error_rate": 1.0, "error_code": code})
     summarizer = BedrockSummarizer(MODEL_ID, max_tokens=256, bedrock_client=client)
     # When it is called, Then the error's type says whether it is a throttle (retried on time only)
     with pytest.raises(SummarizerError) as caught:
-        summarizer.complete("s", [{"role": "user", "text": "FINDINGS: Clear lungs."}])
+        summarizer.complete(ModelRequest(system="s", user_text="FINDINGS: Clear lungs."))
     assert type(caught.value).__name__ == expected
 
 

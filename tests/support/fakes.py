@@ -295,7 +295,7 @@ class ScriptedSummarizer(Summarizer):
     (the default, an unknown model, is driven by prompt JSON).
     """
 
-    script: list[str | dict[str, Any] | ModelReply | Exception]
+    script: Sequence[str | dict[str, Any] | ModelReply | Exception]
     requests: list[ModelRequest] = field(default_factory=list)
     model_id: str = "test-model"
 
@@ -313,8 +313,13 @@ class ScriptedSummarizer(Summarizer):
             return step
         if isinstance(step, dict):
             return ModelReply(
-                text="", input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0,
-                tool_input=step, stop_reason="tool_use",
+                text="",
+                input_tokens=100,
+                output_tokens=40,
+                model_id=self.model_id,
+                latency_ms=5.0,
+                tool_input=step,
+                stop_reason="tool_use",
             )
         return ModelReply(
             text=step, input_tokens=100, output_tokens=40, model_id=self.model_id, latency_ms=5.0

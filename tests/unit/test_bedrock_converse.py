@@ -3,7 +3,6 @@ parameter against the model), for a tool-use family and a prompt-JSON family, an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -15,15 +14,17 @@ from medsum.logic.summarize import SUMMARY_TOOL_NAME, SYSTEM_PROMPT, TOOL_SYSTEM
 from medsum.models import ModelSummary
 from medsum.ports import ModelRequest
 
-CONTRACT = {"summary": "Mild cardiomegaly.", "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}]}
+CONTRACT = {
+    "summary": "Mild cardiomegaly.",
+    "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
+}
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    bedrock = boto3.client(
+def client() -> Any:
+    return boto3.client(
         "bedrock-runtime", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
-    yield bedrock
 
 
 def response(content: list[dict[str, Any]], stop_reason: str, **usage: int) -> dict[str, Any]:
@@ -36,7 +37,9 @@ def response(content: list[dict[str, Any]], stop_reason: str, **usage: int) -> d
 
 
 def tool_request() -> ModelRequest:
-    return ModelRequest(system=TOOL_SYSTEM_PROMPT, user_text="<report>x</report>", tool=summary_tool(), max_tokens=2048)
+    return ModelRequest(
+        system=TOOL_SYSTEM_PROMPT, user_text="<report>x</report>", tool=summary_tool(), max_tokens=2048
+    )
 
 
 def test_a_tool_family_forces_the_summary_tool_and_caches_the_fixed_prefix(client: Any) -> None:
@@ -87,7 +90,9 @@ def test_a_prompt_json_family_sends_no_tool_and_reads_the_text(client: Any) -> N
     with Stubber(client) as stub:
         stub.add_response("converse", response([{"text": '{"summary": "ok"}'}], "end_turn"), expected)
         reply = summarizer.complete(
-            ModelRequest(system=SYSTEM_PROMPT, user_text="<report>x</report>", tool=summary_tool(), max_tokens=4096)
+            ModelRequest(
+                system=SYSTEM_PROMPT, user_text="<report>x</report>", tool=summary_tool(), max_tokens=4096
+            )
         )
     assert reply.tool_input is None and reply.text == '{"summary": "ok"}'
 

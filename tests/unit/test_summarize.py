@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -178,7 +179,7 @@ def test_split_sections_covers_the_text_and_cuts_at_headings_first() -> None:
     text = ("HISTORY: cough. " * 40) + "\nFINDINGS: " + ("Mild cardiomegaly. " * 60) + "\nIMPRESSION: Stable."
     sections = split_sections(text, 1_000)
     assert sections[0][0] == 0 and sections[-1][1] == len(text)
-    assert all(a[1] == b[0] for a, b in zip(sections, sections[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(sections))
     assert all(end - start <= 1_000 for start, end in sections)
     assert text[sections[1][0] :].startswith("FINDINGS:")
 
@@ -188,12 +189,18 @@ def test_a_long_report_is_summarized_by_sections_then_combined() -> None:
     section = "FINDINGS: Mild cardiomegaly. No pneumothorax. " + "Lungs are clear. " * 150 + "\n"
     text = section + section.replace("Mild cardiomegaly", "Small left pleural effusion") + section
     per_section = [
-        {"summary": "Mild cardiomegaly.", "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}]},
+        {
+            "summary": "Mild cardiomegaly.",
+            "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
+        },
         {
             "summary": "Small left effusion.",
             "key_findings": [{"text": "Left pleural effusion", "evidence": ["Small left pleural effusion."]}],
         },
-        {"summary": "Mild cardiomegaly.", "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}]},
+        {
+            "summary": "Mild cardiomegaly.",
+            "key_findings": [{"text": "Cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
+        },
         {"summary": "Mild cardiomegaly and a small left pleural effusion."},
     ]
     summarizer = ScriptedSummarizer(per_section, model_id=TOOL_MODEL)  # type: ignore[arg-type]

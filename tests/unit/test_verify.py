@@ -17,8 +17,12 @@ from medsum.models import Certainty, ModelItem
 CXR = "FINDINGS: No pneumothorax. Possible left lower lobe pneumonia. Mild cardiomegaly."
 
 
-def check(text: str, item: str, *quotes: str, certainty: Certainty | None = None) -> tuple[str, Certainty | None]:
-    verdict = check_item(ModelItem(text=item, evidence=list(quotes), certainty=certainty), ReportContext(text))
+def check(
+    text: str, item: str, *quotes: str, certainty: Certainty | None = None
+) -> tuple[str, Certainty | None]:
+    verdict = check_item(
+        ModelItem(text=item, evidence=list(quotes), certainty=certainty), ReportContext(text)
+    )
     return verdict.outcome, verdict.item.certainty if verdict.item else None
 
 
@@ -28,7 +32,9 @@ def test_the_issue_example_keeps_exactly_two_items() -> None:
     tally = Tally()
     items = [
         ModelItem(text="Pneumothorax", evidence=["No pneumothorax."], certainty=Certainty.DEFINITE),
-        ModelItem(text="Pneumonia", evidence=["Possible left lower lobe pneumonia."], certainty=Certainty.DEFINITE),
+        ModelItem(
+            text="Pneumonia", evidence=["Possible left lower lobe pneumonia."], certainty=Certainty.DEFINITE
+        ),
         ModelItem(text="Cardiomegaly", evidence=["Mild cardiomegaly."]),
         ModelItem(text="Pleural effusion", evidence=["Small right pleural effusion."]),
     ]
@@ -63,21 +69,69 @@ def test_the_issue_example_keeps_exactly_two_items() -> None:
         # the quote leaves the negation out; the sentence still negates
         ("No pneumothorax is identified.", "Pneumothorax", "pneumothorax", "negated", None),
         # pseudo-negations are left alone
-        ("No change in mild cardiomegaly.", "Mild cardiomegaly", "mild cardiomegaly", "kept", Certainty.DEFINITE),
+        (
+            "No change in mild cardiomegaly.",
+            "Mild cardiomegaly",
+            "mild cardiomegaly",
+            "kept",
+            Certainty.DEFINITE,
+        ),
         # hedges become uncertain, not dropped
-        ("Pneumonia cannot be excluded.", "Pneumonia", "Pneumonia cannot be excluded", "kept", Certainty.UNCERTAIN),
-        ("Findings suggestive of emphysema.", "Emphysema", "suggestive of emphysema", "kept", Certainty.UNCERTAIN),
-        ("Atelectasis versus pneumonia.", "Pneumonia", "Atelectasis versus pneumonia", "kept", Certainty.UNCERTAIN),
-        ("Opacity may represent atelectasis.", "Atelectasis", "may represent atelectasis", "kept", Certainty.UNCERTAIN),
+        (
+            "Pneumonia cannot be excluded.",
+            "Pneumonia",
+            "Pneumonia cannot be excluded",
+            "kept",
+            Certainty.UNCERTAIN,
+        ),
+        (
+            "Findings suggestive of emphysema.",
+            "Emphysema",
+            "suggestive of emphysema",
+            "kept",
+            Certainty.UNCERTAIN,
+        ),
+        (
+            "Atelectasis versus pneumonia.",
+            "Pneumonia",
+            "Atelectasis versus pneumonia",
+            "kept",
+            Certainty.UNCERTAIN,
+        ),
+        (
+            "Opacity may represent atelectasis.",
+            "Atelectasis",
+            "may represent atelectasis",
+            "kept",
+            Certainty.UNCERTAIN,
+        ),
         # plain findings stay definite; stable is still a finding
-        ("Stable mild cardiomegaly.", "Cardiomegaly", "Stable mild cardiomegaly.", "kept", Certainty.DEFINITE),
+        (
+            "Stable mild cardiomegaly.",
+            "Cardiomegaly",
+            "Stable mild cardiomegaly.",
+            "kept",
+            Certainty.DEFINITE,
+        ),
         # paraphrase and re-spaced quote are fine
         ("Bibasilar   opacities.", "Bibasilar opacity", "bibasilar opacities", "kept", Certainty.DEFINITE),
         ("The heart is enlarged.", "Enlarged heart", "The heart is enlarged", "kept", Certainty.DEFINITE),
         # an item about something else than its quote
         ("Mild cardiomegaly.", "Pneumonia", "Mild cardiomegaly.", "unsupported", None),
-        ("Left lower lobe atelectasis.", "Left lower lobe pneumonia", "Left lower lobe atelectasis", "unsupported", None),
-        ("Small right pleural effusion.", "Left pleural effusion", "Small right pleural effusion", "unsupported", None),
+        (
+            "Left lower lobe atelectasis.",
+            "Left lower lobe pneumonia",
+            "Left lower lobe atelectasis",
+            "unsupported",
+            None,
+        ),
+        (
+            "Small right pleural effusion.",
+            "Left pleural effusion",
+            "Small right pleural effusion",
+            "unsupported",
+            None,
+        ),
         ("Lisinopril 10 mg daily.", "Lisinopril 20 mg daily", "Lisinopril 10 mg daily", "unsupported", None),
         # invented quote
         ("Mild cardiomegaly.", "Cardiomegaly", "Marked cardiomegaly with edema.", "ungrounded", None),
@@ -88,7 +142,9 @@ def test_item_outcomes(text: str, item: str, quote: str, outcome: str, certainty
 
 
 def test_a_model_hedge_is_kept_even_when_the_evidence_is_plain() -> None:
-    assert check("Mild cardiomegaly.", "Cardiomegaly", "Mild cardiomegaly", certainty=Certainty.UNCERTAIN) == (
+    assert check(
+        "Mild cardiomegaly.", "Cardiomegaly", "Mild cardiomegaly", certainty=Certainty.UNCERTAIN
+    ) == (
         "kept",
         Certainty.UNCERTAIN,
     )
@@ -113,7 +169,9 @@ def test_a_region_is_searched_first_so_offsets_point_into_that_section() -> None
     text = "Part one: mild cardiomegaly.\n\nPart two: mild cardiomegaly."
     second = text.index("Part two")
     verdict = check_item(
-        ModelItem(text="Cardiomegaly", evidence=["mild cardiomegaly"]), ReportContext(text), (second, len(text))
+        ModelItem(text="Cardiomegaly", evidence=["mild cardiomegaly"]),
+        ReportContext(text),
+        (second, len(text)),
     )
     assert verdict.item is not None and verdict.item.evidence[0].start > second
 
@@ -158,3 +216,16 @@ def test_word_matching_allows_inflection_not_other_words() -> None:
 def test_concept_words_leave_modifiers_out() -> None:
     assert concept_words("Small left pleural effusion") == ["pleural", "effusion"]
     assert concept_words("Stable") == ["stable"]
+
+
+def test_an_item_that_keeps_the_hedge_in_its_words_was_not_stated_as_definite() -> None:
+    report = ReportContext(CXR)
+    hedged_words = check_item(
+        ModelItem(text="Possible pneumonia", evidence=["Possible left lower lobe pneumonia."]), report
+    )
+    plain_words = check_item(
+        ModelItem(text="Pneumonia", evidence=["Possible left lower lobe pneumonia."]), report
+    )
+    assert hedged_words.item is not None and hedged_words.item.certainty is Certainty.UNCERTAIN
+    assert hedged_words.marked_uncertain is False
+    assert plain_words.item is not None and plain_words.marked_uncertain is True

@@ -102,7 +102,9 @@ class BedrockSummarizer(Summarizer):
             ]
             if family.prompt_caching:
                 tools.append(_CACHE_POINT)
-            choice = {"tool": {"name": request.tool.name}} if family.output is OutputMode.TOOL else {"any": {}}
+            choice = (
+                {"tool": {"name": request.tool.name}} if family.output is OutputMode.TOOL else {"any": {}}
+            )
             params["toolConfig"] = {"tools": tools, "toolChoice": choice}
         if self._guardrail is not None:
             identifier, version = self._guardrail

@@ -64,7 +64,7 @@ SYSTEM_PROMPT: Final = (
     + """
 Reply with one JSON object and nothing else, with exactly these keys:
 {"summary": "1-3 sentence overview",
- "key_findings": [{"text": "finding", "evidence": ["verbatim quote from the report"], "certainty": "definite"}],
+ "key_findings": [{"text": "finding", "evidence": ["verbatim quote"], "certainty": "definite"}],
  "diagnoses": [{"text": "...", "evidence": ["..."], "certainty": "uncertain"}],
  "medications": [{"text": "...", "evidence": ["..."]}],
  "follow_up": [{"text": "...", "evidence": ["..."]}]}"""

@@ -52,7 +52,7 @@ _STOPWORDS: Final = frozenset(
     possibly probable probably likely unlikely may might could can cannot represent represents
     representing status post history hx of mg-dl recommend recommended recommendation consider considered
     follow-up follow up repeat further additional clinical clinically correlation correlate
-    appear appears appearing identified identify change changes process""".split()
+    appear appears appearing identified identify change changes process""".split()  # noqa: SIM905
 )
 
 # Modifiers: where, how big, how bad, since when. They qualify a concept but are not one.
@@ -64,7 +64,7 @@ _MODIFIERS: Final = frozenset(
     marked markedly slight slightly significant subtle prominent borderline
     stable unchanged new newly chronic acute subacute old prior previous previously again persistent
     persists redemonstrated interval increased increasing decreased decreasing improved improving
-    worsened worsening resolving residual recent""".split()
+    worsened worsening resolving residual recent""".split()  # noqa: SIM905 - a word list reads best as prose
 )
 _SIDES: Final = {"left": "left", "right": "right", "bilateral": "bilateral", "bilaterally": "bilateral"}
 # Organ nouns and their adjectives: an item may name one where its evidence uses the other.
@@ -199,9 +199,7 @@ def _supported(concepts: Sequence[str], item_words: Sequence[str], evidence_word
     return not (item_sides and evidence_sides and not item_sides & evidence_sides)
 
 
-def _assess(
-    report: ReportContext, span: EvidenceSpan, concepts: Sequence[str]
-) -> tuple[bool, bool]:
+def _assess(report: ReportContext, span: EvidenceSpan, concepts: Sequence[str]) -> tuple[bool, bool]:
     """(negated, uncertain) of the item's concept in the sentences that hold its evidence ``span``."""
     negated_everywhere, uncertain = True, False
     for index in report.overlapping(span.start, span.end):
@@ -245,7 +243,10 @@ def check_item(item: ModelItem, report: ReportContext, region: tuple[int, int] |
     hedged = any(uncertain for _, uncertain in verdicts)
     certainty = Certainty.UNCERTAIN if hedged or item.certainty is Certainty.UNCERTAIN else Certainty.DEFINITE
     shown = SummaryItem(text=item.text, evidence=spans, certainty=certainty)
-    return ItemCheck("kept", shown, missing, marked_uncertain=hedged and item.certainty is not Certainty.UNCERTAIN)
+    # The model stated a hedged finding as definite: it neither said "uncertain" nor kept the hedge
+    # in the item's own words ("Possible pneumonia" is not stated as definite).
+    stated_definite = item.certainty is not Certainty.UNCERTAIN and not analyze(item.text).uncertain_scopes
+    return ItemCheck("kept", shown, missing, marked_uncertain=hedged and stated_definite)
 
 
 @dataclass
@@ -274,7 +275,9 @@ class Tally:
         self.lists[list_name].append(check.item)
 
     def verification(self, summary_contradicts_report: bool, sections: int = 1) -> Verification:
-        dropped = DroppedCounts(ungrounded=self.ungrounded, unsupported=self.unsupported, negated=self.negated)
+        dropped = DroppedCounts(
+            ungrounded=self.ungrounded, unsupported=self.unsupported, negated=self.negated
+        )
         return Verification(
             items_checked=self.checked,
             items_kept=self.kept,
@@ -282,7 +285,9 @@ class Tally:
             marked_uncertain=self.marked_uncertain,
             quotes_not_found=self.quotes_not_found,
             summary_contradicts_report=summary_contradicts_report,
-            needs_review=bool(self.ungrounded or self.unsupported or self.negated or summary_contradicts_report),
+            needs_review=bool(
+                self.ungrounded or self.unsupported or self.negated or summary_contradicts_report
+            ),
             sections=sections,
             verifier_version=VERIFIER_VERSION,
         )
@@ -293,7 +298,10 @@ def _same_item(a: SummaryItem, b: SummaryItem) -> bool:
 
 
 def check_items(
-    lists: dict[str, list[ModelItem]], report: ReportContext, tally: Tally, region: tuple[int, int] | None = None
+    lists: dict[str, list[ModelItem]],
+    report: ReportContext,
+    tally: Tally,
+    region: tuple[int, int] | None = None,
 ) -> None:
     """Check every item of ``lists`` (keyed by contract list name) into ``tally``."""
     for name in ITEM_LISTS:
