@@ -497,7 +497,8 @@ def verification_text(verification: Any) -> Text | None:
     """One line on what the verifier removed, or None when there is no verification record."""
     if not isinstance(verification, Mapping):
         return None
-    dropped = verification.get("dropped") if isinstance(verification.get("dropped"), Mapping) else {}
+    raw_dropped = verification.get("dropped")
+    dropped: Mapping[str, Any] = raw_dropped if isinstance(raw_dropped, Mapping) else {}
     drops = [f"{count} {reason}" for reason, count in sorted(dropped.items()) if count]
     parts = [f"dropped {', '.join(drops)}"] if drops else []
     marked = verification.get("marked_uncertain") or 0

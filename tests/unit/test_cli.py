@@ -975,3 +975,27 @@ def test_report_text_is_never_interpreted_as_console_markup() -> None:
     output = stream.getvalue()
     assert "[bold]not bold[/bold] [/] [link=x]" in output
     assert "(outside the source text)" in output
+
+
+def test_a_report_that_needs_review_says_why_and_marks_uncertain_items() -> None:
+    # Given a verified summary with a hedged item and two items the verifier dropped
+    report = report_view("COMPLETED")
+    summary = report["summary"]
+    summary["key_findings"][1]["certainty"] = "uncertain"
+    summary["verification"] = {
+        "items_checked": 5,
+        "items_kept": 3,
+        "dropped": {"ungrounded": 1, "unsupported": 0, "negated": 1},
+        "marked_uncertain": 1,
+        "quotes_not_found": 1,
+        "summary_contradicts_report": False,
+        "needs_review": True,
+        "sections": 1,
+        "verifier_version": "2026-11-30.1",
+    }
+    stream = io.StringIO()
+    render_report(make_console(file=stream, no_color=True), report)
+    output = stream.getvalue()
+    # Then the reader sees that a human should look, why, and which finding is uncertain
+    assert "needs review: dropped 1 negated, 1 ungrounded; 1 marked uncertain (of 5 items)" in output
+    assert "Mild cardiomegaly  (uncertain)" in output
