@@ -645,12 +645,7 @@ class LocalBedrock:
         except _BedrockError as exc:
             return _error_response(exc.code, exc.message)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            return _error_response(
-                "ValidationException",
-                "Invalid fault settings.",
-                extra={"errors": json.loads(json.dumps(errors))},
-            )
+            return _invalid_body(exc, "Invalid fault settings.")
         logger.info("fault settings replaced", extra={"faults": settings.model_dump()})
         return _json_response(settings.model_dump())
 
@@ -660,12 +655,7 @@ class LocalBedrock:
         except _BedrockError as exc:
             return _error_response(exc.code, exc.message)
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False, include_input=False)
-            return _error_response(
-                "ValidationException",
-                "Invalid scripted reply.",
-                extra={"errors": json.loads(json.dumps(errors))},
-            )
+            return _invalid_body(exc, "Invalid scripted reply.")
         # Sizes only: the match and the scripted answer may be report text.
         answer = reply.text if reply.text is not None else json.dumps(reply.tool_input)
         logger.info(
@@ -1112,6 +1102,12 @@ def _json_response(body: Mapping[str, Any], status: int = 200, request_id: str |
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     response.headers["x-amzn-RequestId"] = request_id or str(uuid.uuid4())
     return response
+
+
+def _invalid_body(exc: ValidationError, message: str) -> Response:
+    """A 400 ValidationException listing where an admin body is wrong (never the values it holds)."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    return _error_response("ValidationException", message, extra={"errors": json.loads(json.dumps(errors))})
 
 
 def _error_response(

@@ -70,7 +70,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import NamedTuple, TypeAlias
 
 
@@ -417,7 +417,10 @@ def _lexicon() -> dict[str, _Rule]:
     return lexicon
 
 
-_LEXICON = _lexicon()
+@cache
+def _phrase_rules() -> dict[str, _Rule]:
+    """The lexicon, built on first use (not at import: a cold start that never verifies pays nothing)."""
+    return _lexicon()
 
 _SEP = r"[\s-]+"  # between the words of a phrase: whitespace or a hyphen ("rule-out")
 _END = r"(?![\w-])"
@@ -455,11 +458,17 @@ def _trie_pattern(phrases: list[str]) -> str:
     return r"\b(?<!-)" + node_pattern(trie) + _END
 
 
-_CUE_RE = re.compile(
-    "(?P<w>" + _trie_pattern(list(_LEXICON)) + ")"
-    r"|(?P<p>;|\.(?=\s|$)|[!?](?=\s|$))"
-    rf"|(?P<c>,)(?=\s*(?:{_POSITIVE_AFTER_COMMA}){_END})",
-)
+@cache
+def _cue_re() -> re.Pattern[str]:
+    """Every trigger phrase in one regex (a character trie), compiled on first use: it is the bulk of
+    this module's cost (tens of milliseconds), which a function that never verifies should not pay."""
+    return re.compile(
+        "(?P<w>" + _trie_pattern(list(_phrase_rules())) + ")"
+        r"|(?P<p>;|\.(?=\s|$)|[!?](?=\s|$))"
+        rf"|(?P<c>,)(?=\s*(?:{_POSITIVE_AFTER_COMMA}){_END})",
+    )
+
+
 _NORMALIZE = re.compile(r"[\s-]+")
 _WORD = re.compile(r"[^\W_]+")
 _ALNUM = re.compile(r"[^\W_]")
@@ -512,14 +521,14 @@ def _lower(text: str) -> str:
 
 def _find_cues(text: str, lowered: str) -> list[_Found]:
     found: list[_Found] = []
-    for m in _CUE_RE.finditer(lowered):
+    for m in _cue_re().finditer(lowered):
         group = m.lastgroup
         if group == "w":
             phrase = m.group()
-            rule = _LEXICON.get(phrase)
+            rule = _phrase_rules().get(phrase)
             if rule is None:  # line breaks, double spaces, hyphens or a typographic apostrophe inside
                 phrase = _NORMALIZE.sub(" ", phrase).replace("\u2019", "'")
-                rule = _LEXICON[phrase]
+                rule = _phrase_rules()[phrase]
             found.append((m.start(), m.end(), rule, phrase))
         elif group == "p":
             if m.group() == "." and _is_abbreviation(text, m.start()):
