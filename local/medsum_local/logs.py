@@ -93,6 +93,8 @@ FOLDED_INTO_OUTCOME = frozenset({"report failed", "model unavailable; returning 
 #: The worker's warning per retried model call: counted on the outcome line (a throttled minute would
 #: otherwise print dozens of lines); its ``error_code`` is the outcome's unless the report completed.
 RETRY_MESSAGE = "bedrock call failed; retrying"
+#: The worker's record of a stored summary: its verification counts go on the outcome line.
+COMPLETED_MESSAGE = "report completed"
 
 _WARNING_LEVELS = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 _NO_METRICS_WARNING = "No application metrics to publish"
@@ -255,6 +257,9 @@ class FunctionOutput:
         message = message if isinstance(message, str) else ""
         if message in WORKER_OUTCOMES:
             return self._outcome(record, message, at)
+        if message == COMPLETED_MESSAGE and isinstance(record.get("report_id"), str):
+            self._remember_verification(record)
+            return None
         level = str(record.get("level") or "").upper()
         if level not in _WARNING_LEVELS:
             return None
@@ -278,6 +283,9 @@ class FunctionOutput:
         if error_code:
             line += f"  {_clean(error_code)}"
         notes = []
+        if pending.needs_review:
+            dropped = pending.items_dropped
+            notes.append(f"needs review: {dropped} item{'' if dropped == 1 else 's'} dropped")
         if pending.retries:
             notes.append(f"{pending.retries} model {'retry' if pending.retries == 1 else 'retries'}")
         delay = record.get("delay_seconds")
@@ -285,12 +293,22 @@ class FunctionOutput:
             notes.append(f"visible again in {delay:g} s")
         return f"{line}  ({'; '.join(notes)})" if notes else line
 
-    def _remember(self, report_id: str, error_code: object, *, retry: bool) -> None:
+    def _remember_verification(self, record: Mapping[str, Any]) -> None:
+        pending = self._pending_for(str(record["report_id"]))
+        pending.needs_review = record.get("needs_review") is True
+        dropped = record.get("items_dropped")
+        pending.items_dropped = dropped if isinstance(dropped, int) and not isinstance(dropped, bool) else 0
+
+    def _pending_for(self, report_id: str) -> _Pending:
         pending = self._pending.get(report_id)
         if pending is None:
             if len(self._pending) >= _MAX_PENDING_REPORTS:  # outcomes that never came (a crash)
                 self._pending.pop(next(iter(self._pending)))
             pending = self._pending[report_id] = _Pending()
+        return pending
+
+    def _remember(self, report_id: str, error_code: object, *, retry: bool) -> None:
+        pending = self._pending_for(report_id)
         code = error_code if isinstance(error_code, str) and error_code else None
         if retry:
             pending.retries += 1
@@ -304,6 +322,9 @@ class _Pending:
     error_code: str | None = None
     retries: int = 0
     retry_error_code: str | None = None
+    #: From the "report completed" record: the verifier dropped items or flagged the summary.
+    needs_review: bool = False
+    items_dropped: int = 0
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

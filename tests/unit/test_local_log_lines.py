@@ -16,6 +16,7 @@ import pytest
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from medsum_local.logs import (
+    COMPLETED_MESSAGE,
     FOLDED_INTO_OUTCOME,
     RETRY_MESSAGE,
     WORKER_OUTCOMES,
@@ -139,6 +140,23 @@ def test_model_retries_are_counted_on_the_outcome_line_not_printed_one_by_one() 
     ]
 
 
+def test_a_summary_that_needs_review_says_so_on_the_outcome_line() -> None:
+    # Given a report whose summary lost two items to the verifier, and one that lost none
+    completed = "report completed"
+    lines = _powertools_lines(
+        ("info", completed, {"report_id": "r-1", "items_dropped": 2, "needs_review": True}),
+        ("info", "work message done", {"report_id": "r-1", "lane": "interactive", "outcome": "completed"}),
+        ("info", completed, {"report_id": "r-2", "items_dropped": 0, "needs_review": False}),
+        ("info", "work message done", {"report_id": "r-2", "lane": "interactive", "outcome": "completed"}),
+    )
+
+    # When formatted, then only the first outcome line carries the note
+    assert [_without_time(line) for line in _worker(lines)] == [
+        "worker  interactive  r-1  completed  (needs review: 2 items dropped)",
+        "worker  interactive  r-2  completed",
+    ]
+
+
 def test_an_outcome_without_a_lane_key_still_prints() -> None:
     lines = _powertools_lines(("info", "work message done", {"report_id": "r-4", "outcome": "skipped"}))
 
@@ -150,7 +168,7 @@ def test_the_worker_still_logs_the_messages_the_console_knows() -> None:
     source = (ROOT / "functions/worker/app.py").read_text() + (
         ROOT / "shared/medsum/logic/process.py"
     ).read_text()
-    for message in (*WORKER_OUTCOMES, *FOLDED_INTO_OUTCOME, RETRY_MESSAGE):
+    for message in (*WORKER_OUTCOMES, *FOLDED_INTO_OUTCOME, RETRY_MESSAGE, COMPLETED_MESSAGE):
         assert f'"{message}"' in source, message
     assert "lane=lane.value" in source
 

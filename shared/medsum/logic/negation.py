@@ -422,6 +422,7 @@ def _phrase_rules() -> dict[str, _Rule]:
     """The lexicon, built on first use (not at import: a cold start that never verifies pays nothing)."""
     return _lexicon()
 
+
 _SEP = r"[\s-]+"  # between the words of a phrase: whitespace or a hyphen ("rule-out")
 _END = r"(?![\w-])"
 
