@@ -177,13 +177,15 @@ class ReportContext:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sentences = sentence_spans(text) or [(0, len(text))]
-        self._analysed: dict[int, SentenceContext] = {}
+        self._analysed: dict[str, SentenceContext] = {}
 
     def sentence(self, index: int) -> SentenceContext:
-        if index not in self._analysed:
-            start, end = self.sentences[index]
-            self._analysed[index] = analyze(self.text[start:end])
-        return self._analysed[index]
+        """The analysis of sentence ``index`` (a sentence repeated word for word is analysed once)."""
+        start, end = self.sentences[index]
+        text = self.text[start:end]
+        if text not in self._analysed:
+            self._analysed[text] = analyze(text)
+        return self._analysed[text]
 
     def overlapping(self, start: int, end: int) -> list[int]:
         return [i for i, (s, e) in enumerate(self.sentences) if s < max(end, start + 1) and e > start]
@@ -309,28 +311,40 @@ def check_items(
             tally.add(name, check_item(item, report, region))
 
 
+def _concept_tokens(text: str) -> list[_Word]:
+    return [
+        w
+        for w in _words(text)
+        if w.text not in _STOPWORDS and w.text not in _MODIFIERS and not w.text.isdigit()
+    ]
+
+
 def summary_contradicts(summary: str, report: ReportContext) -> bool:
     """True when ``summary`` asserts (does not negate) a concept word that the report negates and
     never asserts, e.g. "Small pneumothorax." for a report that says "No pneumothorax."."""
-    negated: list[str] = []
-    asserted: list[str] = []
-    for index, (s_start, s_end) in enumerate(report.sentences):
-        context = report.sentence(index)
-        for word in _words(report.text[s_start:s_end]):
-            if word.text in _STOPWORDS or word.text in _MODIFIERS or word.text.isdigit():
-                continue
-            bucket = negated if context.assertion(word.start, word.end).negated else asserted
-            bucket.append(word.text)
-    only_negated = {w for w in negated if not any(same_word(w, a) for a in asserted)}
-    if not only_negated:
-        return False
+    claimed: set[str] = set()
     for s_start, s_end in sentence_spans(summary) or [(0, len(summary))]:
         context = analyze(summary[s_start:s_end])
-        for word in _words(summary[s_start:s_end]):
-            if word.text in _STOPWORDS or word.text in _MODIFIERS or word.text.isdigit():
-                continue
-            if context.assertion(word.start, word.end).negated:
-                continue
-            if any(same_word(word.text, n) for n in only_negated):
-                return True
-    return False
+        for word in _concept_tokens(summary[s_start:s_end]):
+            if not context.assertion(word.start, word.end).negated:
+                claimed.add(word.text)
+    if not claimed:
+        return False
+    # Only report sentences that mention a claimed word are analysed (a long report repeats itself).
+    relevant: dict[str, str | None] = {}
+
+    def claim_of(word: str) -> str | None:
+        if word not in relevant:
+            relevant[word] = next((c for c in claimed if same_word(word, c)), None)
+        return relevant[word]
+
+    negated: set[str] = set()
+    asserted: set[str] = set()
+    for index, (s_start, s_end) in enumerate(report.sentences):
+        mentions = [(w, c) for w in _concept_tokens(report.text[s_start:s_end]) if (c := claim_of(w.text))]
+        if not mentions:
+            continue
+        context = report.sentence(index)
+        for word, claim in mentions:
+            (negated if context.assertion(word.start, word.end).negated else asserted).add(claim)
+    return bool(negated - asserted)
