@@ -3,7 +3,8 @@
 :func:`sign_request` signs with botocore's own :class:`~botocore.auth.SigV4Auth`, exactly like an AWS SDK
 client calling API Gateway would. The CLI's transport (:mod:`medsum_cli.transport`) signs every API call
 with it; :mod:`medsum_local.testing` re-exports it for tests that talk to the local stack. Verifying
-signatures is the local gateway's business (:mod:`medsum_local.gateway`), not this module's.
+signatures is the local gateway's business (:mod:`medsum_local.gateway`), not this module's; webhook
+signatures (Standard Webhooks) are another thing altogether, in :mod:`medsum.signing`.
 """
 
 from __future__ import annotations
