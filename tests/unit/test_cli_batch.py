@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from botocore.credentials import Credentials
-from medsum_cli import batch as batch_module
+from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
 from medsum_cli import transport as transport_module
 from medsum_cli.client import MedsumClient, WaitTimeoutError
