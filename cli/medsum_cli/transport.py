@@ -254,18 +254,9 @@ class Transport:
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
     ) -> requests.Response:
         signed = self.sign(method, url, data, headers)
-        try:
-            return self._session.request(
-                method, url, data=data, headers=signed, timeout=self._timeout, allow_redirects=False
-            )
-        except requests.ConnectTimeout as exc:
-            raise ConnectionFailedError(f"cannot connect to {self.api_url} (timed out)") from exc
-        except requests.Timeout as exc:
-            raise TransportError(f"{method} {url} timed out") from exc
-        except requests.ConnectionError as exc:
-            raise ConnectionFailedError(f"cannot connect to {self.api_url}") from exc
-        except requests.RequestException as exc:
-            raise TransportError(f"{method} {url} failed: {type(exc).__name__}") from exc
+        return self._exchange(
+            method, url, data, signed, self._timeout, target=self.api_url, label=f"{method} {url}"
+        )
 
     def _send_presigned(
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
@@ -274,18 +265,34 @@ class Transport:
         host = urlsplit(url).netloc
         all_headers = {"User-Agent": f"medsum-cli/{__version__}", **headers}
         timeout = (self._timeout[0], max(self._timeout[1], UPLOAD_READ_TIMEOUT))
+        return self._exchange(
+            method, url, data, all_headers, timeout, target=host, label=f"{method} to {host}"
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        timeout: tuple[float, float],
+        *,
+        target: str,
+        label: str,
+    ) -> requests.Response:
+        """One HTTP exchange; no answer raises :class:`TransportError` (``target`` and ``label`` name it)."""
         try:
             return self._session.request(
-                method, url, data=data, headers=all_headers, timeout=timeout, allow_redirects=False
+                method, url, data=data, headers=headers, timeout=timeout, allow_redirects=False
             )
         except requests.ConnectTimeout as exc:
-            raise ConnectionFailedError(f"cannot connect to {host} (timed out)") from exc
+            raise ConnectionFailedError(f"cannot connect to {target} (timed out)") from exc
         except requests.Timeout as exc:
-            raise TransportError(f"{method} to {host} timed out") from exc
+            raise TransportError(f"{label} timed out") from exc
         except requests.ConnectionError as exc:
-            raise ConnectionFailedError(f"cannot connect to {host}") from exc
+            raise ConnectionFailedError(f"cannot connect to {target}") from exc
         except requests.RequestException as exc:
-            raise TransportError(f"{method} to {host} failed: {type(exc).__name__}") from exc
+            raise TransportError(f"{label} failed: {type(exc).__name__}") from exc
 
     def _presigned_request(
         self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]
@@ -307,26 +314,12 @@ class Transport:
         return response.content
 
     def sign(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str]) -> dict[str, str]:
-        """Sign a request with SigV4 for ``execute-api`` and return the headers to send.
+        """The headers to send: the request signed for ``execute-api`` by :func:`.signing.sign_request`.
 
-        Parameters
-        ----------
-        method
-            HTTP method.
-        url
-            Full URL, query string included, exactly as it will be sent.
-        data
-            Exact body bytes (``None`` for no body).
-        headers
-            Extra headers to send (and sign).
-
-        Returns
-        -------
-        dict
-            ``headers`` plus ``Content-Type`` (``application/json`` unless ``headers`` set one) when
-            there is a body, ``Accept`` (``application/json`` unless set), ``Host``, ``X-Amz-Date``,
-            ``Authorization`` and, for temporary credentials, ``X-Amz-Security-Token``
-            (:func:`medsum_cli.signing.sign_request`).
+        ``data`` is the exact body (``None`` for none) and ``headers`` the extra headers to send (and
+        sign). The API's defaults are added first: ``Accept: application/json`` and, when there is a
+        body, ``Content-Type: application/json`` (unless ``headers`` set them); ``User-Agent`` last
+        (never signed).
         """
         all_headers: dict[str, str] = {"Accept": "application/json", **headers}
         if data is not None and not any(name.lower() == "content-type" for name in all_headers):

@@ -26,7 +26,6 @@ from medsum_cli.client import (
     MedsumClientError,
     StatusCallback,
     WaitTimeoutError,
-    collect_items,
 )
 from medsum_cli.commands.common import (
     EXIT_OK,
@@ -38,6 +37,7 @@ from medsum_cli.commands.common import (
     add_page_options,
     add_timeout,
     derive_patient_id,
+    print_pages,
     read_text,
 )
 from medsum_cli.render import (
@@ -280,18 +280,8 @@ def _cmd_batch_cancel(ctx: Context) -> int:
 
 
 def _cmd_batch_list(ctx: Context) -> int:
-    args = ctx.args
-    client = ctx.client
-    if args.all:
-        items = collect_items(client.iter_batch_pages(limit=args.limit, next_token=args.next_token))
-        page: JSONObject = {"items": items, "next_token": None}
-    else:
-        page = client.list_batches(limit=args.limit, next_token=args.next_token)
-    if args.json:
-        print_json(page, sys.stdout)
-    else:
-        render_batch_page(ctx.out, page.get("items") or [], page.get("next_token"))
-    return EXIT_OK
+    pages = ctx.client.iter_batch_pages(limit=ctx.args.limit, next_token=ctx.args.next_token)
+    return print_pages(ctx, pages, render_batch_page)
 
 
 def _read_batch_input(name: str, report_type: str | None) -> batch_input.BatchInput:

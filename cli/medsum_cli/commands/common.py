@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import requests
 from medsum.models import ReportType
+from rich.console import Console
 
-from medsum_cli.client import MedsumClient
+from medsum_cli.client import JSONObject, MedsumClient, collect_items
 from medsum_cli.config import Settings, resolve_settings
-from medsum_cli.render import make_console
+from medsum_cli.render import make_console, print_json
 
 EXIT_OK = 0
 EXIT_API_ERROR = 1
@@ -76,6 +77,8 @@ class Context:
 
 #: A command's handler: runs it and returns the exit code.
 Handler = Callable[[Context], int]
+#: Prints the items of a list as a table: ``render(console, items, next_token)``.
+PageRenderer = Callable[[Console, Iterable[Mapping[str, Any]], str | None], None]
 
 
 def read_text(file: str) -> str:
@@ -119,6 +122,23 @@ def fail(message: str, code: int) -> int:
     """Print ``message`` on standard error and return ``code``."""
     print(message, file=sys.stderr)
     return code
+
+
+def print_pages(ctx: Context, pages: Iterator[JSONObject], render: PageRenderer) -> int:
+    """Print a list command's answer: the first of ``pages``, or all of them with ``--all``.
+
+    With ``--json`` the page is printed as the API's JSON (``--all``: every item, ``next_token`` null),
+    else as ``render`` draws it.
+    """
+    if ctx.args.all:
+        page: JSONObject = {"items": collect_items(pages), "next_token": None}
+    else:
+        page = next(pages)
+    if ctx.args.json:
+        print_json(page, sys.stdout)
+    else:
+        render(ctx.out, page.get("items") or [], page.get("next_token"))
+    return EXIT_OK
 
 
 def add_timeout(parser: argparse.ArgumentParser, default: float) -> None:

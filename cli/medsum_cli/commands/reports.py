@@ -13,7 +13,7 @@ import time
 
 from rich.text import Text
 
-from medsum_cli.client import JSONObject, collect_items
+from medsum_cli.client import JSONObject
 from medsum_cli.commands.common import (
     EXIT_OK,
     EXIT_REPORT_FAILED,
@@ -24,6 +24,7 @@ from medsum_cli.commands.common import (
     add_page_options,
     add_timeout,
     derive_patient_id,
+    print_pages,
     read_text,
 )
 from medsum_cli.render import print_json, render_page, render_report, status_text
@@ -130,19 +131,8 @@ def _cmd_wait(ctx: Context) -> int:
 
 def _cmd_list(ctx: Context) -> int:
     args = ctx.args
-    client = ctx.client
-    if args.all:
-        items = collect_items(
-            client.iter_pages(args.patient_id, limit=args.limit, next_token=args.next_token)
-        )
-        page: JSONObject = {"items": items, "next_token": None}
-    else:
-        page = client.list(args.patient_id, limit=args.limit, next_token=args.next_token)
-    if args.json:
-        print_json(page, sys.stdout)
-    else:
-        render_page(ctx.out, page.get("items") or [], page.get("next_token"))
-    return EXIT_OK
+    pages = ctx.client.iter_pages(args.patient_id, limit=args.limit, next_token=args.next_token)
+    return print_pages(ctx, pages, render_page)
 
 
 def _cmd_delete(ctx: Context) -> int:
