@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from botocore.credentials import Credentials
+
 __all__ = ["DEFAULT_IDENTITIES", "Identity", "IdentityRegistry", "create_identities"]
 
 #: ``(user name, role)`` of the identities every local stack has.
@@ -50,6 +52,10 @@ class Identity:
     arn: str
     user_id: str
     account_id: str
+
+    def credentials(self) -> Credentials:
+        """botocore credentials of the user's access key, to sign requests as this identity."""
+        return Credentials(self.access_key_id, self.secret_access_key)
 
     def public(self) -> dict[str, str]:
         """The identity as written to ``.medsum/local-stack.json``."""

@@ -1,23 +1,18 @@
 """Helpers for tests that talk to a running local stack: SigV4-signed HTTP calls and polling.
 
-Signing uses botocore's own signer, exactly like any AWS SDK client calling API Gateway would.
+Requests are signed by the CLI's signer, :func:`medsum_cli.signing.sign_request` (botocore's own
+``SigV4Auth``, exactly like any AWS SDK client calling API Gateway would); it is re-exported here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json as jsonlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from unittest import mock
-from urllib.parse import urlsplit
 
-import botocore.auth
 import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from medsum_cli.signing import sign_request
 
 from medsum_local.identities import Identity
 from medsum_local.stack import StackInfo
@@ -25,36 +20,6 @@ from medsum_local.stack import StackInfo
 __all__ = ["ApiClient", "sign_request", "wait_for"]
 
 T = TypeVar("T")
-
-
-def sign_request(
-    method: str,
-    url: str,
-    *,
-    access_key_id: str,
-    secret_access_key: str,
-    region: str,
-    body: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-    service: str = "execute-api",
-    at: dt.datetime | None = None,
-) -> dict[str, str]:
-    """Return the headers of ``method url`` signed with SigV4 by botocore (``Authorization`` included).
-
-    Parameters
-    ----------
-    at
-        Sign as if the clock said this (to test expired signatures); default: now.
-    """
-    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    request.headers["Host"] = urlsplit(url).netloc
-    signer = SigV4Auth(Credentials(access_key_id, secret_access_key), service, region)
-    if at is None:
-        signer.add_auth(request)
-    else:
-        with mock.patch.object(botocore.auth, "get_current_datetime", return_value=at.replace(tzinfo=None)):
-            signer.add_auth(request)
-    return dict(request.headers.items())
 
 
 class ApiClient:
@@ -123,8 +88,7 @@ class ApiClient:
                 sign_request(
                     method,
                     prepared.url,
-                    access_key_id=who.access_key_id,
-                    secret_access_key=who.secret_access_key,
+                    credentials=who.credentials(),
                     region=self.info.region,
                     body=body,
                     headers=prepared_headers,

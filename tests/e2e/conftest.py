@@ -98,8 +98,7 @@ def signed_headers(stack_info: StackInfo) -> Callable[..., dict[str, str]]:
         return sign_request(
             method,
             url,
-            access_key_id=who.access_key_id,
-            secret_access_key=who.secret_access_key,
+            credentials=who.credentials(),
             region=stack_info.region,
             body=body,
             headers=headers,

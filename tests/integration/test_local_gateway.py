@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from botocore.credentials import Credentials
 from medsum_local.gateway import MAX_PAYLOAD_BYTES, AuthError, LocalApiGateway, RouteTable, verify_sigv4
 from medsum_local.identities import IdentityRegistry
 from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
@@ -115,8 +116,7 @@ def test_tampered_body_is_rejected(info: StackInfo) -> None:
     headers = sign_request(
         "POST",
         url,
-        access_key_id=clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=clinic_a.credentials(),
         region=info.region,
         body=b'{"amount": 1}',
         headers={"Content-Type": "application/json"},
@@ -137,8 +137,7 @@ def test_tampered_path_and_signature_are_rejected(info: StackInfo) -> None:
     headers = sign_request(
         "GET",
         f"{info.api_url}/items/1",
-        access_key_id=clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=clinic_a.credentials(),
         region=info.region,
     )
 
@@ -172,8 +171,7 @@ def test_wrong_credentials_are_rejected(
     headers = sign_request(
         "GET",
         url,
-        access_key_id=access_key_id or clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=Credentials(access_key_id or clinic_a.access_key_id, clinic_a.secret_access_key),
         region=region_override or info.region,
         service=service,
     )
@@ -191,8 +189,7 @@ def test_signature_older_than_fifteen_minutes_is_rejected(info: StackInfo) -> No
     headers = sign_request(
         "GET",
         url,
-        access_key_id=clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=clinic_a.credentials(),
         region=info.region,
         at=stale,
     )
@@ -210,8 +207,7 @@ def test_verify_sigv4_accepts_a_signature_within_the_clock_skew(info: StackInfo)
     headers = sign_request(
         "GET",
         "http://127.0.0.1:3000/items/1?b=2&a=1",
-        access_key_id=clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=clinic_a.credentials(),
         region="us-east-1",
         at=signed_at,
     )
@@ -492,8 +488,7 @@ def test_content_sha256_header_must_match_the_body(info: StackInfo) -> None:
     headers = sign_request(
         "POST",
         url,
-        access_key_id=clinic_a.access_key_id,
-        secret_access_key=clinic_a.secret_access_key,
+        credentials=clinic_a.credentials(),
         region=info.region,
         body=body,
         headers={

@@ -25,6 +25,7 @@ from medsum_cli.client import ApiError, MedsumClient, WaitTimeoutError, parse_re
 from medsum_cli.config import ConfigError, find_local_stack, load_local_stack, resolve_settings
 from medsum_cli.main import UsageError, derive_patient_id, main
 from medsum_cli.render import make_console, quote_evidence, render_report
+from medsum_cli.resources import reports as reports_module
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -246,7 +247,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     workdir.mkdir()
     monkeypatch.chdir(workdir)
     # Polls and retries do not sleep in tests.
-    monkeypatch.setattr(client_module, "DEFAULT_POLL_INTERVAL", 0.0)
+    monkeypatch.setattr(reports_module, "DEFAULT_POLL_INTERVAL", 0.0)
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from botocore.credentials import Credentials
-from medsum_cli import batch as batch_module
+from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
+from medsum_cli import transport as transport_module
 from medsum_cli.client import MedsumClient, WaitTimeoutError
 from medsum_cli.main import main
 
@@ -64,7 +65,7 @@ class FakeTime:
 @pytest.fixture(autouse=True)
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
-    monkeypatch.setattr(client_module, "time", fake)
+    monkeypatch.setattr(transport_module, "time", fake)
     monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     return fake

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from botocore.credentials import Credentials
-from medsum_cli import batch as batch_module
+from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
 from medsum_cli.client import ApiError, ConnectionFailedError, MedsumClient, TransportError
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from medsum.signing import new_secret, webhook_headers
 from medsum_cli.main import EXIT_USAGE, main
-from medsum_cli.webhooks import Delivery, Listener
+from medsum_cli.webhook_listener import Delivery, Listener
 
 BODY = json.dumps({"type": "report.completed", "id": "evt_1", "data": {"report_id": "r1"}}).encode()
 

@@ -8,34 +8,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from medsum_cli.client import JSONObject, MedsumClient
+from medsum_cli.client import JSONObject
+from medsum_cli.commands.common import EXIT_OK, EXIT_REPORT_FAILED, EXIT_USAGE, Context, Subcommands
 from medsum_cli.render import print_json, print_table
 
-EXIT_OK = 0
-EXIT_ABORTED = 1
-EXIT_USAGE = 2
-EXIT_INCOMPLETE = 4
+EXIT_ABORTED = 1  # the operator did not confirm
+EXIT_INCOMPLETE = EXIT_REPORT_FAILED  # some of the work failed
 
 
-class Context(Protocol):
-    args: argparse.Namespace
-    out: Console
-    err: Console
-
-    @property
-    def client(self) -> MedsumClient: ...
-
-
-Handler = Callable[[Any], int]
-
-
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     """Register ``dlq …`` and ``audit`` on the top-level sub-parsers."""
     dlq = commands.add_parser(
         "dlq",

@@ -13,7 +13,8 @@ bytes) is sent inline (``POST /batches``); a larger one is uploaded as one batch
 and a presigned PUT), and only inputs over :data:`MAX_UPLOAD_ITEMS` items or :data:`MAX_UPLOAD_BYTES`
 bytes are split into several batches, on line boundaries (:func:`plan_submission`).
 
-Everything here is pure (no HTTP): the command handlers in :mod:`medsum_cli.main` send the chunks.
+Everything here is pure (no HTTP): the command handlers in :mod:`medsum_cli.commands.batches` send the
+chunks.
 """
 
 from __future__ import annotations
