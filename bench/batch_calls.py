@@ -127,7 +127,7 @@ def run_upload(items: int) -> Counter[str]:
 
     from tests.integration.conftest import REGION, deployed_stack
     from tests.integration.test_ingest_state_machine import _invoke_ingest
-    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, load_function
+    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, api_handler, load_function
 
     text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
     data = "".join(
@@ -139,12 +139,11 @@ def run_upload(items: int) -> Counter[str]:
     ingestion: Counter[str] = Counter()
     try:
         with deployed_stack(patch, invoker=_invoke_ingest) as stack:
-            api, ingest = load_function("api"), load_function("ingest")
-            for module in (api, ingest):
-                for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
-                    cached = getattr(module, name, None)
-                    if cached is not None:
-                        cached.cache_clear()
+            api, ingest = api_handler(), load_function("ingest")
+            for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
+                cached = getattr(ingest, name, None)
+                if cached is not None:
+                    cached.cache_clear()
             _count_calls(calls, items)
             response = api.lambda_handler(
                 api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext()

@@ -298,6 +298,20 @@ class BatchItemRequest(SummarizeRequest):
     callback_url: None = None  # batches announce themselves as a whole (batch.completed)
 
 
+class BatchRequest(StrictModel):
+    """``POST /batches`` as ``application/json``. As ``application/x-ndjson`` the body is the items
+    alone, one ``BatchItemRequest`` per line. The schema of the documentation: the route validates each
+    item on its own, and a malformed item becomes a line error instead of failing the batch."""
+
+    reports: list[BatchItemRequest] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    metadata: dict[
+        Annotated[str, StringConstraints(max_length=64)],
+        Annotated[str, StringConstraints(max_length=512)],
+    ] = Field(default_factory=dict, max_length=MAX_METADATA_PAIRS)
+    #: batch.completed / batch.cancelled of this batch go there too (signed with the default secret).
+    callback_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+
 class RequestCounts(StrictModel):
     total: int = 0
     pending: int = 0

@@ -30,7 +30,19 @@ class _WebhookSettings(_Env):
         return _ports(self.webhook_allowed_ports)
 
 
-class ApiSettings(_WebhookSettings):
+class _EdgeSettings(_Env):
+    """What both HTTP functions (api, admin) need to answer like the rest of the API."""
+
+    #: The template's ``CorsAllowOrigin``: ``Access-Control-Allow-Origin`` of every answer.
+    cors_allow_origin: str = Field(alias="CORS_ALLOW_ORIGIN", min_length=1)
+
+
+class ApiSettings(_WebhookSettings, _EdgeSettings):
+    #: The API's public base URL (stage included), from which ``Location`` and every link is built,
+    #: never from request headers. On AWS it reads ``https://{api_id}.execute-api...`` and ``{api_id}``
+    #: is filled from API Gateway's ``requestContext.apiId``: the template cannot name the API's id in
+    #: the function that API invokes (a circular dependency). See docs/decisions.md.
+    public_api_url: str = Field(alias="PUBLIC_API_URL", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
     idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=1)
@@ -75,7 +87,7 @@ class IngestSettings(_Env):
     public_api_url: str = Field(alias="PUBLIC_API_URL", min_length=1)
 
 
-class AdminSettings(_Env):
+class AdminSettings(_EdgeSettings):
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     batches_table_name: str = Field(alias="BATCHES_TABLE_NAME", min_length=1)
     work_queue_url: str = Field(alias="WORK_QUEUE_URL", min_length=1)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import requests
+from medsum_local.identities import DEFAULT_IDENTITIES
 from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
 from medsum_local.testing import ApiClient, sign_request
 
@@ -60,6 +61,8 @@ def local_stack(stack_dir: Path) -> Iterator[LocalStack]:
         state_file=stack_dir / ".medsum" / "local-stack.json",
         parameter_overrides=FAST_RETRIES,
         bedrock_faults={},  # deterministic: tests set faults through the admin routes
+        # A client of its own for schemathesis (test_api_schema_e2e.py): what it creates is nobody else's.
+        identities=(*DEFAULT_IDENTITIES, ("fuzzer", "client")),
     )
     stack = LocalStack(config)
     stack.start()

@@ -24,7 +24,10 @@ from tests.support.events import (
     CLINIC_A,
     OPERATOR,
     FakeLambdaContext,
+    Handler,
+    admin_handler,
     api_event,
+    api_handler,
     load_function,
     sqs_event,
     sqs_record,
@@ -45,17 +48,14 @@ REASON = "bedrock outage INC-42 is over"
 
 
 @pytest.fixture
-def fns(stack: Stack) -> tuple[ModuleType, ModuleType, ModuleType]:
-    api, worker, admin = load_function("api"), load_function("worker"), load_function("admin")
-    for cached in (api._repository, api._submit_deps, api._idempotent_submit, worker._deps, worker._queue):
+def fns(stack: Stack) -> tuple[Handler, ModuleType, Handler]:
+    api, worker, admin = api_handler(), load_function("worker"), admin_handler()
+    for cached in (worker._deps, worker._queue):
         cached.cache_clear()
-    admin._deps.cache_clear()
     return api, worker, admin
 
 
-def call(
-    fn: ModuleType, method: str, path: str, *, caller: str | None = OPERATOR, **kw: Any
-) -> tuple[int, Any]:
+def call(fn: Handler, method: str, path: str, *, caller: str | None = OPERATOR, **kw: Any) -> tuple[int, Any]:
     response = fn.lambda_handler(api_event(method, path, caller=caller, **kw), FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
@@ -101,7 +101,7 @@ def drain(stack: Stack, queue: str) -> list[str]:
     return [m["Body"] for m in messages]
 
 
-def dead_letter(stack: Stack, api: ModuleType, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
+def dead_letter(stack: Stack, api: Handler, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
     """Submit a report and let its last allowed delivery fail retryably: FAILED + its body in the DLQ."""
     body = {"patient_id": "pt-ops", "report_text": TEXT, "report_type": "radiology"}
     status, created = call(api, "POST", "/summarize", body=body, caller=CLINIC_A)
@@ -114,7 +114,7 @@ def dead_letter(stack: Stack, api: ModuleType, worker: ModuleType, monkeypatch: 
     return report_id
 
 
-def report(api: ModuleType, report_id: str) -> dict[str, Any]:
+def report(api: Handler, report_id: str) -> dict[str, Any]:
     status, body = call(api, "GET", f"/reports/{report_id}", caller=CLINIC_A)
     assert status == 200
     return dict(body)
@@ -141,7 +141,7 @@ def deliver_all(stack: Stack, worker: ModuleType, queue: str = "WorkQueue") -> N
     ],
 )
 def test_non_operators_get_403_on_every_admin_route(
-    fns: tuple[ModuleType, ModuleType, ModuleType], method: str, path: str, body: Any
+    fns: tuple[Handler, ModuleType, Handler], method: str, path: str, body: Any
 ) -> None:
     _, _, admin = fns
     for caller in (CLINIC_A, None):
@@ -150,7 +150,7 @@ def test_non_operators_get_403_on_every_admin_route(
 
 
 def test_listing_joins_the_report_record_without_text_and_leaves_messages_visible(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     report_id = dead_letter(stack, api, worker, monkeypatch)
@@ -178,7 +178,7 @@ def test_listing_joins_the_report_record_without_text_and_leaves_messages_visibl
 
 
 def test_redrive_dry_run_changes_nothing_but_is_audited(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     report_id = dead_letter(stack, api, worker, monkeypatch)
@@ -197,7 +197,7 @@ def test_redrive_dry_run_changes_nothing_but_is_audited(
 
 
 def test_redrive_resets_sends_deletes_and_the_worker_completes_with_one_model_call(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     report_id = dead_letter(stack, api, worker, monkeypatch)
@@ -245,14 +245,16 @@ class CrashingDeadLetterQueue(DeadLetterQueue):
 
 
 def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     report_id = dead_letter(stack, api, worker, monkeypatch)
-    deps: AdminDeps = admin._deps()
+    deps: AdminDeps = admin.deps.operations
     crashing = CrashingDeadLetterQueue(deps.dlq)
     # The dead process's messages come back at once (instead of after the visibility timeout).
-    monkeypatch.setattr(admin, "_deps", lambda *_: replace(deps, dlq=crashing, work_visibility_seconds=0))
+    admin = admin_handler(
+        replace(admin.deps, operations=replace(deps, dlq=crashing, work_visibility_seconds=0))
+    )
     # When the redrive dies after sending the work and before deleting the dead letter
     with pytest.raises(SystemExit):
         admin.lambda_handler(
@@ -276,7 +278,7 @@ def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
 
 
 def test_purge_deletes_the_dead_letter_and_marks_the_report_purged(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     report_id = dead_letter(stack, api, worker, monkeypatch)
@@ -290,7 +292,7 @@ def test_purge_deletes_the_dead_letter_and_marks_the_report_purged(
 
 
 def test_retry_of_a_non_retryable_failure_requeues_it_and_dead_lettered_ones_must_be_redriven(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     status, created = call(
@@ -323,7 +325,7 @@ def test_retry_of_a_non_retryable_failure_requeues_it_and_dead_lettered_ones_mus
     ],
 )
 def test_bad_redrive_requests_get_a_clear_4xx_and_change_nothing(
-    fns: tuple[ModuleType, ModuleType, ModuleType], body: dict[str, Any], code: str
+    fns: tuple[Handler, ModuleType, Handler], body: dict[str, Any], code: str
 ) -> None:
     _, _, admin = fns
     status, problem = call(admin, "POST", "/admin/dlq/redrive", body=body)
@@ -333,7 +335,7 @@ def test_bad_redrive_requests_get_a_clear_4xx_and_change_nothing(
 
 
 def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
-    fns: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
     # Given a one-item batch whose item dead-lettered (the batch completed with one failure)

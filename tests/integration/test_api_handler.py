@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from types import ModuleType
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from medsum.adapters.sqs import SqsWorkQueue
-from medsum.logic.reports import SubmitDeps
 
 from tests.integration.conftest import Stack
-from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function
+from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, Handler, api_event, api_handler
 
 REPORT = {
     "patient_id": "pt-001",
@@ -22,14 +21,12 @@ REPORT = {
 
 
 @pytest.fixture
-def api(stack: Stack) -> ModuleType:
-    module = load_function("api")
-    for cached in (module._repository, module._submit_deps, module._idempotent_submit):
-        cached.cache_clear()
-    return module
+def api(stack: Stack) -> Handler:
+    """The api function with the adapters of this test's moto account injected."""
+    return api_handler()
 
 
-def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+def call(api: Handler, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     response = api.lambda_handler(event, FakeLambdaContext())
     body = json.loads(response["body"]) if response.get("body") else None
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
@@ -39,7 +36,7 @@ def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, dict[str, str], A
 
 
 def submit(
-    api: ModuleType, body: dict[str, Any] = REPORT, caller: str = CLINIC_A, idempotency_key: str | None = None
+    api: Handler, body: dict[str, Any] = REPORT, caller: str = CLINIC_A, idempotency_key: str | None = None
 ) -> Any:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return call(api, api_event("POST", "/summarize", body=body, caller=caller, headers=headers))
@@ -51,19 +48,19 @@ def queue_messages(stack: Stack) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in response.get("Messages", [])]
 
 
-def test_health_check_needs_no_identity(api: ModuleType) -> None:
+def test_health_check_needs_no_identity(api: Handler) -> None:
     status, _, body = call(api, api_event("GET", "/", caller=None))
     assert status == 200 and body["status"] == "ok"
 
 
-def test_submit_answers_202_writes_pending_and_enqueues_ids_only(api: ModuleType, stack: Stack) -> None:
+def test_submit_answers_202_writes_pending_and_enqueues_ids_only(api: Handler, stack: Stack) -> None:
     # When a client submits a report
     status, headers, body = submit(api)
     # Then it gets 202 with the id, a self link, Location and Retry-After
     assert status == 202
     report_id = body["report_id"]
     assert body["status"] == "PENDING"
-    expected = f"https://abc123.execute-api.us-east-1.amazonaws.com/v1/reports/{report_id}"
+    expected = f"{stack.outputs['ApiUrl']}/reports/{report_id}"
     assert body["links"]["self"] == expected
     assert headers["location"] == expected and headers["retry-after"] == "5"
     # And one work message carries the id only (never the text)
@@ -75,7 +72,7 @@ def test_submit_answers_202_writes_pending_and_enqueues_ids_only(api: ModuleType
     assert "report_text" not in view and "cardiomegaly" not in json.dumps(view)
 
 
-def test_other_owner_gets_the_same_404_as_a_missing_report(api: ModuleType) -> None:
+def test_other_owner_gets_the_same_404_as_a_missing_report(api: Handler) -> None:
     _, _, created = submit(api)
     other = call(api, api_event("GET", f"/reports/{created['report_id']}", caller=CLINIC_B))
     missing = call(api, api_event("GET", "/reports/0123456789abcdef0123456789abcdef", caller=CLINIC_A))
@@ -84,7 +81,7 @@ def test_other_owner_gets_the_same_404_as_a_missing_report(api: ModuleType) -> N
     assert call(api, api_event("DELETE", f"/reports/{created['report_id']}", caller=CLINIC_B))[0] == 404
 
 
-def test_delete_erases_the_report(api: ModuleType, stack: Stack) -> None:
+def test_delete_erases_the_report(api: Handler, stack: Stack) -> None:
     _, _, created = submit(api)
     path = f"/reports/{created['report_id']}"
     status, _, body = call(api, api_event("DELETE", path))
@@ -96,7 +93,7 @@ def test_delete_erases_the_report(api: ModuleType, stack: Stack) -> None:
     assert "Item" not in item
 
 
-def test_list_is_newest_first_paginated_and_per_owner(api: ModuleType) -> None:
+def test_list_is_newest_first_paginated_and_per_owner(api: Handler) -> None:
     ids = [submit(api)[2]["report_id"] for _ in range(3)]
     submit(api, caller=CLINIC_B)
     submit(api, body={**REPORT, "patient_id": "pt-002"})
@@ -117,7 +114,7 @@ def test_list_is_newest_first_paginated_and_per_owner(api: ModuleType) -> None:
     assert status == 400
 
 
-def test_next_token_is_opaque_tamper_evident_and_bound_to_its_owner(api: ModuleType) -> None:
+def test_next_token_is_opaque_tamper_evident_and_bound_to_its_owner(api: Handler) -> None:
     # Given a listing with a second page
     for _ in range(2):
         submit(api)
@@ -141,7 +138,7 @@ def test_next_token_is_opaque_tamper_evident_and_bound_to_its_owner(api: ModuleT
     assert status == 200 and len(second["items"]) == 1
 
 
-def test_idempotency_key_replays_the_original_202(api: ModuleType, stack: Stack) -> None:
+def test_idempotency_key_replays_the_original_202(api: Handler, stack: Stack) -> None:
     first = submit(api, idempotency_key="key-1")
     again = submit(api, idempotency_key="key-1")
     assert first[0] == again[0] == 202
@@ -155,13 +152,12 @@ def test_idempotency_key_replays_the_original_202(api: ModuleType, stack: Stack)
     assert other[0] == 202 and other[2]["report_id"] != first[2]["report_id"]
 
 
-def test_enqueue_failure_answers_503_and_marks_report_failed(
-    api: ModuleType, stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_enqueue_failure_answers_503_and_marks_report_failed(api: Handler, stack: Stack) -> None:
+    # Given a work queue that refuses every message
     broken = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/does-not-exist")
-    deps = SubmitDeps(repository=api._repository(), queue=broken)
-    monkeypatch.setattr(api, "_submit_deps", lambda: deps)
-    status, _, body = submit(api)
+    # When a report is submitted
+    status, _, body = submit(api_handler(replace(api.deps, work_queue=broken)))
+    # Then the client gets 503 and the stored report is FAILED (never left PENDING without work)
     assert status == 503 and body == {
         "error": {"code": "unavailable", "message": "the service is temporarily unavailable; retry"}
     }
@@ -213,7 +209,7 @@ def test_enqueue_failure_answers_503_and_marks_report_failed(
     ],
 )
 def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
-    api: ModuleType, stack: Stack, event: dict[str, Any], status: int, code: str
+    api: Handler, stack: Stack, event: dict[str, Any], status: int, code: str
 ) -> None:
     got_status, _, body = call(api, event)
     assert (got_status, body["error"]["code"]) == (status, code)
@@ -222,7 +218,63 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
     assert queue_messages(stack) == []
 
 
-def test_openapi_document_lists_the_routes(api: ModuleType) -> None:
+def test_openapi_document_lists_the_routes(api: Handler) -> None:
     status, _, document = call(api, api_event("GET", "/openapi.json", caller=None))
     assert status == 200
     assert {"/summarize", "/reports/{report_id}", "/patients/{patient_id}/reports"} <= set(document["paths"])
+
+
+def test_links_come_from_the_configured_url_never_from_request_headers(api: Handler, stack: Stack) -> None:
+    # Given a request whose Host and X-Forwarded-Proto name somewhere else
+    event = api_event(
+        "POST",
+        "/summarize",
+        body=REPORT,
+        headers={
+            "Host": "evil.example",
+            "X-Forwarded-Proto": "javascript",
+            "X-Forwarded-Host": "evil.example",
+        },
+    )
+    event["requestContext"]["domainName"] = "evil.example"
+    # When it is submitted
+    status, headers, body = call(api, event)
+    # Then Location and the self link are the stack's public URL
+    assert status == 202
+    expected = f"{stack.outputs['ApiUrl']}/reports/{body['report_id']}"
+    assert headers["location"] == body["links"]["self"] == expected
+
+
+def test_the_public_url_template_takes_the_api_id_from_api_gateway(api: Handler, stack: Stack) -> None:
+    # Given the template's form of PUBLIC_API_URL (the API's id cannot be named in its own function)
+    deps = replace(api.deps, public_api_url="https://{api_id}.execute-api.us-east-1.amazonaws.com/v1")
+    # When a report is submitted through API Gateway (requestContext.apiId is API Gateway's)
+    status, headers, _ = call(api_handler(deps), api_event("POST", "/summarize", body=REPORT))
+    # Then the link names that API
+    assert status == 202
+    assert headers["location"].startswith("https://abc123.execute-api.us-east-1.amazonaws.com/v1/reports/")
+
+
+def test_cors_headers_follow_the_configured_origin(api: Handler) -> None:
+    # Given the template's CorsAllowOrigin is one origin
+    handler = api_handler(replace(api.deps, cors_allow_origin="https://app.example"))
+    # When that origin calls, the answer allows it; another origin gets no CORS headers
+    _, allowed, _ = call(
+        handler, api_event("GET", "/", caller=None, headers={"Origin": "https://app.example"})
+    )
+    _, other, _ = call(
+        handler, api_event("GET", "/", caller=None, headers={"Origin": "https://evil.example"})
+    )
+    assert allowed["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other
+    # And errors answered before routing carry them too
+    status, refused, _ = call(
+        handler,
+        api_event(
+            "POST",
+            "/summarize",
+            raw_body="x",
+            headers={"Content-Type": "text/plain", "Origin": "https://app.example"},
+        ),
+    )
+    assert status == 415 and refused["access-control-allow-origin"] == "https://app.example"

@@ -20,7 +20,9 @@ from tests.support.events import (
     CLINIC_A,
     CLINIC_B,
     FakeLambdaContext,
+    Handler,
     api_event,
+    api_handler,
     load_function,
     sqs_event,
     sqs_record,
@@ -45,27 +47,16 @@ def ndjson(*lines: Any) -> str:
 
 
 @pytest.fixture
-def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
-    api, worker = load_function("api"), load_function("worker")
-    for cached in (
-        api._repository,
-        api._submit_deps,
-        api._idempotent_submit,
-        api._batches,
-        api._batch_deps,
-        api._persistence,
-        api._idempotent_create_batch,
-        api._uploads,
-        worker._deps,
-        worker._queue,
-    ):
+def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, ModuleType]:
+    api, worker = api_handler(), load_function("worker")
+    for cached in (worker._deps, worker._queue):
         cached.cache_clear()
     deps = replace(worker._deps(), summarizer=ScriptedSummarizer([REPLY]))
     monkeypatch.setattr(worker, "_deps", lambda *_: deps)
     return api, worker
 
 
-def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
+def call(api: Handler, event: dict[str, Any]) -> tuple[int, Any]:
     response = api.lambda_handler(event, FakeLambdaContext())
     body = response.get("body") or ""
     content_type = (response.get("headers") or {}).get("Content-Type") or (
@@ -77,7 +68,7 @@ def call(api: ModuleType, event: dict[str, Any]) -> tuple[int, Any]:
 
 
 def post_batch(
-    api: ModuleType, body: str, caller: str = CLINIC_A, content_type: str = "application/x-ndjson"
+    api: Handler, body: str, caller: str = CLINIC_A, content_type: str = "application/x-ndjson"
 ) -> Any:
     return call(
         api,
@@ -127,7 +118,7 @@ def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:
 
 
 def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, events_queue: str
+    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str
 ) -> None:
     api, worker = modules
     # Given a batch of 12 valid lines and one malformed line
@@ -173,7 +164,7 @@ def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
     assert status == 200 and report["batch_id"] == batch_id and report["custom_id"] == "c00"
 
 
-def test_cancel_leaves_pending_items_cancelled(modules: tuple[ModuleType, ModuleType], stack: Stack) -> None:
+def test_cancel_leaves_pending_items_cancelled(modules: tuple[Handler, ModuleType], stack: Stack) -> None:
     api, worker = modules
     _, created = post_batch(api, ndjson(*(item(f"k{n}") for n in range(4))))
     batch_id = created["batch_id"]
@@ -187,7 +178,7 @@ def test_cancel_leaves_pending_items_cancelled(modules: tuple[ModuleType, Module
     assert {x["status"] for x in lines} == {"CANCELLED"}
 
 
-def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[ModuleType, ModuleType]) -> None:
+def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[Handler, ModuleType]) -> None:
     api, _ = modules
     _, created = post_batch(api, ndjson(item("a")))
     batch_id = created["batch_id"]
@@ -199,7 +190,7 @@ def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[ModuleType, 
 
 
 def test_large_batch_results_are_a_presigned_results_file(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a batch over the inline-results limit (lowered to 3 so the test stays small)
     monkeypatch.setattr(batch_logic, "INLINE_RESULTS_MAX_ITEMS", 3)
@@ -242,7 +233,7 @@ def test_results_files_over_one_part_are_uploaded_in_parts(stack: Stack) -> None
     assert stored["Body"].read() == line * 20_000
 
 
-def test_list_batches_newest_first_with_pages(modules: tuple[ModuleType, ModuleType]) -> None:
+def test_list_batches_newest_first_with_pages(modules: tuple[Handler, ModuleType]) -> None:
     api, _ = modules
     ids = [post_batch(api, ndjson(item("a")))[1]["batch_id"] for _ in range(3)]
     _, first = call(api, api_event("GET", "/batches", query={"limit": "2"}))
@@ -255,7 +246,7 @@ def test_list_batches_newest_first_with_pages(modules: tuple[ModuleType, ModuleT
     assert status == 400
 
 
-def test_json_envelope_and_idempotency_key(modules: tuple[ModuleType, ModuleType], stack: Stack) -> None:
+def test_json_envelope_and_idempotency_key(modules: tuple[Handler, ModuleType], stack: Stack) -> None:
     api, _ = modules
     body = json.dumps({"reports": [item("a"), item("b")], "metadata": {"run": "1"}})
     headers = {"Content-Type": "application/json", "Idempotency-Key": "batch-1"}
@@ -284,7 +275,7 @@ def test_json_envelope_and_idempotency_key(modules: tuple[ModuleType, ModuleType
     ],
 )
 def test_bad_batches_get_a_clear_4xx_and_write_nothing(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, body: str, content_type: str, status: int, code: str
+    modules: tuple[Handler, ModuleType], stack: Stack, body: str, content_type: str, status: int, code: str
 ) -> None:
     api, _ = modules
     got, error = post_batch(api, body, content_type=content_type)

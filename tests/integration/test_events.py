@@ -17,13 +17,22 @@ from medsum.models import Lane
 
 from tests.integration.conftest import Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
-from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function, sqs_event
+from tests.support.events import (
+    CLINIC_A,
+    CLINIC_B,
+    FakeLambdaContext,
+    Handler,
+    api_event,
+    api_handler,
+    load_function,
+    sqs_event,
+)
 
 
 @pytest.fixture
-def modules(stack: Stack) -> tuple[ModuleType, ModuleType]:
-    api, worker = load_function("api"), load_function("worker")
-    for cached in (api._repository, api._submit_deps, api._idempotent_submit, worker._deps, worker._queue):
+def modules(stack: Stack) -> tuple[Handler, ModuleType]:
+    api, worker = api_handler(), load_function("worker")
+    for cached in (worker._deps, worker._queue):
         cached.cache_clear()
     return api, worker
 
@@ -53,7 +62,7 @@ def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
     return found
 
 
-def submit_as(api: ModuleType, caller: str) -> str:
+def submit_as(api: Handler, caller: str) -> str:
     body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
     response = api.lambda_handler(
         api_event("POST", "/summarize", body=body, caller=caller), FakeLambdaContext()
@@ -62,7 +71,7 @@ def submit_as(api: ModuleType, caller: str) -> str:
 
 
 def test_filter_policy_delivers_only_the_owners_completed_events(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     # Given clinic-a's subscriber, filtering on its owner ARN and report.completed
@@ -111,7 +120,7 @@ class FlakySns:
 
 
 def test_transient_publish_failure_still_delivers_the_event_once(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     url = subscribe(stack, "observer")

@@ -15,7 +15,14 @@ from medsum.logic.lanes import batch_item_id
 from moto.sqs.models import sqs_backends
 
 from tests.integration.conftest import REGION, Stack, deployed_stack
-from tests.support.events import ACCOUNT, CLINIC_A, FakeLambdaContext, api_event, load_function
+from tests.support.events import (
+    ACCOUNT,
+    CLINIC_A,
+    FakeLambdaContext,
+    api_event,
+    api_handler,
+    load_function,
+)
 
 ITEMS = 2_000
 MALFORMED = {17: "{not json", 901: json.dumps({"custom_id": "x-901", "patient_id": "pt-1"}), 1999: "[]"}
@@ -78,7 +85,7 @@ def _wait_for_execution(sfn: Any, machine_arn: str, timeout: float = 120.0) -> d
 
 
 def test_uploaded_file_of_2000_items_is_ingested_by_the_state_machine(ingest_stack: Stack) -> None:
-    api = load_function("api")
+    api = api_handler()
     response = api.lambda_handler(api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext())
     assert response["statusCode"] == 201, response["body"]
     created = json.loads(response["body"])
@@ -150,7 +157,7 @@ def test_uploaded_file_of_2000_items_is_ingested_by_the_state_machine(ingest_sta
 
 
 def test_an_upload_without_a_valid_line_fails_the_batch(ingest_stack: Stack) -> None:
-    api = load_function("api")
+    api = api_handler()
     created = json.loads(
         api.lambda_handler(api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext())[
             "body"

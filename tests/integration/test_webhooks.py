@@ -18,7 +18,16 @@ from standardwebhooks import Webhook as Verifier
 
 from tests.integration.conftest import REGION, Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, use_model, work
-from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, api_event, load_function, sqs_event
+from tests.support.events import (
+    CLINIC_A,
+    CLINIC_B,
+    FakeLambdaContext,
+    Handler,
+    api_event,
+    api_handler,
+    load_function,
+    sqs_event,
+)
 from tests.support.events import sqs_record as work_record
 from tests.support.receiver import receiver
 
@@ -26,15 +35,15 @@ PUBLIC_URL = "https://93.184.216.34/hooks/medsum"
 
 
 @pytest.fixture
-def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType, ModuleType]:
+def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, ModuleType, ModuleType]:
     # The local stack's explicit flag: plain http://127.0.0.1 receivers are allowed (tests only).
     monkeypatch.setenv("ALLOW_LOCAL_HTTP_WEBHOOKS", "true")
-    from medsum.settings import get_api_settings, get_notifier_settings
+    from medsum.settings import get_notifier_settings
 
-    get_api_settings.cache_clear()
     get_notifier_settings.cache_clear()
-    api, worker, notifier = load_function("api"), load_function("worker"), load_function("notifier")
-    for module in (api, worker, notifier):
+    api = api_handler()  # built from the environment above: its URL policy allows 127.0.0.1
+    worker, notifier = load_function("worker"), load_function("notifier")
+    for module in (worker, notifier):
         for name in dir(module):
             cached = getattr(module, name)
             if hasattr(cached, "cache_clear") and name.startswith("_"):
@@ -42,15 +51,13 @@ def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, 
     return api, worker, notifier
 
 
-def call(
-    api: ModuleType, method: str, path: str, body: Any = None, caller: str = CLINIC_A
-) -> tuple[int, Any]:
+def call(api: Handler, method: str, path: str, body: Any = None, caller: str = CLINIC_A) -> tuple[int, Any]:
     response = api.lambda_handler(api_event(method, path, body=body, caller=caller), FakeLambdaContext())
     text = response["body"]
     return int(response["statusCode"]), json.loads(text) if text else None
 
 
-def complete_report(api: ModuleType, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
+def complete_report(api: Handler, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
     """Submit a report as clinic-a and let the worker complete it (publishing report.completed)."""
     use_model(worker, monkeypatch, [REPLY])
     _, submitted = call(api, "POST", "/summarize", {"patient_id": "pt-9", "report_text": TEXT})
@@ -89,7 +96,7 @@ def with_receive_count(record: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def test_register_list_rotate_delete_and_owner_isolation(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, capsys: pytest.CaptureFixture[str]
+    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api, _, _ = modules
     # When clinic-a registers an endpoint
@@ -135,7 +142,7 @@ HOSTILE_URLS = [
 ]
 
 
-def test_hostile_urls_are_refused_at_registration(modules: tuple[ModuleType, ModuleType, ModuleType]) -> None:
+def test_hostile_urls_are_refused_at_registration(modules: tuple[Handler, ModuleType, ModuleType]) -> None:
     api, _, _ = modules
     for url, code in HOSTILE_URLS:
         status, body = call(api, "POST", "/webhooks", {"url": url})
@@ -144,7 +151,7 @@ def test_hostile_urls_are_refused_at_registration(modules: tuple[ModuleType, Mod
 
 
 def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
-    modules: tuple[ModuleType, ModuleType, ModuleType],
+    modules: tuple[Handler, ModuleType, ModuleType],
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -189,7 +196,7 @@ def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
 
 
 def test_always_failing_receiver_ends_in_the_notifier_dlq_and_replay_resends(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, notifier = modules
     sqs = stack.client("sqs")
@@ -221,7 +228,7 @@ def test_always_failing_receiver_ends_in_the_notifier_dlq_and_replay_resends(
 
 
 def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, notifier = modules
     redirect = {302: {"Location": "http://169.254.169.254/latest/meta-data/"}}
@@ -244,7 +251,7 @@ def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
 
 
 def test_per_request_callback_url_is_signed_with_the_default_secret(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, notifier = modules
     body = {"patient_id": "pt-9", "report_text": TEXT, "callback_url": "https://169.254.169.254/x"}
@@ -273,7 +280,7 @@ def test_per_request_callback_url_is_signed_with_the_default_secret(
 
 
 def test_batch_callback_url_gets_batch_completed_and_items_refuse_one(
-    modules: tuple[ModuleType, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, notifier = modules
     call(api, "POST", "/webhooks/default-secret")

@@ -15,7 +15,15 @@ from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.process import WorkerDeps
 
 from tests.integration.conftest import Stack
-from tests.support.events import FakeLambdaContext, api_event, load_function, sqs_event, sqs_record
+from tests.support.events import (
+    FakeLambdaContext,
+    Handler,
+    api_event,
+    api_handler,
+    load_function,
+    sqs_event,
+    sqs_record,
+)
 from tests.support.fakes import ScriptedSummarizer
 
 TEXT = "FINDINGS: Mild cardiomegaly. No pleural effusion.\nIMPRESSION: Mild cardiomegaly."
@@ -31,9 +39,9 @@ REPLY = json.dumps(
 
 
 @pytest.fixture
-def modules(stack: Stack) -> tuple[ModuleType, ModuleType]:
-    api, worker = load_function("api"), load_function("worker")
-    for cached in (api._repository, api._submit_deps, api._idempotent_submit, worker._deps, worker._queue):
+def modules(stack: Stack) -> tuple[Handler, ModuleType]:
+    api, worker = api_handler(), load_function("worker")
+    for cached in (worker._deps, worker._queue):
         cached.cache_clear()
     return api, worker
 
@@ -62,13 +70,13 @@ def use_model(
     return summarizer
 
 
-def submit(api: ModuleType) -> str:
+def submit(api: Handler) -> str:
     body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
     response = api.lambda_handler(api_event("POST", "/summarize", body=body), FakeLambdaContext())
     return str(json.loads(response["body"])["report_id"])
 
 
-def read(api: ModuleType, report_id: str) -> dict[str, Any]:
+def read(api: Handler, report_id: str) -> dict[str, Any]:
     response = api.lambda_handler(api_event("GET", f"/reports/{report_id}"), FakeLambdaContext())
     return dict(json.loads(response["body"]))
 
@@ -83,7 +91,7 @@ def work(report_id: str, receive_count: int = 1) -> dict[str, Any]:
 
 
 def test_message_to_completed_summary_and_event(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     use_model(worker, monkeypatch, [REPLY])
@@ -114,7 +122,7 @@ def test_message_to_completed_summary_and_event(
 
 
 def test_partial_batch_failure_reports_only_the_failed_message(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     summarizer = use_model(worker, monkeypatch, [REPLY])
@@ -131,7 +139,7 @@ def test_partial_batch_failure_reports_only_the_failed_message(
 
 
 def test_non_retryable_error_fails_report_and_acknowledges(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_access_denied", "denied")])
@@ -145,7 +153,7 @@ def test_non_retryable_error_fails_report_and_acknowledges(
 
 
 def test_retryable_error_requeues_then_last_receive_fails_dead_lettered(
-    modules: tuple[ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker = modules
     use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import time
 import uuid
@@ -131,3 +132,34 @@ def sqs_record(body: str, *, receive_count: int = 1, queue_arn: str | None = Non
 
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A function's ``lambda_handler`` with its dependencies injected, as tests call it."""
+
+    module: ModuleType
+    deps: Any
+
+    def lambda_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response: dict[str, Any] = self.module.lambda_handler(event, context, deps=self.deps)
+        return response
+
+
+def api_handler(deps: Any = None) -> Handler:
+    """The api function with ``deps`` (default: the adapters of the current environment, i.e. the
+    moto account a test deployed the template into)."""
+    from medsum.http.deps import ApiDeps
+    from medsum.settings import ApiSettings
+
+    environment = ApiSettings.model_validate(dict(os.environ))
+    return Handler(load_function("api"), deps or ApiDeps.from_settings(environment))
+
+
+def admin_handler(deps: Any = None) -> Handler:
+    """The admin function with ``deps`` (default: the adapters of the current environment)."""
+    from medsum.http.deps import OperatorDeps
+    from medsum.settings import AdminSettings
+
+    environment = AdminSettings.model_validate(dict(os.environ))
+    return Handler(load_function("admin"), deps or OperatorDeps.from_settings(environment))

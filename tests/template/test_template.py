@@ -1368,14 +1368,32 @@ def test_admin_routes_go_to_the_admin_function_with_iam_auth_and_operator_princi
     resources: dict[str, Any], template: dict[str, Any]
 ) -> None:
     admin = _props(resources, "AdminFunction")
+    # /admin itself too: every /admin path is the operators' (403 for everyone else), none the api's
     assert [(e["Properties"]["Method"], e["Properties"]["Path"]) for e in admin["Events"].values()] == [
-        ("ANY", "/admin/{proxy+}")
+        ("ANY", "/admin"),
+        ("ANY", "/admin/{proxy+}"),
     ]
     assert all("Auth" not in e["Properties"] for e in admin["Events"].values())  # the default: AWS_IAM
     assert admin["Environment"]["Variables"]["OPERATOR_PRINCIPAL_ARNS"] == {
         "Fn::Join": [",", {"Ref": "OperatorPrincipalArns"}]
     }
     assert template["Parameters"]["OperatorPrincipalArns"]["Type"] == "CommaDelimitedList"
+
+
+def test_both_http_functions_answer_with_the_cors_origin_parameter(resources: dict[str, Any]) -> None:
+    for function in ("ApiFunction", "AdminFunction"):
+        variables = _props(resources, function)["Environment"]["Variables"]
+        assert variables["CORS_ALLOW_ORIGIN"] == {"Ref": "CorsAllowOrigin"}, function
+
+
+def test_the_api_builds_links_from_configuration_without_naming_its_own_api(
+    resources: dict[str, Any],
+) -> None:
+    # The API's integration names the function, so the function naming the API would be a cycle
+    api = _props(resources, "ApiFunction")
+    url = api["Environment"]["Variables"]["PUBLIC_API_URL"]["Fn::Sub"]
+    assert url.startswith("https://{api_id}.execute-api.${AWS::Region}.${AWS::URLSuffix}/")
+    assert "MedsumApi" not in json.dumps(api["Environment"])
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from medsum import safejson
 from medsum.errors import (
     BatchInputError,
     BatchNotFoundError,
@@ -26,6 +27,7 @@ from medsum.errors import (
 )
 from medsum.logic.lanes import batch_item_id, chain, seed_messages
 from medsum.logic.reports import ENQUEUE_FAILED
+from medsum.logic.webhooks import UrlPolicy, register_callback
 from medsum.models import (
     MAX_BATCH_ITEMS,
     Batch,
@@ -40,7 +42,15 @@ from medsum.models import (
     ResultLine,
 )
 from medsum.observability import logger
-from medsum.ports import BatchRepository, EventPublisher, ReportRepository, UploadStore, WorkQueue
+from medsum.ports import (
+    BatchRepository,
+    EventPublisher,
+    ReportRepository,
+    UploadStore,
+    WebhookRepository,
+    WorkQueue,
+)
+from medsum.validation import safe_location
 
 INGEST_FAILED = LineError(
     line=0, code="ingest_failed", message="the batch could not be stored; submit it again"
@@ -65,10 +75,14 @@ class BatchDeps:
     publisher: EventPublisher | None = None
     #: Items of one batch queued or running at a time (``logic/lanes.py``).
     window: int = 10
+    #: Where a batch's ``callback_url`` is recorded, and the URL rules it must pass.
+    webhooks: WebhookRepository | None = None
+    url_policy: UrlPolicy | None = None
 
 
 def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
-    fields = sorted({".".join(str(p) for p in err["loc"]) or "line" for err in exc.errors()})
+    # Locations name this service's fields only: an unexpected key is "*", never its name.
+    fields = sorted({safe_location(err["loc"]) or "line" for err in exc.errors()})
     return LineError(
         line=line,
         custom_id=custom_id if isinstance(custom_id, str) else None,
@@ -80,8 +94,8 @@ def _line_error(line: int, custom_id: Any, exc: ValidationError) -> LineError:
 def decode_line(number: int, line: str | bytes) -> Any:
     """One JSON Lines line: the decoded value, or a ``LineError`` (``invalid_json``)."""
     try:
-        return json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return safejson.loads(line)
+    except json.JSONDecodeError:
         return LineError(line=number, code="invalid_json", message="the line is not valid JSON")
 
 
@@ -129,14 +143,17 @@ def parse_batch(body: str, ndjson: bool) -> ParsedBatch:
                 raw_items.append((number, decoded))
     else:
         try:
-            envelope = json.loads(body)
+            envelope = safejson.loads(body)
         except json.JSONDecodeError as exc:
             raise BatchInputError("invalid_json", "the request body is not valid JSON") from exc
         if not isinstance(envelope, dict) or not isinstance(envelope.get("reports"), list):
             raise BatchInputError("invalid_request", 'the body must be an object with a "reports" list')
         unknown = set(envelope) - {"reports", "metadata", "callback_url"}
         if unknown:
-            raise BatchInputError("invalid_request", "unknown fields: " + ", ".join(sorted(unknown)))
+            # Never the names themselves: a client's key is client data.
+            raise BatchInputError(
+                "invalid_request", 'unknown fields: the body takes "reports", "metadata" and "callback_url"'
+            )
         meta = envelope.get("metadata") or {}
         if (
             not isinstance(meta, dict)
@@ -195,8 +212,12 @@ def create_batch(
     retention_days: int,
     public_api_url: str | None = None,
 ) -> Batch:
-    """Store the batch and its reports (``BatchWriteItem``), release its first window of work
-    (``SendMessageBatch``; the rest follows as items finish, see ``logic/lanes.py``).
+    """Record the batch's ``callback_url`` (if any), store the batch and its reports
+    (``BatchWriteItem``), release its first window of work (``SendMessageBatch``; the rest follows as
+    items finish, see ``logic/lanes.py``).
+
+    Raises ``RefusedUrlError`` / ``NoDefaultSecretError`` for an unusable ``callback_url`` (nothing is
+    stored then), ``PartialWriteError`` when the reports could not all be stored.
 
     The batch is created ``validating``; it becomes ``in_progress`` once every report is stored, just
     before the messages are sent. An item whose message could not be sent is FAILED
@@ -205,6 +226,19 @@ def create_batch(
     stays PENDING without a message.
     """
     expires_at = int((now + timedelta(days=retention_days)).timestamp())
+    if parsed.callback_url:
+        if deps.webhooks is None or deps.url_policy is None:
+            raise TypeError("BatchDeps needs webhooks and url_policy for a callback_url")
+        register_callback(
+            parsed.callback_url,
+            owner,
+            batch_id,
+            ["batch.completed", "batch.cancelled"],
+            deps.webhooks,
+            deps.url_policy,
+            now,
+            expires_at=expires_at,
+        )
     batch = Batch(
         batch_id=batch_id,
         owner=owner,

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from medsum.clock import new_id, utcnow
 from medsum.errors import (
     ConflictError,
+    DeadLetterNotFoundError,
     DeadLetterQueueError,
     EnqueueError,
     InvalidPageTokenError,
@@ -268,7 +269,7 @@ def show_dead_letter(deps: AdminDeps, report_id: str) -> DeadLetterEntry:
     for item in joined:
         if item.entry.report_id == report_id:
             return item.entry
-    raise ReportNotFoundError("no dead-lettered work for this report")
+    raise DeadLetterNotFoundError("no dead-lettered work for this report")
 
 
 def summarize_dead_letters(deps: AdminDeps) -> DeadLetterSummary:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from medsum.errors import EnqueueError, ReportNotFoundError, RepositoryError
+from medsum.logic.webhooks import UrlPolicy, register_callback
 from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest, WorkMessage
 from medsum.observability import logger, safe_exception_fields
-from medsum.ports import Page, ReportRepository, WorkQueue
+from medsum.ports import Page, ReportRepository, WebhookRepository, WorkQueue
 
 ENQUEUE_FAILED = ErrorInfo(
     code="enqueue_failed",
@@ -20,6 +21,10 @@ ENQUEUE_FAILED = ErrorInfo(
 class SubmitDeps:
     repository: ReportRepository
     queue: WorkQueue  # the interactive lane
+    #: Where a per-request ``callback_url`` is recorded, and the URL rules it must pass (both needed
+    #: only by requests that carry one).
+    webhooks: WebhookRepository | None = None
+    url_policy: UrlPolicy | None = None
 
 
 def submit_report(
@@ -31,19 +36,37 @@ def submit_report(
     now: datetime,
     retention_days: int,
 ) -> Report:
-    """Store a PENDING report and enqueue its work message.
+    """Record the request's ``callback_url`` (if any), store a PENDING report and enqueue its work.
 
-    The record is written first, then the message sent. If the send fails the record is marked
+    The callback is recorded before anything else, so the report's event always finds it (and a
+    refused URL or a missing default secret leaves nothing behind). The record is written next, then
+    the message sent. If the send fails the record is marked
     FAILED (``enqueue_failed``) before the error is raised, so it never stays PENDING with no message
     to move it on (see docs/decisions.md).
 
     Raises
     ------
+    RefusedUrlError, NoDefaultSecretError
+        The ``callback_url`` cannot be used (nothing was stored).
     ReportTooLargeError, RepositoryError
         The record could not be written (nothing was enqueued).
     EnqueueError
         The record was written but could not be queued; it is now FAILED.
     """
+    expires_at = int((now + timedelta(days=retention_days)).timestamp())
+    if request.callback_url:
+        if deps.webhooks is None or deps.url_policy is None:
+            raise TypeError("SubmitDeps needs webhooks and url_policy for a callback_url")
+        register_callback(
+            request.callback_url,
+            owner,
+            report_id,
+            ["report.completed", "report.failed"],
+            deps.webhooks,
+            deps.url_policy,
+            now,
+            expires_at=expires_at,
+        )
     report = Report(
         report_id=report_id,
         owner=owner,
@@ -54,7 +77,7 @@ def submit_report(
         updated_at=now,
         text=request.report_text,
         metadata=dict(request.metadata),
-        expires_at=int((now + timedelta(days=retention_days)).timestamp()),
+        expires_at=expires_at,
     )
     deps.repository.create(report)
     try:

@@ -63,17 +63,33 @@ _PERMANENT_ERRORS = frozenset(
 class WebhookNotFoundError(MedsumError):
     """No such endpoint (or another owner's: indistinguishable on purpose)."""
 
+    status, code, message = 404, "not_found", "webhook not found"
+
 
 class DeliveryNotFoundError(MedsumError):
     """No such delivery (or another owner's)."""
+
+    status, code, message = 404, "not_found", "delivery not found"
 
 
 class NoDefaultSecretError(MedsumError):
     """A ``callback_url`` was given but the owner has no default secret to sign it with."""
 
+    status, code = 409, "no_default_secret"
+    message = "create a default secret with POST /webhooks/default-secret before using callback_url"
+
 
 class TooManyWebhooksError(MedsumError):
     """The owner already has ``MAX_WEBHOOKS_PER_OWNER`` endpoints."""
+
+    status, code, message = 409, "too_many_webhooks", f"at most {MAX_WEBHOOKS_PER_OWNER} webhooks per caller"
+
+
+class RefusedUrlError(UnsafeUrlError):
+    """A webhook or ``callback_url`` URL the SSRF guard refuses, as a client error (``400`` with the
+    guard's own fixed ``code`` and ``message``)."""
+
+    status = 400
 
 
 class RetryLaterError(Exception):
@@ -94,11 +110,14 @@ class UrlPolicy:
     resolver: Resolver = socket.getaddrinfo
 
     def check(self, url: str) -> None:
-        """Raises ``UnsafeUrlError`` for a URL we must neither store nor contact."""
-        resolve_public(
-            parse_target(url, allow_local_http=self.allow_local_http, allowed_ports=self.allowed_ports),
-            self.resolver,
-        )
+        """Raises ``RefusedUrlError`` (an ``UnsafeUrlError``) for a URL we must neither store nor contact."""
+        try:
+            resolve_public(
+                parse_target(url, allow_local_http=self.allow_local_http, allowed_ports=self.allowed_ports),
+                self.resolver,
+            )
+        except UnsafeUrlError as refused:
+            raise RefusedUrlError(refused.code, refused.message) from refused
 
 
 def _context(owner: str, webhook_id: str) -> dict[str, str]:

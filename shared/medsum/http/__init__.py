@@ -1,13 +1,22 @@
-"""HTTP mapping helpers shared by the api function: error bodies, owner identity, pre-checks.
+"""The HTTP edge of the api and admin functions (Powertools REST resolver) and its small helpers.
 
-Every error the API returns has the shape ``{"error": {"code", "message"}}`` with a fixed message.
+The package holds the routers (one per resource: ``reports``, ``batches``, ``webhooks``, ``admin``,
+``service``), the one error mapping (``errors``), what a request must be before it is routed
+(``edge``), the dependencies object handed to a handler (``deps``) and the OpenAPI document
+(``openapi``). This module itself keeps only pure helpers (no Powertools import), which the CLI shares.
+
+Every error the API returns has the shape ``{"error": {"code", "message", "details"?}}`` with a fixed
+message.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from medsum.validation import problems
 
 MAX_BODY_BYTES = 1_048_576  # 1 MiB: 100,000 characters of report text fit with room to spare
 # Inline batches: a Lambda request payload is at most 6 MB; bigger batches use an upload.
@@ -54,22 +63,14 @@ def body_size(event: dict[str, Any]) -> int:
     return len(body.encode("utf-8"))
 
 
-def validation_problem(errors: list[dict[str, Any]]) -> tuple[str, str, list[dict[str, Any]] | None]:
-    """Map pydantic/Powertools validation errors to ``(code, message, details)`` of the error shape."""
+def validation_problem(
+    errors: Iterable[Mapping[str, Any]],
+) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """Map pydantic/Powertools validation errors to ``(code, message, details)`` of the error shape.
+
+    ``details`` locate each problem by the names this service defines only (``medsum.validation``):
+    a client's own keys are never echoed."""
+    errors = list(errors)
     if any(err.get("type") == "json_invalid" for err in errors):
         return "invalid_json", "the request body is not valid JSON", None
-    details = [
-        {"location": ".".join(str(p) for p in err.get("loc", ())), "problem": str(err.get("msg", "invalid"))}
-        for err in errors
-    ]
-    return "invalid_request", "the request is not valid", details
-
-
-def raw_error(status: int, code: str, message: str) -> dict[str, Any]:
-    """A complete API Gateway proxy response in the error shape (for errors before routing)."""
-    return {
-        "statusCode": int(status),
-        "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"},
-        "body": error_body(code, message),
-        "isBase64Encoded": False,
-    }
+    return "invalid_request", "the request is not valid", list(problems(errors)) or None
