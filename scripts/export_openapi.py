@@ -34,7 +34,7 @@ SERVERS: list[dict[str, Any]] = [
 def render() -> str:
     from medsum.http import openapi
 
-    document = openapi.document(load_function("api").app, servers=SERVERS)
+    document = openapi.whole_api(load_function("api").app, servers=SERVERS)
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

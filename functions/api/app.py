@@ -55,7 +55,7 @@ app = _resolver(None)
 
 @cache
 def _document() -> dict[str, Any]:
-    return openapi.document(app)
+    return openapi.whole_api(app)
 
 
 @cache

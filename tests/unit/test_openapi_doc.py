@@ -31,7 +31,7 @@ def test_document_is_valid_openapi_3_1() -> None:
     validate(DOCUMENT)
 
 
-def test_document_describes_every_client_route_and_the_request_models() -> None:
+def test_document_describes_every_route_of_both_functions_and_the_request_models() -> None:
     assert {(p, m) for p, m, _ in OPERATIONS} == {
         ("/", "get"),
         ("/summarize", "post"),
@@ -52,6 +52,15 @@ def test_document_describes_every_client_route_and_the_request_models() -> None:
         ("/webhooks/{webhook_id}", "delete"),
         ("/webhooks/{webhook_id}/rotate-secret", "post"),
         ("/webhooks/deliveries/{delivery_id}/replay", "post"),
+        # the operator routes (the admin function, same stage)
+        ("/admin/dlq", "get"),
+        ("/admin/dlq/summary", "get"),
+        ("/admin/dlq/reports/{report_id}", "get"),
+        ("/admin/dlq/redrive", "post"),
+        ("/admin/dlq/redrive/{job_id}", "get"),
+        ("/admin/dlq/purge", "post"),
+        ("/admin/audit", "get"),
+        ("/admin/reports/{report_id}/retry", "post"),
     }
     request = DOCUMENT["components"]["schemas"]["SummarizeRequest"]
     assert set(request["required"]) == {"patient_id", "report_text"}

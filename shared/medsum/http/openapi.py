@@ -42,6 +42,31 @@ SECURITY_SCHEMES: dict[str, SecurityScheme] = {
 _REF = "#/components/schemas/{model}"
 
 
+def whole_api(
+    client_app: ApiGatewayResolver, *, servers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The document of the whole REST API: ``client_app``'s routes (the api function) and the operator
+    routes (the admin function behind the same API Gateway stage), as one document.
+
+    The admin router is included in a resolver of its own, made here: a router belongs to the last
+    resolver that included it (Powertools rebinds ``router.api_resolver``), and no resolver of this
+    process serves the operator routes, so nothing that answers requests is rebound.
+    """
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from medsum.http import admin
+
+    operators = APIGatewayRestResolver(enable_validation=True)
+    operators.include_router(admin.router)
+    doc = document(client_app, servers=servers)
+    extra = document(operators)
+    doc["paths"].update(extra["paths"])
+    schemas = doc["components"].setdefault("schemas", {})
+    for name, schema in extra.get("components", {}).get("schemas", {}).items():
+        schemas.setdefault(name, schema)
+    return doc
+
+
 def document(app: ApiGatewayResolver, *, servers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app`` as a dict."""
     doc: dict[str, Any] = json.loads(
