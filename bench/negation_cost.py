@@ -3,10 +3,11 @@
 Times, on synthetic radiology sentences and reports written here (no data set needed):
 
 - ``analyze()`` of one sentence (about 200 characters, and short ones);
-- ``assess()`` of one concept in a report seen for the first time (split + analyse its sentence) and in a
-  report already seen (the per-report cache every item of one summary hits);
-- the import of the module in a fresh interpreter (what a cold start pays: the phrase regex is compiled
-  at import).
+- the assertion of one concept in a report seen for the first time (``ReportContext``: split + analyse
+  its sentence) and of another concept through the same ``ReportContext`` (what every further item of
+  one summary costs);
+- the import of the module in a fresh interpreter (what a cold start pays; the phrase regex is compiled
+  on first use, not at import).
 
 Run: ``.venv/bin/python bench/negation_cost.py [--repeat 7] [--number 2000]``. Prints microseconds per
 call (median over the repeats).
@@ -108,16 +109,16 @@ def main() -> None:
     concepts = [(r, r.index("pneumonia")) for r in reports]
 
     def cold() -> None:
-        negation.analyze_report.cache_clear()
         for text, start in concepts:
-            negation.assess(text, start, start + 9)
+            negation.ReportContext(text).assertion(start, start + 9)
 
     us_cold = per_call_us(cold, max(1, args.number // 100), args.repeat) / len(concepts)
     print(f"assess   first concept of a report (mean {mean_len:5.0f} chars): {us_cold:7.1f} us/call")
     text, start = concepts[0]
-    negation.assess(text, start, start + 9)
-    us_warm = per_call_us(lambda: negation.assess(text, start, start + 9), args.number, args.repeat)
-    print(f"assess   another concept of the same report (cached):       {us_warm:7.1f} us/call")
+    context = negation.ReportContext(text)
+    context.assertion(start, start + 9)
+    us_warm = per_call_us(lambda: context.assertion(start, start + 9), args.number, args.repeat)
+    print(f"assess   another concept of the same report (one context):  {us_warm:7.1f} us/call")
     print(f"import   medsum.logic.negation in a fresh interpreter:        {import_ms(args.repeat):7.1f} ms")
 
 

@@ -26,7 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from medsum.logic.verify import ITEM_LISTS, ReportContext, Tally, check_item, summary_contradicts
+from medsum.logic.negation import ReportContext
+from medsum.logic.verify import ITEM_LISTS, Tally, check_item, summary_contradicts
 from medsum.models import ModelSummary
 from medsum_local.clinical_model import summarize_report
 

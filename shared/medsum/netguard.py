@@ -121,7 +121,10 @@ _IPV6_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class UnsafeUrlError(MedsumError):
-    """A webhook URL we refuse to register or contact. ``code`` and ``message`` are fixed strings."""
+    """A webhook URL we refuse to register or contact. ``code`` and ``message`` are fixed strings; a
+    client that sends one gets ``400`` with them."""
+
+    status = 400
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -23,7 +23,7 @@ from medsum.errors import (
 from medsum.http import is_json_content_type, is_ndjson_content_type
 from medsum.http.edge import admit
 from medsum.http.errors import as_medsum_error, error_response
-from medsum.logic.webhooks import NoDefaultSecretError, RefusedUrlError, UrlPolicy
+from medsum.logic.webhooks import NoDefaultSecretError, UrlPolicy
 from medsum.netguard import UnsafeUrlError
 from medsum.validation import problems, safe_location
 
@@ -171,7 +171,7 @@ def answer(exc: Exception) -> tuple[int, dict[str, Any], dict[str, Any]]:
         (BatchInputError("no_valid_items", "no line"), 400, "no_valid_items"),
         (OperatorRequestError("not_failed", "the report is not FAILED", conflict=True), 409, "not_failed"),
         (NoDefaultSecretError("x"), 409, "no_default_secret"),
-        (RefusedUrlError("url_address", "the URL resolves to a private address"), 400, "url_address"),
+        (UnsafeUrlError("url_address", "the URL resolves to a private address"), 400, "url_address"),
         (MedsumError("a bug"), 500, "internal_error"),
         (KeyError("Jane Doe"), 500, "internal_error"),
     ],
@@ -200,8 +200,8 @@ def test_request_validation_errors_are_ours_and_response_validation_errors_are_b
     assert as_medsum_error(broken_answer).status == 500
 
 
-def test_a_refused_webhook_url_is_still_an_unsafe_url_error() -> None:
+def test_a_refused_webhook_url_is_a_client_error() -> None:
     policy = UrlPolicy(resolver=lambda *_args, **_kw: [])
     with pytest.raises(UnsafeUrlError) as refused:
         policy.check("http://example.com/hook")
-    assert isinstance(refused.value, RefusedUrlError) and refused.value.status == 400
+    assert refused.value.status == 400 and refused.value.code == "url_scheme"

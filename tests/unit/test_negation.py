@@ -8,9 +8,9 @@ import pytest
 from medsum.logic import negation
 from medsum.logic.negation import (
     Assertion,
+    ReportContext,
     SentenceContext,
     analyze,
-    analyze_report,
     assess,
     sentence_spans,
 )
@@ -540,14 +540,29 @@ def test_assess_finds_the_sentence_of_the_span() -> None:
     assert assess(text, len(text) + 5, len(text) + 9) == DEFINITE
 
 
-def test_analyze_report_analyses_each_sentence_once() -> None:
-    text = "No pneumothorax. Possible pneumonia. No effusion."
-    report = analyze_report(text)
-    assert report is analyze_report(text)
+def test_a_report_context_analyses_each_distinct_sentence_once() -> None:
+    text = "No pneumothorax. Possible pneumonia. No pneumothorax."
+    report = ReportContext(text)
     first = report.sentence(0)
     assert report.sentence(0) is first
-    assert report.sentences == ((0, 16), (17, 36), (37, 49))
-    assert report.assertion(text.index("effusion"), len(text) - 1) == NEGATED
+    assert report.sentence(2) is first  # the same words: analysed once
+    assert report.sentences == ((0, 16), (17, 36), (37, 53))
+    assert report.assertion(text.index("pneumonia"), text.index("pneumonia") + 9) == UNCERTAIN
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0, 2, [0]),  # inside the first sentence
+        (10, 25, [0, 1]),  # across a boundary
+        (16, 17, []),  # the space between two sentences
+        (17, 17, [1]),  # an empty span at a sentence start
+        (40, 200, [2]),  # past the end of the text
+    ],
+)
+def test_overlapping_sentences(start: int, end: int, expected: list[int]) -> None:
+    report = ReportContext("No pneumothorax. Possible pneumonia. No pneumothorax.")
+    assert list(report.overlapping(start, end)) == expected
 
 
 def test_empty_and_trigger_free_sentences() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from medsum.logic.negation import ReportContext
 from medsum.logic.verify import (
-    ReportContext,
     Tally,
     check_item,
     check_items,

@@ -23,8 +23,7 @@ from medsum.http.params import (
     ResourceId,
     answers,
 )
-from medsum.logic.process import report_link
-from medsum.logic.reports import delete_report, get_report, list_reports, submit_report
+from medsum.logic.reports import delete_report, get_report, list_reports, report_link, submit_report
 from medsum.models import (
     PATIENT_ID_PATTERN,
     DeliveryPage,

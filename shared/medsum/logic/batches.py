@@ -216,7 +216,7 @@ def create_batch(
     (``BatchWriteItem``), release its first window of work (``SendMessageBatch``; the rest follows as
     items finish, see ``logic/lanes.py``).
 
-    Raises ``RefusedUrlError`` / ``NoDefaultSecretError`` for an unusable ``callback_url`` (nothing is
+    Raises ``UnsafeUrlError`` / ``NoDefaultSecretError`` for an unusable ``callback_url`` (nothing is
     stored then), ``PartialWriteError`` when the reports could not all be stored.
 
     The batch is created ``validating``; it becomes ``in_progress`` once every report is stored, just

@@ -70,7 +70,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache, lru_cache
+from functools import cache
 from typing import NamedTuple, TypeAlias
 
 
@@ -778,7 +778,9 @@ def _is_list_number(text: str, period: int, cuts: set[int]) -> bool:
 
 
 class ReportContext:
-    """A report split into sentences, each analysed on first use."""
+    """A report split into sentences, each analysed on first use (a sentence repeated word for word,
+    as long reports do, is analysed once). Nothing is kept beyond the object: no report text is cached
+    between reports."""
 
     __slots__ = ("_contexts", "_starts", "sentences", "text")
 
@@ -786,7 +788,7 @@ class ReportContext:
         self.text = text
         self.sentences: tuple[tuple[int, int], ...] = tuple(sentence_spans(text))
         self._starts = [start for start, _ in self.sentences]
-        self._contexts: dict[int, SentenceContext] = {}
+        self._contexts: dict[str, SentenceContext] = {}
 
     def sentence_index(self, start: int, end: int) -> int | None:
         """The sentence holding ``start`` (or, when ``start`` is between sentences, the next one that
@@ -798,11 +800,20 @@ class ReportContext:
             return i + 1
         return None
 
+    def overlapping(self, start: int, end: int) -> range:
+        """Indexes of the sentences overlapping ``[start, end)`` (an empty span: the one at ``start``)."""
+        end = max(end, start + 1)
+        first = max(0, bisect.bisect_right(self._starts, start) - 1)
+        if first < len(self.sentences) and self.sentences[first][1] <= start:
+            first += 1
+        return range(first, bisect.bisect_left(self._starts, end))
+
     def sentence(self, index: int) -> SentenceContext:
-        context = self._contexts.get(index)
+        s, e = self.sentences[index]
+        text = self.text[s:e]
+        context = self._contexts.get(text)
         if context is None:
-            s, e = self.sentences[index]
-            context = self._contexts[index] = analyze(self.text[s:e])
+            context = self._contexts[text] = analyze(text)
         return context
 
     def assertion(self, start: int, end: int) -> Assertion:
@@ -813,13 +824,7 @@ class ReportContext:
         return self.sentence(index).assertion(max(start, s) - s, min(end, e) - s)
 
 
-@lru_cache(maxsize=4)
-def analyze_report(text: str) -> ReportContext:
-    """The sentences of ``text``, analysed lazily; cached for the last four texts, since every item of one
-    summary asks about the same report (``analyze_report.cache_clear()`` drops them from memory)."""
-    return ReportContext(text)
-
-
 def assess(text: str, start: int, end: int) -> Assertion:
-    """The assertion of the concept at ``text[start:end]`` of a whole report, judged in its sentence."""
-    return analyze_report(text).assertion(start, end)
+    """The assertion of the concept at ``text[start:end]`` of a whole report, judged in its sentence.
+    For many concepts of one report, make one :class:`ReportContext` and ask it."""
+    return ReportContext(text).assertion(start, end)

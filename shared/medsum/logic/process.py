@@ -31,6 +31,7 @@ from medsum.errors import (
 )
 from medsum.logic.batches import settle_batch
 from medsum.logic.lanes import successor
+from medsum.logic.reports import report_link
 from medsum.logic.summarize import RetryPolicy, summarize_text
 from medsum.models import (
     BatchStatus,
@@ -96,10 +97,6 @@ class WorkerDeps:
     max_tokens: int = 2_048
     #: The model's context window in tokens; 0: its family's (``medsum.modelfamily``).
     context_tokens: int = 0
-
-
-def report_link(public_api_url: str, report_id: str) -> str:
-    return f"{public_api_url.rstrip('/')}/reports/{report_id}"
 
 
 def requeue_delay(base_seconds: int, receive_count: int) -> int:

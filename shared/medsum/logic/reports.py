@@ -11,6 +11,11 @@ from medsum.models import ErrorInfo, Report, ReportStatus, SummarizeRequest, Wor
 from medsum.observability import logger, safe_exception_fields
 from medsum.ports import Page, ReportRepository, WebhookRepository, WorkQueue
 
+
+def report_link(public_api_url: str, report_id: str) -> str:
+    return f"{public_api_url.rstrip('/')}/reports/{report_id}"
+
+
 ENQUEUE_FAILED = ErrorInfo(
     code="enqueue_failed",
     message="the report could not be queued for processing; submit it again",
@@ -46,7 +51,7 @@ def submit_report(
 
     Raises
     ------
-    RefusedUrlError, NoDefaultSecretError
+    UnsafeUrlError, NoDefaultSecretError
         The ``callback_url`` cannot be used (nothing was stored).
     ReportTooLargeError, RepositoryError
         The record could not be written (nothing was enqueued).

@@ -40,7 +40,8 @@ from medsum.errors import (
     ThrottledSummarizerError,
     TruncatedModelOutputError,
 )
-from medsum.logic.verify import ITEM_LISTS, ReportContext, Tally, check_items, summary_contradicts
+from medsum.logic.negation import ReportContext
+from medsum.logic.verify import ITEM_LISTS, Tally, check_items, summary_contradicts
 from medsum.modelfamily import ModelFamily, OutputMode
 from medsum.models import PROMPT_VERSION, ModelSummary, ReportType, Summary, Usage
 from medsum.ports import ModelReply, ModelRequest, Summarizer, ToolSpec

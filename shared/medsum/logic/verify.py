@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final, Literal
 
-from medsum.logic.negation import SentenceContext, analyze, sentence_spans
+from medsum.logic.negation import ReportContext, analyze, sentence_spans
 from medsum.models import (
     Certainty,
     DroppedCounts,
@@ -171,26 +171,6 @@ def locate(text: str, quote: str, region: tuple[int, int] | None = None) -> Evid
     return EvidenceSpan(start=match.start(), end=match.end()) if match else None
 
 
-class ReportContext:
-    """The report split into sentences, each analysed once for negation and hedging (lazily)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sentences = sentence_spans(text) or [(0, len(text))]
-        self._analysed: dict[str, SentenceContext] = {}
-
-    def sentence(self, index: int) -> SentenceContext:
-        """The analysis of sentence ``index`` (a sentence repeated word for word is analysed once)."""
-        start, end = self.sentences[index]
-        text = self.text[start:end]
-        if text not in self._analysed:
-            self._analysed[text] = analyze(text)
-        return self._analysed[text]
-
-    def overlapping(self, start: int, end: int) -> list[int]:
-        return [i for i, (s, e) in enumerate(self.sentences) if s < max(end, start + 1) and e > start]
-
-
 def _supported(concepts: Sequence[str], item_words: Sequence[str], evidence_words: Sequence[str]) -> bool:
     if not concepts:
         return False
@@ -203,8 +183,9 @@ def _supported(concepts: Sequence[str], item_words: Sequence[str], evidence_word
 
 def _assess(report: ReportContext, span: EvidenceSpan, concepts: Sequence[str]) -> tuple[bool, bool]:
     """(negated, uncertain) of the item's concept in the sentences that hold its evidence ``span``."""
-    negated_everywhere, uncertain = True, False
+    negated_everywhere, uncertain, assessed = True, False, False
     for index in report.overlapping(span.start, span.end):
+        assessed = True
         s_start, s_end = report.sentences[index]
         context = report.sentence(index)
         words = _words(report.text[s_start:s_end], s_start)
@@ -219,7 +200,7 @@ def _assess(report: ReportContext, span: EvidenceSpan, concepts: Sequence[str]) 
         assertion = context.assertion(c_start - s_start, max(c_end, c_start + 1) - s_start)
         negated_everywhere = negated_everywhere and assertion.negated
         uncertain = uncertain or assertion.uncertain
-    return negated_everywhere, uncertain
+    return negated_everywhere and assessed, uncertain
 
 
 def check_item(item: ModelItem, report: ReportContext, region: tuple[int, int] | None = None) -> ItemCheck:

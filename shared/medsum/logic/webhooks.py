@@ -85,13 +85,6 @@ class TooManyWebhooksError(MedsumError):
     status, code, message = 409, "too_many_webhooks", f"at most {MAX_WEBHOOKS_PER_OWNER} webhooks per caller"
 
 
-class RefusedUrlError(UnsafeUrlError):
-    """A webhook or ``callback_url`` URL the SSRF guard refuses, as a client error (``400`` with the
-    guard's own fixed ``code`` and ``message``)."""
-
-    status = 400
-
-
 class RetryLaterError(Exception):
     """Some endpoint must be retried: the message becomes visible again after ``delay_seconds``."""
 
@@ -110,14 +103,11 @@ class UrlPolicy:
     resolver: Resolver = socket.getaddrinfo
 
     def check(self, url: str) -> None:
-        """Raises ``RefusedUrlError`` (an ``UnsafeUrlError``) for a URL we must neither store nor contact."""
-        try:
-            resolve_public(
-                parse_target(url, allow_local_http=self.allow_local_http, allowed_ports=self.allowed_ports),
-                self.resolver,
-            )
-        except UnsafeUrlError as refused:
-            raise RefusedUrlError(refused.code, refused.message) from refused
+        """Raises ``UnsafeUrlError`` (a ``400``) for a URL we must neither store nor contact."""
+        resolve_public(
+            parse_target(url, allow_local_http=self.allow_local_http, allowed_ports=self.allowed_ports),
+            self.resolver,
+        )
 
 
 def _context(owner: str, webhook_id: str) -> dict[str, str]:
