@@ -2,6 +2,8 @@
 
 Thin by design: parse the message, call ``process_report``, map ``RequeueError`` to a batch item
 failure with a shorter visibility timeout (the queue's redrive policy is the outer retry loop).
+``process_report`` keeps the message invisible through a heartbeat while the model works, and starts
+a model call only if it can finish within the invocation (docs/decisions.md, time is a budget).
 
 The function has one event source per lane (``WorkQueue``: interactive, ``BulkQueue``: batch items),
 each with its own maximum concurrency. A record's lane is its source queue; the bulk lane calls Bedrock
@@ -11,7 +13,7 @@ yields model quota to the interactive lane (docs/decisions.md, fair lanes).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -20,7 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from medsum.adapters.batches import DynamoBatchRepository
 from medsum.adapters.bedrock import BedrockSummarizer
-from medsum.adapters.clients import bulk_bedrock_client
+from medsum.adapters.clients import BEDROCK_CONNECT_TIMEOUT, bedrock_client
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sns import SnsEventPublisher
 from medsum.adapters.sqs import SqsWorkQueue
@@ -48,7 +50,7 @@ def _deps(lane: Lane = Lane.INTERACTIVE) -> WorkerDeps:
         summarizer=BedrockSummarizer(
             settings.bedrock_model_id,
             settings.bedrock_max_tokens,
-            bedrock_client=bulk_bedrock_client() if lane is Lane.BULK else None,
+            bedrock_client=bedrock_client(settings.bedrock_read_timeout_seconds, bulk=lane is Lane.BULK),
             guardrail=(
                 (settings.bedrock_guardrail_id, settings.bedrock_guardrail_version)
                 if settings.bedrock_guardrail_id
@@ -66,6 +68,7 @@ def _deps(lane: Lane = Lane.INTERACTIVE) -> WorkerDeps:
         throttle_wait=THROTTLE_WAIT[lane],
         max_tokens=settings.bedrock_max_tokens,
         context_tokens=settings.bedrock_context_tokens,
+        call_seconds=BEDROCK_CONNECT_TIMEOUT + settings.bedrock_read_timeout_seconds,
     )
 
 
@@ -99,6 +102,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
             remaining_seconds=lambda: lambda_context.get_remaining_time_in_millis() / 1000,
             batch_id=message.batch_id,
             message=message,
+            keep_invisible=partial(_queue(lane).retry_later, record.receipt_handle),
         )
         logger.info("work message done", outcome=outcome.value)
     except RequeueError as requeue:

@@ -111,6 +111,15 @@ class NonRetryableSummarizerError(SummarizerError):
         self.message = message
 
 
+class OutOfTimeError(SummarizerError):
+    """The invocation has too little time left to start a model call (its read timeout plus the time
+    kept back for the final write and publish): the message goes back to the queue at once, before
+    the call starts, instead of the function timing out in the middle of a paid-for call."""
+
+    code = "out_of_time"
+    message = "not enough time left in this invocation for a model call"
+
+
 class InvalidModelOutputError(SummarizerError):
     """The model's reply did not match the summary contract (after one repair attempt)."""
 

@@ -106,7 +106,11 @@ class ReportRepository(ABC):
         now: datetime,
         batch_id: str | None = None,
     ) -> Report:
-        """PROCESSING (held by ``lease_token``) -> COMPLETED. Raises ``ConflictError`` otherwise."""
+        """PROCESSING -> COMPLETED. Raises ``ConflictError`` otherwise.
+
+        The lease token is not required to match: a valid reply that arrives after its lease was
+        taken over by another delivery is kept, not thrown away (that delivery then finds the report
+        COMPLETED). Only a report that is no longer PROCESSING refuses it."""
 
     @abstractmethod
     def fail(
@@ -127,6 +131,13 @@ class ReportRepository(ABC):
     @abstractmethod
     def mark_event_published(self, report_id: str, status: ReportStatus) -> None:
         """Record that the terminal event for ``status`` was published (idempotent, best effort)."""
+
+    @abstractmethod
+    def extend_lease(self, report_id: str, lease_token: str, now: datetime, lease_seconds: int) -> None:
+        """Move the lease held by ``lease_token`` to ``now + lease_seconds`` (the worker's heartbeat).
+
+        Raises ``ConflictError`` when the lease is no longer this token's (expired and taken over, or
+        the report left PROCESSING), ``ReportNotFoundError`` when the report is gone."""
 
     @abstractmethod
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:

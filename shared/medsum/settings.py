@@ -73,6 +73,8 @@ class WorkerSettings(_Env):
     bedrock_retry_budget_seconds: float = Field(alias="BEDROCK_RETRY_BUDGET_SECONDS", gt=0)
     bedrock_max_attempts: int = Field(alias="BEDROCK_MAX_ATTEMPTS", ge=1)
     bedrock_max_tokens: int = Field(alias="BEDROCK_MAX_TOKENS", ge=64, default=2048)
+    #: How long one model call may wait for its reply; a call starts only if this fits in the time left.
+    bedrock_read_timeout_seconds: int = Field(alias="BEDROCK_READ_TIMEOUT_SECONDS", ge=1, default=120)
     requeue_base_delay_seconds: int = Field(alias="REQUEUE_BASE_DELAY_SECONDS", ge=0)
 
 

@@ -22,13 +22,11 @@ from medsum_local.testing import ApiClient, sign_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Retries in seconds, not minutes. LeaseSeconds is the template's MinValue (it must outlive the
-#: worker's 120 s timeout), the lowest value CloudFormation (and the local stack) accepts.
+#: Retries in seconds, not minutes.
 FAST_RETRIES: dict[str, str] = {
     "RequeueBaseDelaySeconds": "1",
     "BedrockRetryBudgetSeconds": "2",
     "BedrockMaxAttempts": "2",
-    "LeaseSeconds": "121",
     # Webhooks: the local-only http://127.0.0.1 receivers, and a retry schedule of seconds.
     "AllowLocalhostWebhooks": "true",
     "NotifierRetryBaseDelaySeconds": "1",

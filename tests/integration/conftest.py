@@ -122,6 +122,7 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
 
 def _clear_caches() -> None:
     clients.client.cache_clear()
+    clients.bedrock_client.cache_clear()
     get_api_settings.cache_clear()
     get_worker_settings.cache_clear()
     get_ingest_settings.cache_clear()

@@ -43,7 +43,7 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:medsum-test"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_seconds: float = 120.0
+    timeout_seconds: float = 300.0  # the worker's Timeout (the longest of the functions)
     started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:

@@ -156,7 +156,7 @@ class InMemoryRepository(ReportRepository, OperatorReportStore):
     ) -> Report:
         report = self._update(
             report_id,
-            lambda r: r.status is ReportStatus.PROCESSING and r.lease_token == lease_token,
+            lambda r: r.status is ReportStatus.PROCESSING,
             status=ReportStatus.COMPLETED,
             summary=summary,
             usage=usage,
@@ -195,6 +195,17 @@ class InMemoryRepository(ReportRepository, OperatorReportStore):
         else:
             self._count(batch_id, failed=1)
         return report
+
+    def extend_lease(self, report_id: str, lease_token: str, now: datetime, lease_seconds: int) -> None:
+        with self._lock:
+            current = self.items.get(report_id)
+            if current is None:
+                raise ReportNotFoundError("report not found")
+            if current.status is not ReportStatus.PROCESSING or current.lease_token != lease_token:
+                raise ConflictError("report state changed", current=current)
+            self.items[report_id] = current.model_copy(
+                update={"lease_expires_at": now + timedelta(seconds=lease_seconds)}
+            )
 
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(

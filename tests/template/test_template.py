@@ -20,6 +20,8 @@ from typing import Any, cast
 import boto3
 import pytest
 from cfnlint.api import lint_file
+from medsum.adapters.clients import BEDROCK_CONNECT_TIMEOUT
+from medsum.logic.process import SAFETY_MARGIN_SECONDS
 from medsum.modelfamily import PROFILE_PREFIXES, base_model_id
 from medsum.settings import AdminSettings, ApiSettings, IngestSettings, NotifierSettings, WorkerSettings
 from medsum_local.deploy import DeploymentError, validate_parameters
@@ -515,26 +517,27 @@ def test_the_local_stack_gives_the_stand_in_models_context_window_unless_told_ot
     validate_parameters(template["Parameters"], with_local_defaults({}, declared))
 
 
-def test_lease_outlives_the_worker_and_expires_before_redelivery(template: dict[str, Any]) -> None:
+def test_a_model_call_fits_in_the_worker_and_a_dead_workers_report_returns_within_the_lease(
+    template: dict[str, Any],
+) -> None:
     # Given
-    lease = template["Parameters"]["LeaseSeconds"]
+    parameters = template["Parameters"]
+    lease, read_timeout = parameters["LeaseSeconds"], parameters["BedrockReadTimeoutSeconds"]
+    budget = parameters["BedrockRetryBudgetSeconds"]
     worker_timeout = _props(template["Resources"], "WorkerFunction")["Timeout"]
-    visibility = _props(template["Resources"], "WorkQueue")["VisibilityTimeout"]
+    reserve, connect = SAFETY_MARGIN_SECONDS, BEDROCK_CONNECT_TIMEOUT
 
-    # Then: a live worker never loses its lease; a crashed worker's lease is over when SQS redelivers
-    assert lease["MinValue"] > worker_timeout
-    assert lease["MaxValue"] < visibility
-    assert lease["MinValue"] <= lease["Default"] <= lease["MaxValue"]
-
-
-def test_bedrock_retry_budget_fits_in_one_worker_invocation(template: dict[str, Any]) -> None:
-    # Given
-    budget = template["Parameters"]["BedrockRetryBudgetSeconds"]
-    worker_timeout = _props(template["Resources"], "WorkerFunction")["Timeout"]
-
-    # Then: room is left to record the outcome after the last attempt
+    # Then: the longest call the template allows, with the time kept for the final write, fits twice in
+    # one invocation (a repair or a retry with more room after the first reply)
+    assert 2 * (read_timeout["Default"] + connect) + reserve <= worker_timeout
+    assert read_timeout["MaxValue"] + connect + reserve <= worker_timeout
+    assert read_timeout["MinValue"] <= read_timeout["Default"] <= read_timeout["MaxValue"]
+    # And the retry loop's budget is bounded by the invocation too
     assert budget["MaxValue"] < worker_timeout
-    assert budget["Default"] <= budget["MaxValue"]
+    # And the lease is renewed every third of it while the worker lives, so it can be far shorter than
+    # the worker timeout: a dead worker's report is claimed again within about one lease
+    assert lease["MinValue"] <= lease["Default"] <= lease["MaxValue"] <= worker_timeout
+    assert lease["Default"] <= 60
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -860,6 +863,7 @@ def test_the_worker_gets_the_model_guardrail_and_context_parameters(resources: d
         "BEDROCK_CONTEXT_TOKENS": {"Ref": "BedrockContextTokens"},
         "BEDROCK_RETRY_BUDGET_SECONDS": {"Ref": "BedrockRetryBudgetSeconds"},
         "BEDROCK_MAX_ATTEMPTS": {"Ref": "BedrockMaxAttempts"},
+        "BEDROCK_READ_TIMEOUT_SECONDS": {"Ref": "BedrockReadTimeoutSeconds"},
     }
     # every setting the worker reads, required or optional, is set by the template
     assert _aliases(WorkerSettings, required_only=False) <= set(variables)
@@ -932,7 +936,9 @@ def test_work_queue_redrives_to_the_dead_letter_queue(resources: dict[str, Any])
         "deadLetterTargetArn": {"Fn::GetAtt": ["WorkDeadLetterQueue", "Arn"]},
         "maxReceiveCount": {"Ref": "MaxReceiveCount"},
     }
-    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    # Lambda requires an SQS event source's visibility timeout to cover the function timeout; the
+    # heartbeat shortens each message's visibility to the lease from the first beat on
+    assert worker["Timeout"] <= queue["VisibilityTimeout"] <= 2 * worker["Timeout"]
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     # a function-level DLQ only applies to asynchronous invokes, never to an SQS event source
@@ -953,10 +959,10 @@ def test_worker_consumes_each_lane_with_its_own_concurrency_and_partial_batch_fa
     assert set(by_queue) == {"WorkQueue", "BulkQueue"}
     for props in by_queue.values():
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert props["BatchSize"] <= 5 and props.get("MaximumBatchingWindowInSeconds", 0) <= 1
-    # And the bulk lane turns over item by item (one record per invocation), so a batch submitted later
-    # does not wait behind rounds of another batch's records
-    assert by_queue["BulkQueue"]["BatchSize"] == 1
+        # one record per invocation: its time budget and heartbeat are that report's, no report waits
+        # behind another's model calls in the same sandbox, and a batch submitted later does not wait
+        # behind rounds of another batch's records
+        assert props["BatchSize"] == 1
     # And each lane's concurrency is its own parameter, so a bulk backlog cannot take interactive workers
     limits = {q: p["ScalingConfig"]["MaximumConcurrency"]["Ref"] for q, p in by_queue.items()}
     assert limits == {"WorkQueue": "WorkerMaxConcurrency", "BulkQueue": "BulkMaxConcurrency"}
@@ -1318,9 +1324,9 @@ def test_deployed_resources_carry_the_template_settings(moto_stack: dict[str, An
 
     # Then
     assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
-    assert queue["VisibilityTimeout"] == "720"
+    assert queue["VisibilityTimeout"] == "360"
     assert mapping["EventSourceArn"] == queue["QueueArn"]
-    assert mapping["BatchSize"] == 5
+    assert mapping["BatchSize"] == 1
     assert worker["Environment"]["Variables"]["TABLE_NAME"] == outputs["PatientReportsTableName"]
     assert worker["Environment"]["Variables"]["WORK_QUEUE_URL"] == outputs["WorkQueueUrl"]
     assert worker["Environment"]["Variables"]["PUBLIC_API_URL"] == outputs["ApiUrl"]

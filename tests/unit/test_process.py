@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from medsum.errors import (
@@ -14,6 +17,7 @@ from medsum.errors import (
 )
 from medsum.logic.process import Outcome, RequeueError, WorkerDeps, process_report, requeue_delay
 from medsum.models import Report, ReportStatus, ReportType
+from medsum.ports import ModelReply, ModelRequest
 
 from tests.support.fakes import FakePublisher, FixedClock, InMemoryRepository, ScriptedSummarizer
 
@@ -224,3 +228,148 @@ def test_lease_expiry_is_in_the_future() -> None:
     deps, repo, _ = make_deps(ScriptedSummarizer([GOOD_REPLY]))
     claimed = repo.claim("r1", deps.clock(), 60, "t")
     assert claimed.lease_expires_at == deps.clock() + timedelta(seconds=60)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Time is a budget: no call that cannot finish, a heartbeat while the model works, late replies kept
+# --------------------------------------------------------------------------------------------------------
+class Countdown:
+    """The invocation's remaining time, set by the test."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def test_a_model_call_that_could_not_finish_in_time_is_not_started_and_the_message_comes_back_at_once() -> (
+    None
+):
+    # Given an invocation with 70 s left, and calls that may take 65 s (+ 15 s kept for the final write)
+    summarizer = ScriptedSummarizer([GOOD_REPLY])
+    deps, repo, publisher = make_deps(summarizer, call_seconds=65.0)
+    # When the message is processed
+    with pytest.raises(RequeueError) as raised:
+        process_report("r1", 1, deps, Countdown(70.0))
+    # Then no model call was paid for, and the message is visible again in a second, not after a backoff
+    assert summarizer.requests == []
+    assert raised.value.delay_seconds == 1
+    # And the report is claimable at once by the next delivery (not held by a lease nobody works under)
+    assert repo.items["r1"].status is ReportStatus.PENDING and repo.items["r1"].lease_token is None
+    assert publisher.events == []
+
+
+def test_a_retry_that_could_not_finish_in_time_is_not_started() -> None:
+    # Given a model that fails once with a retryable error, and time for exactly one call
+    remaining = Countdown(100.0)
+
+    class Slow(ScriptedSummarizer):
+        def complete(self, request: ModelRequest) -> ModelReply:
+            remaining.seconds -= 30.0  # the failed call took 30 s
+            return super().complete(request)
+
+    summarizer = Slow([RetryableSummarizerError("ServiceUnavailableException"), GOOD_REPLY])
+    deps, repo, _ = make_deps(summarizer, call_seconds=65.0, budget_seconds=60.0)
+    # When the message is processed
+    with pytest.raises(RequeueError) as raised:
+        process_report("r1", 1, deps, remaining)
+    # Then the retry (65 s + 15 s with 70 s left) was not started: one call, message back at once
+    assert len(summarizer.requests) == 1
+    assert raised.value.delay_seconds == 1
+    assert repo.items["r1"].status is ReportStatus.PENDING
+
+
+def test_out_of_time_on_the_last_allowed_delivery_fails_the_report_as_dead_lettered() -> None:
+    deps, repo, publisher = make_deps(ScriptedSummarizer([GOOD_REPLY]), call_seconds=65.0)
+    repo.claim("r1", deps.clock(), 1, "earlier-delivery")
+    deps.clock.advance(2)  # type: ignore[attr-defined]
+    # When the last allowed delivery finds too little time for the call
+    with pytest.raises(RequeueError):
+        process_report("r1", 5, deps, Countdown(79.0))
+    # Then the report is FAILED like the message (which goes to the DLQ), and that is announced
+    report = repo.items["r1"]
+    assert report.status is ReportStatus.FAILED and report.error is not None
+    assert report.error.code == "dead_lettered"
+    assert [event.type for event, _ in publisher.events] == ["report.failed"]
+
+
+class BlockingSummarizer(ScriptedSummarizer):
+    """Answers only once ``release`` is set (the test's stand-in for a slow model call)."""
+
+    def __init__(self, script: list[str], during: Callable[[], None] | None = None) -> None:
+        super().__init__(script)
+        self.release = threading.Event()
+        self.during = during
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        if self.during is not None:
+            self.during()
+        assert self.release.wait(10), "the heartbeat never beat"
+        return super().complete(request)
+
+
+def test_the_heartbeat_keeps_the_lease_and_the_message_while_the_model_works() -> None:
+    # Given a 3-second lease (a beat a second), and a model call that lasts three beats
+    summarizer = BlockingSummarizer([GOOD_REPLY])
+    deps, repo, _ = make_deps(summarizer, lease_seconds=3)
+    visibility: list[int] = []
+    leases: list[datetime] = []
+
+    def keep_invisible(seconds: int) -> None:
+        visibility.append(seconds)
+        leases.append(repo.items["r1"].lease_expires_at or deps.clock())
+        deps.clock.advance(1)  # type: ignore[attr-defined]
+        if len(visibility) == 3:
+            summarizer.release.set()
+
+    # When the message is processed
+    outcome = process_report("r1", 1, deps, plenty, keep_invisible=keep_invisible)
+    # Then the message was hidden for a little more than the lease at once and at every beat
+    assert outcome is Outcome.COMPLETED
+    assert visibility[:3] == [5, 5, 5]
+    # And the lease moved on with the clock (the first is the claim's), so no other delivery took over
+    assert leases[1] > leases[0] and leases[2] > leases[1]
+    assert repo.items["r1"].attempts == 1
+
+
+def test_a_valid_reply_that_arrives_after_the_lease_was_taken_over_is_kept() -> None:
+    # Given a model call during which another delivery takes the (expired) lease over
+    deps, repo, publisher = make_deps(ScriptedSummarizer([GOOD_REPLY]))
+
+    def taken_over() -> None:
+        deps.clock.advance(61)  # type: ignore[attr-defined]
+        repo.claim("r1", deps.clock(), 60, "second-delivery")
+
+    summarizer = BlockingSummarizer([GOOD_REPLY], during=taken_over)
+    summarizer.release.set()
+    deps = replace(deps, summarizer=summarizer)
+    # When the first delivery's reply arrives
+    outcome = process_report("r1", 1, deps, plenty)
+    # Then it is stored (not thrown away and paid for again) and announced once
+    assert outcome is Outcome.COMPLETED
+    assert repo.items["r1"].status is ReportStatus.COMPLETED
+    assert [event.type for event, _ in publisher.events] == ["report.completed"]
+    # And the second delivery, when it comes to the report, calls no model
+    second = ScriptedSummarizer([GOOD_REPLY])
+    assert process_report("r1", 2, replace(deps, summarizer=second), plenty) is Outcome.SKIPPED
+    assert second.requests == []
+
+
+def test_a_reply_for_a_report_finished_meanwhile_is_discarded() -> None:
+    # Given a model call during which another delivery completes the report
+    deps, repo, publisher = make_deps(ScriptedSummarizer([GOOD_REPLY]))
+    first = ScriptedSummarizer([GOOD_REPLY])
+
+    def finished_elsewhere() -> None:
+        deps.clock.advance(61)  # type: ignore[attr-defined]
+        assert process_report("r1", 2, replace(deps, summarizer=first), plenty) is Outcome.COMPLETED
+
+    summarizer = BlockingSummarizer([GOOD_REPLY], during=finished_elsewhere)
+    summarizer.release.set()
+    # When the slower delivery's reply arrives
+    outcome = process_report("r1", 1, replace(deps, summarizer=summarizer), plenty)
+    # Then it changes nothing: one completion (the other delivery's), one event
+    assert outcome is Outcome.SKIPPED
+    assert repo.items["r1"].status is ReportStatus.COMPLETED and repo.items["r1"].attempts == 2
+    assert [event.type for event, _ in publisher.events] == ["report.completed"]

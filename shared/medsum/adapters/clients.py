@@ -20,10 +20,12 @@ _DATA_PLANE = Config(
 # Presigned URLs must be SigV4: S3 refuses other signatures for SSE-KMS objects (and botocore may
 # still presign with SigV2 in us-east-1 unless told).
 _S3 = _DATA_PLANE.merge(Config(signature_version="s3v4"))
+#: Seconds to open a connection to Bedrock; with the read timeout, the longest one call can take.
+BEDROCK_CONNECT_TIMEOUT = 5
 _BEDROCK = Config(
     retries={"mode": "standard", "total_max_attempts": 1},
-    connect_timeout=5,
-    read_timeout=60,
+    connect_timeout=BEDROCK_CONNECT_TIMEOUT,
+    read_timeout=60,  # the worker's client overrides it (bedrock_client)
 )
 # The bulk lane's Bedrock client: still one attempt per call (tenacity retries), but botocore's
 # adaptive mode adds its client-side rate limiter, which slows this sandbox's calls down after a
@@ -40,6 +42,9 @@ def client(service: str) -> Any:
 
 
 @cache
-def bulk_bedrock_client() -> Any:
-    """The bulk lane's ``bedrock-runtime`` client (adaptive client-side rate limiting)."""
-    return boto3.session.Session().client("bedrock-runtime", config=_BEDROCK_BULK)
+def bedrock_client(read_timeout: int, *, bulk: bool = False) -> Any:
+    """A ``bedrock-runtime`` client that waits at most ``read_timeout`` seconds for a reply (the
+    worker's time budget starts a call only if that fits); ``bulk``: the bulk lane's (adaptive
+    client-side rate limiting)."""
+    config = (_BEDROCK_BULK if bulk else _BEDROCK).merge(Config(read_timeout=read_timeout))
+    return boto3.session.Session().client("bedrock-runtime", config=config)

@@ -346,14 +346,14 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
                 "SET #s = :completed, summary_json = :summary, #u = :usage, updated_at = :now, "
                 "version = version + :one REMOVE lease_expires_at, lease_token, #e"
             ),
-            condition="#s = :processing AND lease_token = :token",
+            # Not the lease token: a late but valid reply is kept (see ``ReportRepository.complete``).
+            condition="#s = :processing",
             values=_values(
                 completed=ReportStatus.COMPLETED.value,
                 processing=ReportStatus.PROCESSING.value,
                 summary=summary.model_dump_json(),
                 usage=usage.model_dump(),
                 now=format_ts(now),
-                token=lease_token,
                 one=1,
             ),
             names={"#u": "usage", "#e": "error"},
@@ -407,6 +407,33 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
             batch_id=batch_id,
             deltas={"cancelled": 1},
         )
+
+    def extend_lease(self, report_id: str, lease_token: str, now: datetime, lease_seconds: int) -> None:
+        # No version bump (a lease moving on is not a change a client can see) and nothing read back:
+        # the heartbeat runs every third of the lease and must stay cheap.
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"report_id": {"S": report_id}},
+                UpdateExpression="SET lease_expires_at = :lease",
+                ConditionExpression="#s = :processing AND lease_token = :token",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(
+                    lease=format_ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
+                    processing=ReportStatus.PROCESSING.value,
+                    token=lease_token,
+                ),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                old = exc.response.get("Item")
+                if not old:
+                    raise ReportNotFoundError("report not found") from exc
+                raise ConflictError("lease no longer held", current=_from_item(old)) from exc
+            raise RepositoryError("report store unavailable") from exc
+        except BotoCoreError as exc:
+            raise RepositoryError("report store unavailable") from exc
 
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(

@@ -70,6 +70,8 @@ class SqsWorkQueue(WorkQueue):
         return unsent
 
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        """Make a received message visible again ``delay_seconds`` from now (``ChangeMessageVisibility``):
+        a retry's delay, or the worker's heartbeat keeping the message hidden while it works."""
         try:
             self._client.change_message_visibility(
                 QueueUrl=self._url,
@@ -77,8 +79,8 @@ class SqsWorkQueue(WorkQueue):
                 VisibilityTimeout=max(0, min(delay_seconds, MAX_VISIBILITY_SECONDS)),
             )
         except (ClientError, BotoCoreError) as exc:
-            # Not fatal: the message still reappears after the queue's visibility timeout.
-            logger.warning("could not shorten message visibility", error_type=type(exc).__name__)
+            # Not fatal: the message reappears when its current visibility timeout ends.
+            logger.warning("could not change message visibility", error_type=type(exc).__name__)
 
 
 def _body(message: WorkMessage) -> str:

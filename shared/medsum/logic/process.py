@@ -4,9 +4,14 @@ Outcomes for one work message:
 - report gone, or already COMPLETED/FAILED: acknowledged, no model call (its event is re-published
   if an earlier attempt crashed between the state change and the publish);
 - held by a live lease: ``RequeueError`` (another delivery is working on it);
+- not enough time left in the invocation to start a model call: the lease is released and the
+  message goes back to the queue at once (``RequeueError`` with a short delay), never left to time out;
 - non-retryable model error or invalid output: FAILED at once, acknowledged;
 - retryable errors that outlast the budget: ``RequeueError`` with a backoff delay; on the last allowed
   receive the report is first marked FAILED (``dead_lettered``) so its state matches the DLQ.
+
+While the model is called, a heartbeat (``logic/heartbeat.py``) keeps the report's lease and the work
+message's visibility short and moves both on: a worker that dies is replaced within about one lease.
 """
 
 from __future__ import annotations
@@ -24,15 +29,17 @@ from medsum.errors import (
     EnqueueError,
     InvalidModelOutputError,
     NonRetryableSummarizerError,
+    OutOfTimeError,
     PublishError,
     ReportNotFoundError,
     RepositoryError,
     RetryableSummarizerError,
 )
 from medsum.logic.batches import settle_batch
+from medsum.logic.heartbeat import Heartbeat
 from medsum.logic.lanes import successor
 from medsum.logic.reports import report_link
-from medsum.logic.summarize import RetryPolicy, summarize_text
+from medsum.logic.summarize import RetryPolicy, TimeBudget, summarize_text
 from medsum.models import (
     BatchStatus,
     ErrorInfo,
@@ -57,8 +64,13 @@ from medsum.ports import (
 MAX_REQUEUE_DELAY_SECONDS = 900
 #: A batch item whose successor could not be released comes back this soon to release it.
 RELEASE_RETRY_SECONDS = 5
-# Time kept back from the Lambda's remaining time for the final write and the publish.
-SAFETY_MARGIN_SECONDS = 10.0
+#: Time kept back from the Lambda's remaining time for the final write and the publish.
+SAFETY_MARGIN_SECONDS = 15.0
+#: A message this invocation has no time for is visible again this soon (another invocation takes it).
+OUT_OF_TIME_DELAY_SECONDS = 1
+#: The message stays invisible this much longer than the report's lease, so a redelivery after a
+#: crash finds the lease already expired (the lease is moved first in each beat).
+VISIBILITY_SLACK_SECONDS = 2
 
 
 class Outcome(StrEnum):
@@ -97,6 +109,9 @@ class WorkerDeps:
     max_tokens: int = 2_048
     #: The model's context window in tokens; 0: its family's (``medsum.modelfamily``).
     context_tokens: int = 0
+    #: The longest one model call can take: the Bedrock client's connect + read timeouts. A call
+    #: starts only if this plus ``SAFETY_MARGIN_SECONDS`` fits in the invocation's remaining time.
+    call_seconds: float = 65.0
 
 
 def requeue_delay(base_seconds: int, receive_count: int) -> int:
@@ -177,11 +192,14 @@ def process_report(
     remaining_seconds: Callable[[], float],
     batch_id: str | None = None,
     message: WorkMessage | None = None,
+    keep_invisible: Callable[[int], None] | None = None,
 ) -> Outcome:
     """Process one work message for ``report_id`` (see the module docstring for outcomes).
 
     ``message`` is the work message itself: a batch item's message names the item its window
-    releases once this one is done with (``logic/lanes.py``).
+    releases once this one is done with (``logic/lanes.py``). ``keep_invisible(seconds)`` hides the
+    work message for that many more seconds (SQS ``ChangeMessageVisibility``): the heartbeat's hold
+    on the message.
 
     Raises
     ------
@@ -190,8 +208,11 @@ def process_report(
     PublishError
         The terminal state was written but its event could not be published.
     """
-    if remaining_seconds() < SAFETY_MARGIN_SECONDS * 2:
-        raise RequeueError("not enough time left in this invocation", 0)
+    time_budget = TimeBudget(
+        remaining=remaining_seconds, call_seconds=deps.call_seconds, reserve_seconds=SAFETY_MARGIN_SECONDS
+    )
+    if remaining_seconds() < SAFETY_MARGIN_SECONDS:  # not even time to record an outcome
+        raise RequeueError("not enough time left in this invocation", OUT_OF_TIME_DELAY_SECONDS)
     if batch_id is not None:
         cancelled = _cancel_if_requested(deps, report_id, batch_id)
         if cancelled is not None:
@@ -230,20 +251,37 @@ def process_report(
     logger.info("report claimed", report_id=report_id, attempt=report.attempts, receive_count=receive_count)
     policy = RetryPolicy(
         max_attempts=deps.max_attempts,
-        budget_seconds=max(1.0, min(deps.budget_seconds, remaining_seconds() - SAFETY_MARGIN_SECONDS)),
+        budget_seconds=deps.budget_seconds,
         throttle_wait=deps.throttle_wait,
+        time=time_budget,
     )
     try:
-        result = summarize_text(
-            text,
-            report.report_type,
-            deps.summarizer,
-            policy,
-            on_retry=_on_retry,
-            on_reply=_on_reply,
-            max_tokens=deps.max_tokens,
-            context_tokens=deps.context_tokens,
-        )
+        with Heartbeat(_keep_alive(deps, report_id, lease_token, keep_invisible), deps.lease_seconds / 3):
+            result = summarize_text(
+                text,
+                report.report_type,
+                deps.summarizer,
+                policy,
+                on_retry=_on_retry,
+                on_reply=_on_reply,
+                max_tokens=deps.max_tokens,
+                context_tokens=deps.context_tokens,
+            )
+    except OutOfTimeError as exc:
+        metrics.add_metric(name="WorkOutOfTime", unit=MetricUnit.Count, value=1)
+        if receive_count >= deps.max_receive_count:
+            error = ErrorInfo(
+                code="dead_lettered",
+                message=(
+                    f"no invocation had time to finish the report in {receive_count} deliveries; "
+                    "the work message was moved to the dead-letter queue"
+                ),
+            )
+            _fail(deps, report, lease_token, error, message)
+            raise RequeueError("out of time on the last allowed delivery", 0) from exc
+        _release(deps, report, lease_token)
+        logger.info("no time left for a model call; returning message to queue", report_id=report_id)
+        raise RequeueError("not enough time left for a model call", OUT_OF_TIME_DELAY_SECONDS) from exc
     except NonRetryableSummarizerError as exc:
         error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
         return _fail(deps, report, lease_token, error, message)
@@ -262,7 +300,7 @@ def process_report(
             )
             _fail(deps, report, lease_token, error, message)
             raise RequeueError("retry budget exhausted on the last allowed delivery", 0) from exc
-        deps.repository.release(report_id, lease_token, deps.clock(), batch_id=report.batch_id)
+        _release(deps, report, lease_token)
         delay = requeue_delay(deps.requeue_base_delay_seconds, receive_count)
         logger.warning(
             "model unavailable; returning message to queue", report_id=report_id, delay_seconds=delay
@@ -277,7 +315,9 @@ def process_report(
             report_id, lease_token, result.summary, result.usage, deps.clock(), batch_id=report.batch_id
         )
     except (ConflictError, ReportNotFoundError):
-        logger.warning("lease lost before completion; result discarded", report_id=report_id)
+        # Only a report that left PROCESSING (finished by another delivery, or deleted) refuses a
+        # reply: one whose lease was merely lost is still completed (``ReportRepository.complete``).
+        logger.warning("report no longer processing; result discarded", report_id=report_id)
         return Outcome.SKIPPED
     metrics.add_metric(name="ReportsCompleted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="BedrockInputTokens", unit=MetricUnit.Count, value=result.usage.input_tokens)
@@ -294,6 +334,39 @@ def process_report(
     _settle(deps, done)
     _release_next(deps, message, done)
     return Outcome.COMPLETED
+
+
+def _keep_alive(
+    deps: WorkerDeps, report_id: str, lease_token: str, keep_invisible: Callable[[int], None] | None
+) -> Callable[[], None]:
+    """One heartbeat: move the report's lease on, then the message's visibility (a little further,
+    so a redelivery after a crash finds the lease expired). A lost lease is logged, not fatal: the
+    reply is still kept if the report is still PROCESSING when it arrives."""
+
+    first = True
+
+    def beat() -> None:
+        nonlocal first
+        try:
+            if not first:  # the claim has just set the first lease
+                deps.repository.extend_lease(report_id, lease_token, deps.clock(), deps.lease_seconds)
+        except (ConflictError, ReportNotFoundError):
+            logger.warning("lease lost while the model call is running", report_id=report_id)
+        except RepositoryError:
+            logger.warning("lease not extended; retried at the next beat", report_id=report_id)
+        first = False
+        if keep_invisible is not None:
+            keep_invisible(deps.lease_seconds + VISIBILITY_SLACK_SECONDS)
+
+    return beat
+
+
+def _release(deps: WorkerDeps, report: Report, lease_token: str) -> None:
+    """Give the lease back (PROCESSING -> PENDING) so the redelivery can claim the report at once."""
+    try:
+        deps.repository.release(report.report_id, lease_token, deps.clock(), batch_id=report.batch_id)
+    except (ConflictError, ReportNotFoundError):
+        logger.info("lease already gone when released", report_id=report.report_id)
 
 
 def _verification_metrics(verification: Verification) -> None:

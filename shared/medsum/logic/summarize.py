@@ -36,6 +36,7 @@ from tenacity.stop import stop_base
 
 from medsum.errors import (
     InvalidModelOutputError,
+    OutOfTimeError,
     RetryableSummarizerError,
     ThrottledSummarizerError,
     TruncatedModelOutputError,
@@ -119,6 +120,33 @@ class RetryPolicy:
     multiplier: float = 0.5
     max_wait: float = 20.0
     throttle_wait: tuple[float, float] = (0.05, 0.3)
+    #: The invocation's clock; None: calls are bounded by ``budget_seconds`` alone.
+    time: TimeBudget | None = None
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """The time one worker invocation has for model calls.
+
+    A call starts only if its longest possible duration (``call_seconds``: the client's connect and
+    read timeouts) still fits before the invocation ends, with ``reserve_seconds`` kept back for the
+    final write and the publish. Retries stop early enough for that to hold, so the function never
+    times out in the middle of a paid-for call.
+    """
+
+    #: Seconds left in the invocation (``LambdaContext.get_remaining_time_in_millis() / 1000``).
+    remaining: Callable[[], float]
+    call_seconds: float
+    reserve_seconds: float
+
+    def start_window(self) -> float:
+        """Seconds during which a call may still start (negative: none can)."""
+        return self.remaining() - self.reserve_seconds - self.call_seconds
+
+    def check(self) -> None:
+        """Raise ``OutOfTimeError`` when no call may start now."""
+        if self.start_window() < 0:
+            raise OutOfTimeError(OutOfTimeError.message)
 
 
 def _throttled(state: RetryCallState) -> bool:
@@ -221,22 +249,34 @@ def call_with_retries(
     on_retry: Callable[[int, str], None] | None = None,
 ) -> ModelReply:
     """One model call under the tenacity policy; re-raises the last retryable error when the
-    budget is spent."""
+    budget is spent, and raises ``OutOfTimeError`` instead of starting an attempt that might not
+    finish before the invocation ends (``policy.time``)."""
 
     def _before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None:
             exc = state.outcome.exception()
             on_retry(state.attempt_number, str(exc) if exc else "")
 
+    budget = policy.budget_seconds
+    clock = policy.time
+    if clock is not None:
+        clock.check()
+        budget = min(budget, clock.start_window())
+
+    def attempt(request: ModelRequest) -> ModelReply:
+        if clock is not None:
+            clock.check()  # not retryable: tenacity lets it through at once
+        return summarizer.complete(request)
+
     errors = _ErrorCount(policy)
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableSummarizerError),
         wait=errors.wait,
-        stop=stop_any(errors, stop_before_delay(policy.budget_seconds)),
+        stop=stop_any(errors, stop_before_delay(max(budget, 0.0))),
         before_sleep=_before_sleep,
         reraise=True,
     )
-    return retrying(summarizer.complete, request)
+    return retrying(attempt, request)
 
 
 @dataclass
@@ -382,6 +422,8 @@ def summarize_text(
     InvalidModelOutputError
         Neither the reply nor the repaired reply matched the contract (``TruncatedModelOutputError``:
         the reply was cut off at its output limit twice).
+    OutOfTimeError
+        The next call could not have finished before the invocation ends (``policy.time``).
     """
     calls = _Calls(summarizer, policy, max_tokens, on_retry, on_reply)
     report = ReportContext(text)
