@@ -97,6 +97,15 @@ def test_hedged_mentions_are_uncertain(text: str) -> None:
     assert not labels.no_finding  # an uncertain finding is still a finding
 
 
+def test_a_hedge_after_a_mention_reaches_only_the_mention_next_to_it() -> None:
+    labels = label_text("Cardiomegaly with vascular congestion and suspected pulmonary edema.")
+
+    assert labels["Cardiomegaly"] == 1
+    assert labels["Edema"] == 1  # "vascular congestion" is stated; the suspected edema is uncertain
+    assert label_text("Pneumonia is suspected.")["Pneumonia"] == -1
+    assert label_text("Cardiomegaly and small effusion versus pleural thickening.")["Cardiomegaly"] == 1
+
+
 def test_cannot_be_excluded_wins_over_the_negation_in_it() -> None:
     # "not" in "cannot be excluded" must not negate: pre-negation uncertainty is checked first
     assert label_text("A small pneumothorax cannot be excluded.")["Pneumothorax"] == -1

@@ -56,6 +56,8 @@ def test_f1_micro_and_macro_by_hand() -> None:
     assert metrics["macro_f1"] == pytest.approx((1 + 1 + 1 + 0) / 4)
     # CheXpert 5 (Atelectasis, Cardiomegaly, Consolidation, Edema, Effusion): TP 1, FP 1, FN 1
     assert metrics["micro_f1_5"] == pytest.approx(2 / 4)
+    # without No Finding: TP 2 (effusion, pneumothorax), FP 1, FN 1
+    assert metrics["micro_f1_findings"] == pytest.approx(4 / 6)
     assert metrics["per_observation"]["Edema"] == {
         "tp": 0,
         "fp": 1,

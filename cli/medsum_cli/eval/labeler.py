@@ -334,12 +334,12 @@ _PRE_UNCERTAIN = re.compile(
     r"favou?r(?:ed|s)?|borderline|equivocal|indeterminate|versus|vs\.?|uncertain|"
     r"not (?:entirely )?certain|(?:to )?evaluate for|assess for|question)(?=\W|$)"
 )
+# Right after the mention: "X?", "X suspected", "X is (most) likely", "X is thought to be possible".
 _POST_UNCERTAIN = re.compile(
-    r"(?:\?|\b(?:suspected|questioned|(?:is|are|was|were|seems?|appears?) (?:\w+ )?(?:questionable|"
-    r"possible|likely|probable|favou?red|considered|suspected)|versus|vs\.?)(?=\W|$))"
+    r"\s*\?|\s*(?:(?:is|are|was|were|seems?|appears?|thought to be|felt to be)\s+)?"
+    r"(?:(?:most|more|less|also|still|now|very|highly|strongly|clinically)\s+)?"
+    r"(?:suspected|questioned|questionable|possible|likely|probable|favou?red|considered)\b"
 )
-#: A cue after a mention ("X is not seen", "X has resolved") is this many words from it at most.
-_POST_CUE_WORDS = 6
 # A cue does not reach past these.
 _TERMINATION = re.compile(
     r"\b(?:but|however|although|though|except|aside from|apart from|other than|which|whereas|while|"
@@ -459,12 +459,12 @@ def _cue_before(
     return False
 
 
-def _cue_after(cues: re.Pattern[str], sentence: str, end: int) -> bool:
-    """Whether a cue right after ``end`` (within :data:`_POST_CUE_WORDS` words, no termination word in
-    between) reaches back to the mention."""
+def _cue_after(cues: re.Pattern[str], sentence: str, end: int, words: int = 6) -> bool:
+    """Whether a cue right after ``end`` (within ``words`` words, no termination word in between) reaches
+    back to the mention."""
     for cue in cues.finditer(sentence, end):
         gap = sentence[end : cue.start()]
-        if len(gap.split()) <= _POST_CUE_WORDS and not _terminated(gap):
+        if len(gap.split()) <= words and not _terminated(gap):
             return True
     return False
 
@@ -476,7 +476,8 @@ def _classify(sentence: str, start: int, end: int) -> Label:
         _POST_NEGATION, sentence, end
     ):
         return Label.NEGATIVE
-    if _cue_before(_PRE_UNCERTAIN, sentence, start) or _cue_after(_POST_UNCERTAIN, sentence, end):
+    # "X is suspected": right after the mention only ("X and suspected Y" does not hedge X).
+    if _cue_before(_PRE_UNCERTAIN, sentence, start) or _POST_UNCERTAIN.match(sentence, end):
         return Label.UNCERTAIN
     return Label.POSITIVE
 

@@ -92,7 +92,8 @@ def agreement(pairs: Sequence[Pair]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``micro_f1``, ``macro_f1`` (14 observations, positive = label 1), ``micro_f1_5`` (CheXpert's five),
+        ``micro_f1``, ``macro_f1`` (14 observations, positive = label 1), ``micro_f1_findings`` (the 13
+        without No Finding), ``micro_f1_5`` (CheXpert's five),
         ``micro_precision``, ``micro_recall``, ``no_finding_accuracy``, ``false_reassurance`` (share of
         reports whose reference has a positive pathology where the output states no finding),
         ``uncertain_as_definite`` (share of reference-uncertain observations the output states positive),
@@ -145,6 +146,7 @@ def agreement(pairs: Sequence[Pair]) -> dict[str, Any]:
         "reports": reports,
         "micro_f1": micro_f1,
         "macro_f1": statistics.fmean(scored) if scored else None,
+        "micro_f1_findings": micro((*PATHOLOGIES, "Support Devices"))[0],
         "micro_f1_5": micro(CHEXPERT_5)[0],
         "micro_precision": precision,
         "micro_recall": recall,
@@ -403,6 +405,7 @@ _RUN_GATES: dict[str, tuple[str, ...]] = {
 AGREEMENT_GATES = (
     "micro_f1",
     "macro_f1",
+    "micro_f1_findings",
     "micro_f1_5",
     "micro_precision",
     "micro_recall",

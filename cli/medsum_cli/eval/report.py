@@ -39,6 +39,7 @@ def _share(value: Any, count: Any, total: Any) -> str:
 _AGREEMENT: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
     ("micro F1, 14 observations (↑)", lambda m: _number(m["micro_f1"])),
     ("macro F1, 14 observations (↑)", lambda m: _number(m["macro_f1"])),
+    ("micro F1, 13 findings: No Finding left out (↑)", lambda m: _number(m["micro_f1_findings"])),
     ("micro F1, CheXpert 5 (↑)", lambda m: _number(m["micro_f1_5"])),
     ("No-Finding accuracy (↑)", lambda m: _percent(m["no_finding_accuracy"])),
     (
