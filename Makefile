@@ -14,6 +14,7 @@ help:
 	@echo "make deploy-lint   sam validate --lint and checkov on template.yaml (own venvs, no AWS calls)"
 	@echo "make deploy-check  deploy-lint, then sam build (needs python3.13 on PATH, the Lambda runtime)"
 	@echo "make bench   benchmarks (results go in BENCHMARKS.md)"
+	@echo "make eval    medsum eval on the IU dev set against a local stack (EVAL_ARGS: more medsum eval options)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,8 +78,13 @@ deploy-check: deploy-lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
-	$(BIN)/python bench/eval_local_model.py
 	$(BIN)/python bench/batch_calls.py inline:1000 upload:1000 upload:10000
+
+# `medsum eval` in stack mode on ../shared/data/iu-cxr/dev.jsonl (skipped when absent), on a local stack of
+# its own: full text, then with the IMPRESSION section removed. Markdown tables for BENCHMARKS.md.
+EVAL_ARGS ?=
+eval: $(STAMP)
+	$(BIN)/python bench/eval_local_model.py -- $(EVAL_ARGS)
 
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_cli_local.py 1000 1500

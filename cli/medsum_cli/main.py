@@ -23,6 +23,7 @@ import requests
 from medsum_cli._version import __version__
 from medsum_cli.client import ApiError, ConnectionFailedError, TransportError, WaitTimeoutError
 from medsum_cli.commands import batches, operators, reports, webhooks
+from medsum_cli.commands import eval as evaluation
 from medsum_cli.commands.common import (
     EXIT_API_ERROR,
     EXIT_INTERRUPTED,
@@ -55,7 +56,7 @@ __all__ = [
 
 #: The command modules, in the order ``medsum --help`` lists their commands; each one's
 #: ``register(commands, common)`` adds its sub-parsers and handlers.
-COMMAND_MODULES = (reports, batches, operators, webhooks)
+COMMAND_MODULES = (reports, batches, operators, webhooks, evaluation)
 
 
 def main(argv: Sequence[str] | None = None, *, session: requests.Session | None = None) -> int:
