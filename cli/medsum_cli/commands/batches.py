@@ -191,7 +191,7 @@ def _cmd_batch_submit(ctx: Context) -> int:
     known_totals: dict[str, int] = {}
     for index, chunk in enumerate(chunks, start=1):
         if mode == "upload":
-            accepted, retry_after = _upload_chunk(client, chunk), None
+            accepted, retry_after = upload_chunk(client, chunk), None
         else:
             accepted, retry_after = client.create_batch_response(
                 chunk.body, batch_input.chunk_idempotency_key(key, index, len(chunks))
@@ -212,7 +212,7 @@ def _cmd_batch_submit(ctx: Context) -> int:
             print(f"{verb} batch {batch_id} ({items}{lines})", file=sys.stderr)
     if not args.wait:
         return EXIT_OK
-    finals = _wait_batches(ctx, created, args.timeout, known_totals)
+    finals = wait_batches(ctx, created, args.timeout, known_totals)
     for final in finals:
         if args.json:
             print_json(final, sys.stdout)
@@ -231,7 +231,7 @@ def _cmd_batch_status(ctx: Context) -> int:
 
 
 def _cmd_batch_wait(ctx: Context) -> int:
-    [final] = _wait_batches(ctx, [(ctx.args.batch_id, None)], ctx.args.timeout)
+    [final] = wait_batches(ctx, [(ctx.args.batch_id, None)], ctx.args.timeout)
     if ctx.args.json:
         print_json(final, sys.stdout)
     else:
@@ -331,7 +331,7 @@ def _submission_idempotency_key(
     return key
 
 
-def _upload_chunk(client: MedsumClient, chunk: batch_input.Chunk) -> JSONObject:
+def upload_chunk(client: MedsumClient, chunk: batch_input.Chunk) -> JSONObject:
     """Start an upload batch and PUT ``chunk`` to its presigned URL; return the API's answer."""
     created = client.create_upload()
     batch_id = str(created.get("batch_id", ""))
@@ -386,7 +386,7 @@ def _write_stdout_bytes(data: bytes) -> None:
         buffer.flush()
 
 
-def _wait_batches(
+def wait_batches(
     ctx: Context,
     created: list[tuple[str, float | None]],
     timeout: float,

@@ -27,7 +27,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medsum_cli import batch_input
-from medsum_cli.commands.batches import _upload_chunk, _wait_batches
+from medsum_cli.commands.batches import upload_chunk, wait_batches
 from medsum_cli.commands.common import (
     EXIT_OK,
     REPORT_TYPES,
@@ -343,14 +343,14 @@ def _run_on_stack(
     known_totals: dict[str, int] = {}
     for chunk in chunks:
         if mode == "upload":
-            accepted, retry_after = _upload_chunk(client, chunk), None
+            accepted, retry_after = upload_chunk(client, chunk), None
         else:
             accepted, retry_after = client.create_batch_response(chunk.body)
         batch_id = str(accepted.get("batch_id", ""))
         created.append((batch_id, retry_after))
         known_totals[batch_id] = chunk.items
         print(f"submitted batch {batch_id} ({chunk.items} reports)", file=sys.stderr)
-    finals = _wait_batches(ctx, created, args.timeout, known_totals)
+    finals = wait_batches(ctx, created, args.timeout, known_totals)
     wall = time.monotonic() - started
     lines: list[dict[str, Any]] = []
     for final in finals:
