@@ -120,7 +120,13 @@ ALL_REPORTS = {
 
 
 def quotes(output: ModelOutput) -> list[str]:
-    lists = (output["key_findings"], output["diagnoses"], output["medications"], output["follow_up"])
+    lists = (
+        output["key_findings"],
+        output["diagnoses"],
+        output["medications"],
+        output["follow_up"],
+        output["allergies"],
+    )
     return [quote for items in lists for item in items for quote in item["evidence"]]
 
 
@@ -158,7 +164,7 @@ def test_output_validates_against_the_worker_model(name: str) -> None:
     parsed = ModelSummary.model_validate(output)
 
     assert parsed.summary
-    assert set(output) == {"summary", "key_findings", "diagnoses", "medications", "follow_up"}
+    assert set(output) == {"summary", "key_findings", "diagnoses", "medications", "follow_up", "allergies"}
 
 
 def test_summary_has_one_to_three_sentences() -> None:
@@ -431,7 +437,12 @@ def test_normal_report_says_no_acute_abnormality() -> None:
     output = summarize_report(RADIOLOGY_NORMAL)
 
     assert output == ModelOutput(
-        summary=NO_ACUTE_ABNORMALITY, key_findings=[], diagnoses=[], medications=[], follow_up=[]
+        summary=NO_ACUTE_ABNORMALITY,
+        key_findings=[],
+        diagnoses=[],
+        medications=[],
+        follow_up=[],
+        allergies=[],
     )
 
 
