@@ -628,7 +628,8 @@ _FOLLOW_UP_CUE = re.compile(
     r"a1c|lipids?)|\w+\s+to\s+follow\b(?!\s+(?:commands?|instructions?|directions?))|return\s+(?:if|to|for|with)|consider\b|should\s+be\s+(?:obtained|"
     r"performed|considered)|is\s+suggested|are\s+suggested|suggest\s+(?:follow|repeat|correlation|"
     r"further|ct|mri)|advised?|clinical\s+correlation|correlate|re-?evaluat\w*|recheck\w*|schedul\w*|"
-    r"appointment|outpatient|further\s+(?:evaluation|characteri[sz]ation|imaging|workup|work-up)|"
+    r"appointment|outpatient|further\s+(?:evaluat\w*|characteri[sz]\w*|assess\w*|imaging|workup|work-up)|"
+    r"(?:could|can|should|may)\s+be\s+(?:evaluated|assessed|characteri[sz]ed)\s+(?:with|by)|"
     r"in\s+\d+\s*(?:(?:-|to)\s*\d+\s*)?(?:days?|weeks?|months?|years?))\b",
     re.I,
 )
@@ -682,8 +683,9 @@ _HEDGE = re.compile(
     re.I,
 )
 # A hedge word that a diagnosis's own text keeps ("Hyperinflation suggestive of emphysema").
+_CLAUSE_START = re.compile(r"\s*(?:which|that|with|without|and|but|likely|probably|not|no|now|new)\b", re.I)
 _HEDGE_CUE = re.compile(
-    r"\b(?:cannot|can\s+not|not\s+(?:be\s+)?excluded|versus|vs\b|possibl\w*|probabl\w*|likely|may|might|"
+    r"\b(?:or|cannot|can\s+not|not\s+(?:be\s+)?excluded|versus|vs\b|possibl\w*|probabl\w*|likely|may|might|"
     r"could|suggest\w*|suspicious|concerning|worrisome|questionable|presum\w*|equivocal)\b",
     re.I,
 )
@@ -989,7 +991,12 @@ def _short_diagnosis(fragment: str) -> str:
         text = text[cue.end() :]
     cut = _DIAGNOSIS_CUT.search(text)
     before = _content_words(text[: cut.start()]) if cut is not None else []
-    if cut is not None and cut.group().startswith(",") and len(before) < 2:
+    if (
+        cut is not None
+        and cut.group().startswith(",")
+        and len(before) < 2
+        and not _CLAUSE_START.match(text, cut.end())
+    ):
         cut = None  # a list of adjectives: "Inflamed, non-perforated appendix"
     if cut is not None and before and not _HEDGE.search(text, cut.start()):
         text = text[: cut.start()]
