@@ -579,7 +579,7 @@ _WEAK_ABNORMAL = re.compile(
     r"\b(?:enlarg\w*|increas\w*|decreas\w*|prominen\w*|markings|interstitial|elevat\w*|irregular\w*|"
     r"mild\w*|moderate\w*|severe\w*|marked\w*|small|large|trace|minimal|chronic\w*|changes|disease|"
     r"suspicious|concerning|worrisome|questionable|possible|probable|new|developing|worsen\w*|"
-    r"improv\w*|residual|persistent|loss|shift\w*|displace\w*|rotat\w*|densit(?:y|ies)|lucent|"
+    r"improv\w*|residual|persistent|loss|shift\w*|displace\w*|densit(?:y|ies)|lucent|"
     r"flatten\w*|crowd\w*|coarse\w*|haz[ey]\w*|streak\w*|bulg\w*)\b",
     re.I,
 )
@@ -600,7 +600,7 @@ _TECHNIQUE = re.compile(
     r"\b(?:views?|radiographs?|examination|exam|films?|projections?|study|studies|comparison|compared|"
     r"portable|frontal|lateral|pa|ap|supine|upright|technique|images?|obtained|performed|provided|"
     r"available|lordotic|dated?|x-\w*|xray\w*|limited|nondiagnostic|positioning|inspiration|"
-    r"technically|underpenetrated|overpenetrated)\b",
+    r"technically|underpenetrated|overpenetrated|rotat\w*)\b",
     re.I,
 )
 _DEVICE_OR_PROCEDURE = re.compile(
@@ -1133,9 +1133,18 @@ def _join_anaphora(text: str, sentences: list[Sentence]) -> list[Sentence]:
     return joined
 
 
+# A statement that points elsewhere: "Chronic findings as discussed below."
+_REFERENCE = re.compile(
+    r"\b(?:as\s+(?:discussed|described|detailed|noted|above|below)|see\s+(?:above|below))\b", re.I
+)
+
+
 def _is_heading(fragment: str) -> bool:
-    """A heading or label line, not a statement: "SURGICAL PATHOLOGY REPORT", "Left breast, biopsy:"."""
+    """A heading or label line, or a pointer to another part of the report, not a statement:
+    "SURGICAL PATHOLOGY REPORT", "Left breast, biopsy:", "Chronic findings as discussed below"."""
     stripped = fragment.strip()
+    if _REFERENCE.search(stripped) and not _disease_term(stripped):
+        return True
     return stripped.endswith(":") or (_is_title(stripped) and not _disease_term(stripped))
 
 
@@ -1279,7 +1288,7 @@ _SIGNIFICANCE: tuple[re.Pattern[str], ...] = tuple(
 )
 _INCIDENTAL = re.compile(
     r"\b(?:granulom\w*|calcifi\w*|degenerat\w*|spondylo\w*|osteophyt\w*|arthriti\w*|arthros\w*|"
-    r"enthesophyt\w*|dish|scolio\w*|kypho\w*|curvature|tortu\w*|ectatic|ectasia|unfold\w*|"
+    r"enthesophyt\w*|dish|\w*scolio\w*|\w*kypho\w*|curvature|tortu\w*|ectatic|ectasia|unfold\w*|"
     r"atheroscl\w*|atheromatous|osteopen\w*|osteopor\w*|postoperative|post-operative|postsurgical|"
     r"post-surgical|surgical|status\s+post|s/p|sternotom\w*|\w+ectomy|clips?|sutures?|hardware|fusion|"
     r"catheters?|tubes?|picc|lines?|pacemakers?|pacers?|aicd|icd|leads?|wires?|stents?|prosthe\w*|ports?|"
