@@ -20,8 +20,12 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("key_findings", "Key findings"),
     ("diagnoses", "Diagnoses"),
     ("medications", "Medications"),
+    ("allergies", "Allergies"),
     ("follow_up", "Follow-up"),
 )
+#: Sections printed only when they hold items: an empty allergy list means the report names none,
+#: and "Allergies: none" would read as "no known allergies".
+SHOWN_ONLY_WHEN_LISTED: frozenset[str] = frozenset({"allergies"})
 STATUS_STYLES: dict[str, str] = {
     "PENDING": "yellow",
     "PROCESSING": "cyan",
@@ -224,6 +228,8 @@ def render_report(console: Console, report: Mapping[str, Any], source_text: str 
         console.print(Padding(review, (0, 0, 0, 2), expand=False))
     for key, title in SECTIONS:
         items = summary.get(key) or []
+        if not items and key in SHOWN_ONLY_WHEN_LISTED:
+            continue
         console.print()
         console.print(Text(title, style="bold underline"))
         if not items:

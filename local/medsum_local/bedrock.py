@@ -772,7 +772,13 @@ def _within_budget(output: ModelOutput, max_tokens: int | None) -> tuple[ModelOu
     if _fits(output, max_tokens):
         return output, True
     candidate = output
-    lists = [output["key_findings"], output["diagnoses"], output["medications"], output["follow_up"]]
+    lists = [
+        output["key_findings"],
+        output["diagnoses"],
+        output["medications"],
+        output["follow_up"],
+        output["allergies"],
+    ]
     trimmed = [list(items) for items in lists]
     while any(trimmed):
         max(trimmed, key=len).pop()
@@ -782,6 +788,7 @@ def _within_budget(output: ModelOutput, max_tokens: int | None) -> tuple[ModelOu
             diagnoses=trimmed[1],
             medications=trimmed[2],
             follow_up=trimmed[3],
+            allergies=trimmed[4],
         )
         if _fits(candidate, max_tokens):
             return candidate, True

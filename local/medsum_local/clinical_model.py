@@ -3,33 +3,39 @@
 It returns exactly what the worker asks Bedrock for (see ``medsum.models.ModelSummary``)::
 
     {"summary": str,
-     "key_findings": [{"text": str, "evidence": [verbatim quote, ...]}],
-     "diagnoses": [...], "medications": [...], "follow_up": [...]}
+     "key_findings": [{"text": str, "evidence": [verbatim quote, ...], "certainty": str}],
+     "diagnoses": [...], "medications": [...], "follow_up": [...], "allergies": [...]}
 
 Every evidence quote is an exact substring of the report, because every quote is a slice of it.
 
 How it works, in order:
 
-1. **Sections.** Headers such as ``FINDINGS:``, ``Impression:``, ``DISCHARGE MEDICATIONS`` (own line
-   or inline) split the text into typed sections; text before the first header is the preamble.
+1. **Sections.** Headers such as ``FINDINGS:``, ``Impression:``, ``DISCHARGE MEDICATIONS``, SOAP's
+   ``S:`` / ``A:`` / ``P:`` (own line or inline) split the text into typed sections; text before the
+   first header is the preamble.
 2. **Sentences.** Each section body is cut into sentences (wrapped lines are joined, enumerated
-   lists and line-oriented sections are split per item). Offsets into the original text are kept.
-3. **Negation** (NegEx style). Pre-triggers ("no", "without", "negative for", "free of", ...) negate
-   up to the end of the sentence or a termination term ("but", "however", ";", ...), so every item
-   of "no focal consolidation, pneumothorax, or pleural effusion" is negated. Post-triggers
-   ("is not seen", "has resolved", ...) negate back to the start of the clause. Pseudo-triggers
-   ("no change", "cannot be excluded") negate nothing.
-4. **Classification.** What is left of a sentence is cut into clauses. A clause is *positive* when
-   it names an abnormality (lexicon), *normal* when it only says normal / clear / unremarkable /
-   stable or describes technique, and in FINDINGS / IMPRESSION / DIAGNOSIS sections any other
-   contentful clause is positive too (reports state abnormal findings in words no lexicon covers).
+   lists and line-oriented sections are split per item). Offsets into the original text are kept. A
+   sentence that interprets the one before it ("This may represent atelectasis.") is joined to it.
+3. **Negation and hedges** come from the service's own NegEx/ConText module
+   (``medsum.logic.negation``, the one the verifier uses): "no focal consolidation, pneumothorax, or
+   pleural effusion" negates every item, "infiltrates and engorgement have resolved" both, "no
+   change" nothing; "suggestive of", "cannot be excluded", "versus" make a statement uncertain.
+4. **Classification.** What is left of a sentence is cut into clauses (never inside a hedge: "opacity,
+   pneumonia cannot be excluded" is one). A clause is *positive* when it names an abnormality
+   (lexicon), *normal* when it only says normal / clear / unremarkable, or only stable / unchanged
+   without an abnormality ("stable mild cardiomegaly" is positive), and in FINDINGS / IMPRESSION /
+   DIAGNOSIS sections any other contentful clause is positive too.
 5. **Extraction.** Positive clauses in findings-like sections become key findings; positive clauses
-   in impression / assessment / diagnosis sections become (shortened) diagnoses; dose- or
-   frequency-bearing lines, or lines under a medications header, become medications; sentences with
-   a follow-up cue ("recommend", "follow up", "may be helpful", "repeat imaging", "return if", ...)
-   or under a follow-up header become follow-up items.
-6. **Summary.** One to three sentences built from the impression's positive statements, falling
-   back to diagnoses or key findings, and "No acute abnormality reported." when all is negative.
+   in impression / assessment / diagnosis sections become diagnoses (without their "consistent with"
+   lead-in; a hedge is never cut off; a bare result such as "Positive" or "18 percent" is none);
+   dose-bearing lines or lines under a medications header become medications (lab values are not);
+   sentences with a follow-up cue ("recommend", "repeat lipid panel in 6 to 8 weeks", "reflex FISH to
+   follow", ...) become follow-up items (the reason for a visit is not one); the lines of an allergy
+   section and "allergic to X" / "X allergy" become allergies ("NKDA" is none).
+6. **Summary.** One to three sentences, positive statements first and the most significant first
+   (acute, then active disease, then other abnormalities; chronic or incidental findings such as a
+   granuloma only when nothing else is found, and said to be only that), then what the impression
+   rules out, then follow-up. "No acute abnormality reported." only when nothing positive was found.
 
 All functions are pure: no I/O, no randomness, no logging.
 """
@@ -42,7 +48,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
+
+from medsum.logic.negation import analyze
 
 __all__ = [
     "NO_ACUTE_ABNORMALITY",
@@ -66,14 +74,15 @@ _MAX_ITEMS = 50
 _MAX_EVIDENCE = 10
 _MAX_FIELD_CHARS = 2_000
 _MAX_SUMMARY_CHARS = 4_000
-_MAX_DIAGNOSIS_WORDS = 12
 
 
 class Item(TypedDict):
-    """One extracted item: a short statement and the verbatim quotes that support it."""
+    """One extracted item: a short statement, the verbatim quotes that support it and, for findings
+    and diagnoses, whether the report hedges it."""
 
     text: str
     evidence: list[str]
+    certainty: NotRequired[Literal["definite", "uncertain"]]
 
 
 class ModelOutput(TypedDict):
@@ -84,6 +93,7 @@ class ModelOutput(TypedDict):
     diagnoses: list[Item]
     medications: list[Item]
     follow_up: list[Item]
+    allergies: list[Item]
 
 
 class SectionKind(StrEnum):
@@ -131,6 +141,7 @@ class _Clause:
     start: int
     end: int
     label: Label
+    uncertain: bool = False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,7 +177,6 @@ _HEADER_KEYWORDS: tuple[tuple[tuple[str, ...], SectionKind], ...] = (
             "PHYSICAL EXAM",
             "HOSPITAL COURSE",
             "COURSE",
-            "SUBJECTIVE",
             "OBJECTIVE",
             "RESULT",
             "LAB",
@@ -196,7 +206,10 @@ _HEADER_KEYWORDS: tuple[tuple[tuple[str, ...], SectionKind], ...] = (
     (("DIAGNOS", "PROBLEM"), SectionKind.DIAGNOSIS),
     (("FINDING",), SectionKind.FINDINGS),
     (("PLAN",), SectionKind.PLAN),
-    (("HISTORY", "INDICATION", "REASON", "CLINICAL", "COMPLAINT", "HPI", "PRESENTING"), SectionKind.HISTORY),
+    (
+        ("HISTORY", "SUBJECTIVE", "INDICATION", "REASON", "CLINICAL", "COMPLAINT", "HPI", "PRESENTING"),
+        SectionKind.HISTORY,
+    ),
     (
         (
             "COMPARISON",
@@ -239,8 +252,19 @@ _PARENT_SECTIONS = frozenset(
 )
 
 
+# One-letter SOAP headers at the start of a line ("S: ...", "A: ..."); "S" is what the patient reports.
+_SOAP_HEADERS = {
+    "S": SectionKind.HISTORY,
+    "O": SectionKind.RESULTS,
+    "A": SectionKind.ASSESSMENT,
+    "P": SectionKind.PLAN,
+}
+
+
 def _header_kind(name: str) -> SectionKind | None:
     upper = " ".join(name.upper().split())
+    if upper in _SOAP_HEADERS:
+        return _SOAP_HEADERS[upper]
     if not upper or set(upper.replace(" ", "")) <= {"X"}:  # "XXXX" is the de-identification mask
         return None
     for keywords, kind in _HEADER_KEYWORDS:
@@ -445,52 +469,61 @@ def split_sentences(text: str, sections: Iterable[Section] | None = None) -> lis
 
 
 # --------------------------------------------------------------------------------------------------
-# Negation
+# Negation and hedges: the service's own NegEx/ConText module (``medsum.logic.negation``)
 # --------------------------------------------------------------------------------------------------
-_PSEUDO_NEGATION = re.compile(
-    r"\b(?:no|without)\s+(?:significant\s+|interval\s+|definite\s+|substantial\s+)?"
-    r"(?:change|increase|decrease|progression)\b"
-    r"|\bnot\s+only\b"
-    r"|\b(?:cannot|can\s+not|could\s+not|not)\s+(?:be\s+|been\s+)?(?:entirely\s+|completely\s+|totally\s+)?"
-    r"(?:excluded|ruled\s+out)\b"
-    r"|\bgram[- ]negative\b",
+_NEGATION_KINDS = frozenset({"PREN", "POST", "NEG", "PROB"})
+# What may stand between a negation trigger and its scope: "has been" in "tubes have been removed".
+_AUX_GAP = re.compile(
+    r"[\s,]*(?:(?:is|are|was|were|has|have|had|been|be|being|now|since|also|again|completely|entirely|"
+    r"subsequently|interval)\b[\s,]*)*",
     re.I,
 )
-_PRE_NEGATION = re.compile(
-    r"\b(?:no|not|without|negative\s+for|free\s+of|clear\s+of|absence\s+of|denies|denied|deny|never|"
-    r"neither|nor|rules?\s+out|r/o|resolution\s+of|resolved(?=\s+[a-z])|interval\s+removal\s+of|"
-    r"fails?\s+to\s+(?:show|demonstrate|reveal))\b",
-    re.I,
-)
-_SEEN = (
-    r"(?:seen|identified|demonstrated|visuali[sz]ed|visible|present|evident|appreciated|detected|noted|"
-    r"apparent|observed|found|shown)"
-)
-_POST_NEGATION = re.compile(
-    rf"\b(?:(?:is|are|was|were|has\s+been|have\s+been)\s+)?(?:not\s+(?:be\s+|as\s+well\s+)?(?:\w+ly\s+)?{_SEEN}"
-    rf"|no\s+longer\s+(?:\w+ly\s+)?{_SEEN}"
-    r"|(?:has|have)\s+(?:since\s+|now\s+|completely\s+)?resolved"
-    r"|(?:has|have)\s+been\s+removed"
-    r"|(?:removed|resolved|absent|excluded|unlikely|none)(?=\s*(?:[.,;:)]|$|\s+(?:in|on|since|at|with)\b)))",
-    re.I,
-)
-# Where a negation's scope ends (forward) or a post-negation's scope begins (backward).
-_TERMINATION = re.compile(
-    r";|\b(?:but|however|although|though|whereas|yet|except|aside\s+from|apart\s+from|other\s+than|"
-    r"nevertheless|still)\b|\bthere\s+(?:is|are)\b|,\s*(?:and\s+)?(?=(?:the|there|a|an)\b)",
-    re.I,
-)
-_BACKWARD_BOUNDARY = re.compile(r"[,;]|\b(?:but|however|although|though|whereas|and|with)\b", re.I)
 
 
-def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
-    """Whether ``[start, end)`` overlaps one of ``spans`` (sorted and non-overlapping), in O(log n)."""
-    index = bisect.bisect_left(spans, (end,))  # first span starting at or after ``end``
-    return index > 0 and spans[index - 1][1] > start
+def _merge_spans(spans: Iterable[tuple[int, int]], sentence: str) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and (start <= merged[-1][1] or _AUX_GAP.fullmatch(sentence, merged[-1][1], start)):
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class _Scopes:
+    """Negated ranges of a sentence (scopes with their triggers) and its hedged (uncertain) ranges."""
+
+    negated: list[tuple[int, int]]
+    uncertain: tuple[tuple[int, int], ...]
+
+
+def _scopes(sentence: str) -> _Scopes:
+    context = analyze(sentence)
+    scopes = list(context.negated_scopes)
+    starts = [start for start, _ in scopes]
+    # A trigger is masked with the scope it opened; one that negates nothing stays text ("The nodule seen
+    # on CT is not seen on the radiograph": the nodule is not negated, and the clause keeps its words).
+    triggers: list[tuple[int, int]] = []
+    for cue in context.cues:
+        if cue.kind not in _NEGATION_KINDS:
+            continue
+        index = bisect.bisect_left(starts, cue.start)  # the scopes right before and after the trigger
+        near = scopes[max(0, index - 1) : index + 1]
+        if any(_touches(sentence, cue.start, cue.end, *scope) for scope in near):
+            triggers.append((cue.start, cue.end))
+    return _Scopes(_merge_spans([*scopes, *triggers], sentence), context.uncertain_scopes)
+
+
+def _touches(sentence: str, start: int, end: int, other_start: int, other_end: int) -> bool:
+    if start < other_end and other_start < end:
+        return True
+    gap = (end, other_start) if end <= other_start else (other_end, start)
+    return _AUX_GAP.fullmatch(sentence, *gap) is not None
 
 
 def negated_spans(sentence: str) -> list[tuple[int, int]]:
-    """Character ranges of ``sentence`` that are in the scope of a negation.
+    """Character ranges of ``sentence`` that are negated, with their triggers.
 
     Parameters
     ----------
@@ -500,39 +533,18 @@ def negated_spans(sentence: str) -> list[tuple[int, int]]:
     Returns
     -------
     list[tuple[int, int]]
-        Sorted, merged ``(start, end)`` ranges relative to ``sentence``. A pre-negation scope
-        includes its trigger and runs to the end of the sentence or the first termination term;
-        a post-negation scope runs back from its trigger to the start of its clause.
+        Sorted, merged ``(start, end)`` ranges relative to ``sentence``: the negation scopes of
+        ``medsum.logic.negation.analyze`` (NegEx/ConText: "no ...", "... has resolved", "X and Y have
+        been removed", not "no change"), joined to their trigger phrases and auxiliaries, so what is
+        left of the sentence is what it asserts.
     """
-    # Positions are found once and looked up by bisection, so long sentences stay near-linear.
-    pseudo = [match.span() for match in _PSEUDO_NEGATION.finditer(sentence)]
-    boundary_ends = [match.end() for match in _BACKWARD_BOUNDARY.finditer(sentence)]
-    terminator_starts = [match.start() for match in _TERMINATION.finditer(sentence)]
-    spans: list[tuple[int, int]] = []
-    post_triggers: list[tuple[int, int]] = []
-    for match in _POST_NEGATION.finditer(sentence):
-        if _overlaps(match.start(), match.end(), pseudo):
-            continue
-        post_triggers.append(match.span())
-        index = bisect.bisect_right(boundary_ends, match.start()) - 1
-        spans.append((boundary_ends[index] if index >= 0 else 0, match.end()))
-    for match in _PRE_NEGATION.finditer(sentence):
-        if _overlaps(match.start(), match.end(), pseudo) or _overlaps(
-            match.start(), match.end(), post_triggers
-        ):
-            continue
-        index = bisect.bisect_left(terminator_starts, match.end())
-        spans.append(
-            (match.start(), terminator_starts[index] if index < len(terminator_starts) else len(sentence))
-        )
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+    return _scopes(sentence).negated
+
+
+def _overlaps(start: int, end: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``[start, end)`` overlaps one of ``spans`` (sorted and non-overlapping), in O(log n)."""
+    index = bisect.bisect_left(spans, (end,))  # first span starting at or after ``end``
+    return index > 0 and spans[index - 1][1] > start
 
 
 # --------------------------------------------------------------------------------------------------
@@ -558,7 +570,8 @@ _STRONG_ABNORMAL = re.compile(
     r"(?:central|venous|arterial|picc)\s+lines?|pacemakers?|pacers?|aicd|icd|wires?|clips?|"
     r"stents?|prosthe\w*|hardware|foreign\s+bod\w*|fragments?|shrapnel|bullet|cirrho\w*|necros\w*|"
     r"fever\w*|pain|dyspnea|hypoxi\w*|abnormal\w*|enthesophyt\w*|enthesopath\w*|eventration|"
-    r"pleural\s+fluid|air\s+(?:fluid|bronchogram)\w*)\b",
+    r"pleural\s+fluid|air\s+(?:fluid|bronchogram)\w*|opacification|inflam\w*|perforat\w*|swollen|swelling|"
+    r"distend\w*|distension|engorge\w*|cephali[sz]ation|hyperlucen\w*)\b",
     re.I,
 )
 # Modifiers that suggest an abnormality but also occur in normal statements ("normal markings").
@@ -566,20 +579,28 @@ _WEAK_ABNORMAL = re.compile(
     r"\b(?:enlarg\w*|increas\w*|decreas\w*|prominen\w*|markings|interstitial|elevat\w*|irregular\w*|"
     r"mild\w*|moderate\w*|severe\w*|marked\w*|small|large|trace|minimal|chronic\w*|changes|disease|"
     r"suspicious|concerning|worrisome|questionable|possible|probable|new|developing|worsen\w*|"
-    r"improv\w*|residual|persistent|loss|shift\w*|displace\w*|rotat\w*)\b",
+    r"improv\w*|residual|persistent|loss|shift\w*|displace\w*|densit(?:y|ies)|lucent|"
+    r"flatten\w*|crowd\w*|coarse\w*|haz[ey]\w*|streak\w*|bulg\w*)\b",
     re.I,
 )
 _NORMAL = re.compile(
-    r"\b(?:normal\w*|clear\w*|unremarkable|intact|midline|stable|unchanged|similar|negative|patent|"
+    r"\b(?:normal\w*|clear\w*|unremarkable|intact|midline|negative|patent|"
     r"preserved|maintained|symmetric\w*|sharp|satisfactory|appropriate\w*|benign|well[- ]\w+|"
-    r"within\s+(?:normal\s+)?limits|limits\s+of\s+normal|grossly|expected|no\s+(?:\w+\s+)?change)\b",
+    r"within\s+(?:normal\s+)?limits|limits\s+of\s+normal|grossly|expected)\b",
+    re.I,
+)
+# Words about time, not about normality: "stable mild cardiomegaly" is a finding, "heart size is stable"
+# is not (a clause with only these and no abnormality is labelled like a normal one).
+_TEMPORAL = re.compile(
+    r"\b(?:stable|stably|unchanged|similar|again\s+(?:seen|noted)|redemonstrat\w*|persistent|"
+    r"no\s+(?:\w+\s+)?change)\b",
     re.I,
 )
 _TECHNIQUE = re.compile(
     r"\b(?:views?|radiographs?|examination|exam|films?|projections?|study|studies|comparison|compared|"
     r"portable|frontal|lateral|pa|ap|supine|upright|technique|images?|obtained|performed|provided|"
     r"available|lordotic|dated?|x-\w*|xray\w*|limited|nondiagnostic|positioning|inspiration|"
-    r"technically|underpenetrated|overpenetrated)\b",
+    r"technically|underpenetrated|overpenetrated|rotat\w*)\b",
     re.I,
 )
 _DEVICE_OR_PROCEDURE = re.compile(
@@ -603,19 +624,31 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'/-]*")
 _FOLLOW_UP_CUE = re.compile(
     r"\b(?:recommend\w*|follow[- ]?up|followup|follow\s+with|(?:may|might|could|would)\s+be\s+helpful|"
     r"repeat(?:ed)?\s+(?:\w+\s+){0,3}?(?:imaging|radiographs?|films?|study|ct|mri|x-?rays?|exam\w*|"
-    r"chest|ultrasound|labs?|testing)|return\s+(?:if|to|for|with)|consider\b|should\s+be\s+(?:obtained|"
+    r"chest|ultrasound|labs?|testing|panels?|levels?|tests?|cultures?|biopsy|echo\w*|ekg|ecg|cbc|bmp|cmp|"
+    r"a1c|lipids?)|\w+\s+to\s+follow\b(?!\s+(?:commands?|instructions?|directions?))|return\s+(?:if|to|for|with)|consider\b|should\s+be\s+(?:obtained|"
     r"performed|considered)|is\s+suggested|are\s+suggested|suggest\s+(?:follow|repeat|correlation|"
     r"further|ct|mri)|advised?|clinical\s+correlation|correlate|re-?evaluat\w*|recheck\w*|schedul\w*|"
-    r"appointment|outpatient|further\s+(?:evaluation|characteri[sz]ation|imaging|workup|work-up)|"
-    r"in\s+\d+\s*(?:-\s*\d+\s*)?(?:days?|weeks?|months?|years?))\b",
+    r"appointment|outpatient|further\s+(?:evaluat\w*|characteri[sz]\w*|assess\w*|imaging|workup|work-up)|"
+    r"(?:could|can|should|may)\s+be\s+(?:evaluated|assessed|characteri[sz]ed)\s+(?:with|by)|"
+    r"in\s+\d+\s*(?:(?:-|to)\s*\d+\s*)?(?:days?|weeks?|months?|years?))\b",
+    re.I,
+)
+# The reason for the visit, not an action: "S: Follow-up of hypertension.", "Here for follow-up of ...".
+_VISIT_REASON = re.compile(
+    r"^\W*(?:(?:the\s+)?(?:patient|pt|he|she)\s+(?:is\s+)?)?(?:(?:here|presents?|presenting|seen|returns?|"
+    r"comes?|came|in)\s+)?(?:for\s+(?:a\s+)?)?(?:follow[- ]?up|followup)(?:\s+visit)?\s+"
+    r"(?:of|for|on|after)\b",
     re.I,
 )
 _DOSE = re.compile(
     r"\b\d+(?:[.,]\d+)?\s*(?:-\s*\d+(?:\.\d+)?\s*)?(?:mg|mcg|µg|ug|g|grams?|units?|u|iu|meq|mmol|mL|ml|"
-    r"puffs?|tabs?|tablets?|capsules?|drops?)\b",
+    r"puffs?|tabs?|tablets?|capsules?|drops?)\b(?!\s*/\s*(?:d?l|dl|ml|l|min|mm3|ul|µl|hpf|24|g|mol|mmol)\b)",
     re.I,
 )
-_STRONG_DOSE = re.compile(r"\b\d+(?:[.,]\d+)?\s*(?:mg|mcg|µg|ug|units?|iu|meq)\b", re.I)
+_STRONG_DOSE = re.compile(
+    r"\b\d+(?:[.,]\d+)?\s*(?:mg|mcg|µg|ug|units?|iu|meq)\b(?!\s*/\s*(?:d?l|dl|ml|l|min|mm3|ul|µl|hpf|24|g)\b)",
+    re.I,
+)
 _FREQUENCY = re.compile(
     r"\b(?:daily|once|twice|bid|b\.i\.d|tid|t\.i\.d|qid|q\.i\.d|qhs|q\.h\.s|qam|qpm|nightly|at\s+bedtime|"
     r"weekly|prn|p\.r\.n|as\s+needed|q\s?\d+\s?h(?:ours?|rs?)?|every\s+\d+\s+hours?|po|p\.o|iv|im|sc|"
@@ -629,7 +662,31 @@ _PLAN_VERB = re.compile(
     re.I,
 )
 _DIAGNOSIS_CUE = re.compile(
-    r"\b(?:consistent\s+with|compatible\s+with|suggestive\s+of|diagnostic\s+of|in\s+keeping\s+with)\s+",
+    r"\b(?:consistent\s+with|compatible\s+with|diagnostic\s+of|in\s+keeping\s+with)\s+",
+    re.I,
+)
+# Words that, alone, do not make a diagnosis.
+_NOT_A_DIAGNOSIS = frozenset(
+    {
+        *("positive", "negative", "equivocal", "indeterminate", "borderline", "present", "absent"),
+        *("detected", "not", "none", "normal", "abnormal", "high", "low", "percent", "left", "right"),
+        *("bilateral", "both", "side", "laterality", "yes", "no", "see", "above", "below", "comment"),
+        *("result", "results", "pending", "reactive", "nonreactive", "non-reactive", "intact", "unknown"),
+        *("grade", "score", "stage", "level", "value", "titer", "ratio", "index", "mm", "cm"),
+    }
+)
+# A hedge in the rest of a clause: the clause is not cut before it.
+_HEDGE = re.compile(
+    r"\b(?:cannot|can\s+not|not\s+(?:be\s+)?(?:excluded|ruled\s+out)|versus|vs\b|or|possibl\w*|probabl\w*|"
+    r"likely|may|might|could|suggest\w*|suspicious|concerning|worrisome|question\w*|differential|"
+    r"consider\w*|favou?r\w*|presum\w*|uncertain|indeterminate|equivocal)\b",
+    re.I,
+)
+# A hedge word that a diagnosis's own text keeps ("Hyperinflation suggestive of emphysema").
+_CLAUSE_START = re.compile(r"\s*(?:which|that|with|without|and|but|likely|probably|not|no|now|new)\b", re.I)
+_HEDGE_CUE = re.compile(
+    r"\b(?:or|cannot|can\s+not|not\s+(?:be\s+)?excluded|versus|vs\b|possibl\w*|probabl\w*|likely|may|might|"
+    r"could|suggest\w*|suspicious|concerning|worrisome|questionable|presum\w*|equivocal)\b",
     re.I,
 )
 _DIAGNOSIS_CUT = re.compile(
@@ -678,6 +735,15 @@ _ADMIN_LINE = re.compile(
     r"interpreted\s+by|attending\s+(?:physician|radiologist)|report\s+(?:by|generated))\b",
     re.I,
 )
+# A clause that starts like this continues the one before the comma.
+_CONTINUATION = re.compile(
+    r"\s*(?:and\s+)?(?:which|that|could|may|might|likely|most\s+likely|probably|possibly|perhaps|"
+    r"suggest\w*|consistent|compatible|concerning|suspicious|worrisome|represent\w*|reflect\w*|"
+    r"favou?r\w*|versus|vs\b|or|cannot|can\s+not|not\s+(?:be\s+)?excluded|question\w*|possibl\w*|"
+    r"presum\w*|felt\s+to|thought\s+to)\b",
+    re.I,
+)
+_ALNUM = re.compile(r"[^\W_]")
 _CLAUSE_SPLIT = re.compile(r"[,;:]|\s[-\u2013\u2014]\s|\b(?:but|however|although|though|whereas|yet)\b", re.I)
 
 
@@ -696,7 +762,8 @@ def _label(fragment: str, needs_lexicon: bool, default_positive: bool) -> Label:
         return "positive"
     normal = _NORMAL.search(fragment) is not None
     if _WEAK_ABNORMAL.search(fragment) and not normal:
-        return "positive"
+        return "positive"  # "stable enlargement of the cardiac silhouette", "elevated right hemidiaphragm"
+    normal = normal or _TEMPORAL.search(fragment) is not None
     if needs_lexicon or normal or _TECHNIQUE.search(fragment):
         return "normal" if normal else "neutral"
     words = len(_content_words(fragment))
@@ -708,7 +775,8 @@ def _label(fragment: str, needs_lexicon: bool, default_positive: bool) -> Label:
 def _clauses(text: str, sentence: Sentence) -> list[_Clause]:
     """Non-negated clauses of a sentence, labelled, with absolute offsets."""
     body = text[sentence.start : sentence.end]
-    negated = negated_spans(body)
+    scopes = _scopes(body)
+    negated = scopes.negated
     negated_ends = [end for _, end in negated]
     default_positive = sentence.section in _DEFAULT_POSITIVE
     kept_parts: list[str] = []
@@ -717,12 +785,17 @@ def _clauses(text: str, sentence: Sentence) -> list[_Clause]:
         kept_parts.append(body[cursor:span_start])
         cursor = span_end
     kept_parts.append(body[cursor:])
-    normal_sentence = _NORMAL.search(" ".join(kept_parts)) is not None
+    kept = " ".join(kept_parts)
+    normal_sentence = _NORMAL.search(kept) is not None or _TEMPORAL.search(kept) is not None
     pieces: list[tuple[int, int]] = []
     position = 0
     for separator in _CLAUSE_SPLIT.finditer(body):
         if separator.group() == ":" and len(body[position : separator.start()].split()) <= 3:
             continue  # a short label stays with its clause: "HEART: Mildly enlarged"
+        if any(start < separator.start() and separator.end() < end for start, end in scopes.uncertain):
+            continue  # a hedge holds the clause together: "opacity, pneumonia cannot be excluded"
+        if _CONTINUATION.match(body, separator.end()):
+            continue  # "opacities, could represent scarring or infiltrate"
         pieces.append((position, separator.start()))
         position = separator.end()
     pieces.append((position, len(body)))
@@ -754,14 +827,21 @@ def _clauses(text: str, sentence: Sentence) -> list[_Clause]:
                 if _FOLLOW_UP_CUE.search(fragment)
                 else _label(fragment, touches_negation or normal_sentence, default_positive)
             )
-            clauses.append(_Clause(sentence.start + start, sentence.start + end, label))
+            uncertain = any(
+                _ALNUM.search(body, max(start, u_start), min(end, u_end)) is not None
+                for u_start, u_end in scopes.uncertain
+                if u_start < end and start < u_end
+            )
+            clauses.append(_Clause(sentence.start + start, sentence.start + end, label, uncertain))
     return clauses
 
 
 _LEADING_FILLER = re.compile(r"^(?:and|or|but|with|also|then|however|specifically|otherwise)\b[\s,]*", re.I)
 
 
-_TRAILING_FILLER = re.compile(r"[\s,]*\b(?:and|or|but|with|which|otherwise|also|then)$", re.I)
+_TRAILING_FILLER = re.compile(
+    r"[\s,]*\b(?:and|or|but|with|which|otherwise|also|then|is|are|was|were|be|been|has|have)$", re.I
+)
 
 
 def _strip_edges(body: str, start: int, end: int) -> tuple[int, int]:
@@ -783,16 +863,17 @@ def _strip_edges(body: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _positive_spans(clauses: list[_Clause]) -> list[tuple[int, int]]:
-    """Merge runs of consecutive positive clauses into spans (a normal clause breaks a run)."""
-    spans: list[tuple[int, int]] = []
+def _positive_spans(clauses: list[_Clause]) -> list[tuple[int, int, bool]]:
+    """Merge runs of consecutive positive clauses into ``(start, end, uncertain)`` spans (a normal
+    clause breaks a run); a span is uncertain when one of its clauses is hedged."""
+    spans: list[tuple[int, int, bool]] = []
     previous_positive = False
     for clause in clauses:
         if clause.label == "positive":
             if previous_positive:
-                spans[-1] = (spans[-1][0], clause.end)
+                spans[-1] = (spans[-1][0], clause.end, spans[-1][2] or clause.uncertain)
             else:
-                spans.append((clause.start, clause.end))
+                spans.append((clause.start, clause.end, clause.uncertain))
         previous_positive = clause.label == "positive"
     return spans
 
@@ -812,9 +893,13 @@ _FILLER_SUFFIX = re.compile(
 )
 
 
+_JOINED_ANAPHOR = re.compile(r"\.\s+(This|These|It|They|Which)\b")
+
+
 def _clean(fragment: str) -> str:
     """Collapse whitespace, drop filler openings, capitalize; the result is display text."""
     text = " ".join(fragment.split())
+    text = _JOINED_ANAPHOR.sub(lambda match: "; " + match.group(1).lower(), text)
     text = _FILLER_PREFIX.sub("", text).strip(" .,;:")
     text = _FILLER_SUFFIX.sub("", text).strip(" .,;:") or text
     if text and text[0].islower():
@@ -848,7 +933,8 @@ class _Collector:
     items: list[Item]
     _keys: list[tuple[str, set[str]]] = field(default_factory=list)  # lower-cased text, tokens
 
-    def add(self, text: str, quote: str, merge_similar: bool = True) -> None:
+    def add(self, text: str, quote: str, merge_similar: bool = True, uncertain: bool | None = None) -> None:
+        """Add an item; ``uncertain`` (None: not stated) is kept as the item's certainty."""
         if not text or not quote.strip():
             return
         quote = quote[:_MAX_FIELD_CHARS]
@@ -857,15 +943,24 @@ class _Collector:
             if item_lowered == lowered or (merge_similar and _similar_tokens(item_tokens, tokens)):
                 if quote not in item["evidence"] and len(item["evidence"]) < _MAX_EVIDENCE:
                     item["evidence"].append(quote)
+                    if uncertain is False and "certainty" in item:
+                        item["certainty"] = "definite"  # stated plainly somewhere
                 return
         if len(self.items) < _MAX_ITEMS:
-            self.items.append(Item(text=text, evidence=[quote]))
+            item = Item(text=text, evidence=[quote])
+            if uncertain is not None:
+                item["certainty"] = "uncertain" if uncertain else "definite"
+            self.items.append(item)
             self._keys.append((lowered, tokens))
 
 
 def _has_follow_up_cue(fragment: str) -> bool:
-    """A follow-up cue outside every negation ("no follow-up needed" is not a follow-up)."""
+    """A follow-up cue outside every negation ("no follow-up needed" is not a follow-up); a sentence
+    that gives the reason for the visit ("Follow-up of hypertension.") needs another cue."""
     negated = negated_spans(fragment)
+    reason = _VISIT_REASON.match(fragment)
+    if reason is not None:
+        negated = [*negated, (0, reason.end())]
     return any(not _overlaps(cue.start(), cue.end(), negated) for cue in _FOLLOW_UP_CUE.finditer(fragment))
 
 
@@ -885,19 +980,34 @@ _DRUG_SEPARATOR = re.compile(r"[;,]|\s[-\u2013\u2014]\s|\band\b")
 
 
 def _short_diagnosis(fragment: str) -> str:
+    """The diagnosis a clause states, without its lead-in ("consistent with") and without trailing
+    detail ("..., which is stable"); a hedge is never cut off ("..., pneumonia cannot be excluded",
+    "atelectasis versus pneumonia", "scarring or infiltrate"), and nothing is cut mid-phrase."""
     text = " ".join(fragment.split())
     if ":" in text and text.rsplit(":", 1)[1].strip():
         text = text.rsplit(":", 1)[1]
     cue = _DIAGNOSIS_CUE.search(text)
-    if cue is not None and text[cue.end() :].strip():
+    if cue is not None and text[cue.end() :].strip() and not _HEDGE.search(text, cue.end()):
         text = text[cue.end() :]
     cut = _DIAGNOSIS_CUT.search(text)
-    if cut is not None and _content_words(text[: cut.start()]):
+    before = _content_words(text[: cut.start()]) if cut is not None else []
+    if (
+        cut is not None
+        and cut.group().startswith(",")
+        and len(before) < 2
+        and not _CLAUSE_START.match(text, cut.end())
+    ):
+        cut = None  # a list of adjectives: "Inflamed, non-perforated appendix"
+    if cut is not None and before and not _HEDGE.search(text, cut.start()):
         text = text[: cut.start()]
-    words = text.split()
-    if len(words) > _MAX_DIAGNOSIS_WORDS:
-        text = " ".join(words[:_MAX_DIAGNOSIS_WORDS])
     return _clean(text)
+
+
+def _is_diagnosis(text: str) -> bool:
+    """Whether a short diagnosis names something: not a bare result ("Positive", "Equivocal"), a
+    number or percentage ("18 percent") or a side ("Left")."""
+    words = [word for word in _content_words(text) if word not in _NOT_A_DIAGNOSIS]
+    return bool(words)
 
 
 def _is_medication_text(fragment: str, in_medication_section: bool) -> bool:
@@ -985,9 +1095,57 @@ class _Analysis:
     key_findings: list[Item]
     diagnoses: list[Item]
     impression_positive: list[str]
-    impression_no_acute: bool
+    impression_negative: list[str]
     has_impression: bool
     has_findings: bool
+
+
+# A sentence that interprets the one before it: "This may represent atelectasis."
+_ANAPHOR = re.compile(
+    r"(?:this|these|it|they|which|the\s+latter|(?:this|these|the)\s+(?:findings?|appearances?|"
+    r"abnormalit(?:y|ies)|opacit(?:y|ies)|densit(?:y|ies)|lesions?|nodules?|changes?))\s+(?:\w+\s+)?"
+    r"(?:may|might|could|likely|probably|possibly|most\s+likely|represents?|reflects?|suggests?|"
+    r"favou?rs?|raises?|(?:is|are)\s+(?:likely|probably|possibly|most|consistent|compatible|suggestive|"
+    r"concerning|suspicious|worrisome|favou?red|thought|felt|presumed|due|related|secondary|"
+    r"in\s+keeping|of\s+uncertain))\b",
+    re.I,
+)
+
+
+def _join_anaphora(text: str, sentences: list[Sentence]) -> list[Sentence]:
+    """Join each interpreting sentence ("This may represent atelectasis.") to the sentence before it,
+    when both are in one section and only whitespace lies between them; a recommendation ("This could
+    be evaluated with CT.") stays apart (it is follow-up, not a finding)."""
+    joined: list[Sentence] = []
+    for sentence in sentences:
+        previous = joined[-1] if joined else None
+        body = text[sentence.start : sentence.end]
+        if (
+            previous is not None
+            and previous.section is sentence.section
+            and not text[previous.end : sentence.start].strip()
+            and _ANAPHOR.match(body)
+            and not _FOLLOW_UP_CUE.search(body)
+        ):
+            joined[-1] = Sentence(previous.start, sentence.end, previous.section)
+        else:
+            joined.append(sentence)
+    return joined
+
+
+# A statement that points elsewhere: "Chronic findings as discussed below."
+_REFERENCE = re.compile(
+    r"\b(?:as\s+(?:discussed|described|detailed|noted|above|below)|see\s+(?:above|below))\b", re.I
+)
+
+
+def _is_heading(fragment: str) -> bool:
+    """A heading or label line, or a pointer to another part of the report, not a statement:
+    "SURGICAL PATHOLOGY REPORT", "Left breast, biopsy:", "Chronic findings as discussed below"."""
+    stripped = fragment.strip()
+    if _REFERENCE.search(stripped) and not _disease_term(stripped):
+        return True
+    return stripped.endswith(":") or (_is_title(stripped) and not _disease_term(stripped))
 
 
 def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _Analysis:
@@ -998,15 +1156,13 @@ def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _
     from_diagnoses = _Collector([])
     diagnoses = _Collector([])
     impression_positive: list[str] = []
-    impression_no_acute = False
-    for sentence in sentences:
+    impression_negative: list[str] = []
+    for sentence in _join_anaphora(text, sentences):
         if sentence.section in _NO_FINDING_SECTIONS:
             continue
         body = text[sentence.start : sentence.end]
-        if _ADMIN_LINE.search(body):
+        if _ADMIN_LINE.search(body) or _is_heading(body):
             continue
-        if sentence.section in _SECONDARY_FINDING_SECTIONS and _is_title(body):
-            continue  # "SURGICAL PATHOLOGY REPORT"
         clauses = _clauses(text, sentence)
         positive_spans = _positive_spans(clauses)
         if sentence.section is SectionKind.IMPRESSION:
@@ -1015,37 +1171,38 @@ def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _
                 # ("Cardiomegaly without superimposed acute disease").
                 impression_positive.append(_clean(body))
             elif _NO_ACUTE.search(body):
-                impression_no_acute = True
+                impression_negative.append(_clean(body))
         if sentence.section is SectionKind.ASSESSMENT_PLAN:
             # "1. COPD exacerbation - continue prednisone": the problem is the first clause.
             if _PLAN_VERB.match(body) or not clauses:
                 continue
             clauses = clauses[:1]
             positive_spans = _positive_spans(clauses)
-        for start, end in positive_spans:
+        for start, end, uncertain in positive_spans:
             quote = text[start:end]
             finding = _clean(quote)
             if not finding:
                 continue
             if sentence.section in _FINDING_SECTIONS:
-                primary.add(finding, quote)
+                primary.add(finding, quote, uncertain=uncertain)
             elif sentence.section in _SECONDARY_FINDING_SECTIONS and _STRONG_ABNORMAL.search(quote):
-                secondary.add(finding, quote)
+                secondary.add(finding, quote, uncertain=uncertain)
             elif sentence.section in _DIAGNOSIS_SECTIONS:
-                from_diagnoses.add(finding, quote)
+                from_diagnoses.add(finding, quote, uncertain=uncertain)
             if sentence.section in _DIAGNOSIS_SECTIONS:
                 device_only = bool(_DEVICE_OR_PROCEDURE.search(quote)) and not _disease_term(quote)
-                if not device_only:
-                    diagnoses.add(_short_diagnosis(quote), quote)
+                diagnosis = _short_diagnosis(quote)
+                if not device_only and _is_diagnosis(diagnosis):
+                    diagnoses.add(diagnosis, quote, uncertain=uncertain or bool(_HEDGE_CUE.search(diagnosis)))
     for collector in (secondary, *(() if has_primary else (from_diagnoses,))):
         for item in collector.items:
             for quote in item["evidence"]:
-                primary.add(item["text"], quote)
+                primary.add(item["text"], quote, uncertain=item.get("certainty") == "uncertain")
     return _Analysis(
         key_findings=primary.items,
         diagnoses=diagnoses.items,
         impression_positive=impression_positive,
-        impression_no_acute=impression_no_acute,
+        impression_negative=impression_negative,
         has_impression=SectionKind.IMPRESSION in kinds,
         has_findings=SectionKind.FINDINGS in kinds,
     )
@@ -1112,36 +1269,185 @@ def _join(items: list[str], limit: int = 3) -> str:
     return "; ".join(chosen)
 
 
+# Significance, most significant first: acute or dangerous, then active disease, then other named
+# abnormalities, then chronic changes; what none of them names comes after those, and chronic or
+# incidental findings (granulomas, degenerative change, devices, an old fracture) last.
+_SIGNIFICANCE: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(rf"\b(?:{terms})", re.I)
+    for terms in (
+        r"pneumothora|tension|free\s+air|pneumoperitoneum|pneumomediastin|mass(?:es)?\b|malignan|carcinoma|"
+        r"metasta|neoplas|tumou?r|fractur|embol|hemorrhag|haemorrhag|dissect|aneurysm|abscess|widen|"
+        r"perforat|obstruct|infarct|isch[ae]mi",
+        r"consolidat|pneumoni|edema|congest|engorge|cephali|effusion|infiltrat|airspace|air\s+space|cavit|"
+        r"inflam|\w+itis\b|sepsis|exacerbat|failure",
+        r"opacit|opacification|atelecta|collapse|nodul|lesion|cardiomegal|enlarg|adenopath|interstitial|"
+        r"densit|thicken|blunt",
+        r"emphysem|copd|hyperinfla|hyperexpan|hyperlucen|bronchiect|low\s+(?:lung\s+)?volume|hypoinfla|"
+        r"volume\s+loss|elevat|abnormal",
+    )
+)
+_INCIDENTAL = re.compile(
+    r"\b(?:granulom\w*|calcifi\w*|degenerat\w*|spondylo\w*|osteophyt\w*|arthriti\w*|arthros\w*|"
+    r"enthesophyt\w*|dish|\w*scolio\w*|\w*kypho\w*|curvature|tortu\w*|ectatic|ectasia|unfold\w*|"
+    r"atheroscl\w*|atheromatous|osteopen\w*|osteopor\w*|postoperative|post-operative|postsurgical|"
+    r"post-surgical|surgical|status\s+post|s/p|sternotom\w*|\w+ectomy|clips?|sutures?|hardware|fusion|"
+    r"catheters?|tubes?|picc|lines?|pacemakers?|pacers?|aicd|icd|leads?|wires?|stents?|prosthe\w*|ports?|"
+    r"eventration|hernia\w*|nipple|scar\w*|fibro\w*)\b",
+    re.I,
+)
+# A significant word qualified as old or calcified ("old rib fracture", "calcified nodule").
+_OLD_FINDING = re.compile(
+    r"\b(?:old|healed|healing|remote|chronic|calcified|stable\s+calcified)\s+(?:\w+\s+){0,2}?"
+    r"(?:fractur\w*|nodul\w*|deformit\w*|lesions?|densit\w*|opacit\w*)",
+    re.I,
+)
+_INCIDENTAL_RANK = len(_SIGNIFICANCE) + 1
+
+
+def _significance(statement: str) -> int:
+    """The significance rank of a statement: 0 (acute or dangerous, e.g. pneumothorax) to
+    ``len(_SIGNIFICANCE) + 1`` (chronic or incidental only, e.g. a calcified granuloma)."""
+    plain = _OLD_FINDING.sub(" calcified ", statement)
+    for rank, pattern in enumerate(_SIGNIFICANCE):
+        if pattern.search(plain):
+            return rank
+    return _INCIDENTAL_RANK if _INCIDENTAL.search(plain) else _INCIDENTAL_RANK - 1
+
+
+def _ranked(statements: list[str]) -> list[str]:
+    return sorted(statements, key=_significance)  # stable: report order within a rank
+
+
+def _findings_sentence(findings: list[Item]) -> str:
+    """Positive findings, most significant first; chronic or incidental ones said to be only that."""
+    ranked = _ranked([item["text"] for item in findings])
+    significant = [text for text in ranked if _significance(text) < _INCIDENTAL_RANK]
+    if significant:
+        return _sentence("Findings include " + _join(significant))
+    return _sentence("Chronic or incidental findings only: " + _join(ranked))
+
+
 def _summary(analysis: _Analysis, medications: list[Item], follow_up: list[Item]) -> str:
-    """One to three sentences: the impression, else diagnoses, else findings, else "no acute"."""
+    """One to three sentences: positive statements first, most significant first (the impression's,
+    else the diagnoses, else the findings), then what the impression rules out, then follow-up.
+    "No acute abnormality reported." only when nothing positive was found."""
     sentences: list[str] = []
     if analysis.impression_positive:
-        room = 2 if follow_up or analysis.impression_no_acute else 3
-        sentences.extend(_sentence(item) for item in analysis.impression_positive[:room])
-        if analysis.impression_no_acute and len(sentences) < 3:
-            sentences.append(NO_ACUTE_ABNORMALITY)
-    elif analysis.has_impression:
-        sentences.append(NO_ACUTE_ABNORMALITY)
-        if analysis.key_findings:
-            sentences.append(
-                _sentence("Other findings: " + _join([i["text"] for i in analysis.key_findings]))
-            )
+        room = 2 if follow_up or analysis.impression_negative else 3
+        sentences.extend(_sentence(item) for item in _ranked(analysis.impression_positive)[:room])
+    elif analysis.key_findings and (analysis.has_findings or analysis.has_impression):
+        sentences.append(_findings_sentence(analysis.key_findings))
     elif analysis.diagnoses:
-        sentences.append(_sentence("Diagnoses: " + _join([item["text"] for item in analysis.diagnoses], 4)))
+        ranked = _ranked([item["text"] for item in analysis.diagnoses])
+        sentences.append(_sentence("Diagnoses: " + _join(ranked, 4)))
         if medications:
             names = list(dict.fromkeys(_drug_name(item) for item in medications))
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             sentences.append(_sentence("Medications: " + ", ".join(names[:3]) + more))
     elif analysis.key_findings:
-        sentences.append(
-            _sentence("Findings include " + _join([item["text"] for item in analysis.key_findings]))
-        )
-    else:
-        sentences.append(NO_ACUTE_ABNORMALITY)
+        sentences.append(_findings_sentence(analysis.key_findings))
+    if sentences and analysis.impression_negative and len(sentences) < 3:
+        # What the radiologist ruled out, in the report's words, after the positives.
+        sentences.append(_sentence("Impression: " + _lower_first(analysis.impression_negative[0])))
+    if not sentences:
+        if medications:
+            names = list(dict.fromkeys(_drug_name(item) for item in medications))
+            sentences.append(_sentence("Medications: " + ", ".join(names[:3])))
+        else:
+            sentences.append(NO_ACUTE_ABNORMALITY)
     if follow_up and len(sentences) < 3:
         sentences.append(_sentence("Follow-up: " + _lower_first(follow_up[0]["text"])))
     summary = " ".join(sentence for sentence in sentences[:3] if sentence)
     return summary[:_MAX_SUMMARY_CHARS] or NO_ACUTE_ABNORMALITY
+
+
+# --------------------------------------------------------------------------------------------------
+# Allergies
+# --------------------------------------------------------------------------------------------------
+_NO_ALLERGY = re.compile(
+    r"^\W*(?:none|nk[dm]?as?|n/?a|unknown|no\s+known|denies|not\s+known)\b|^\W*no\s+(?:\w+\s+)?allerg", re.I
+)
+# "Penicillin - hives", "Penicillin: rash", "Penicillin (anaphylaxis)", "Penicillin causes rash".
+_REACTION = re.compile(
+    r"\s*(?:\(|:\s|\s[-\u2013\u2014>]+\s|-->|->|\s(?:causes?|caused|causing|results?\s+in|leads?\s+to|"
+    r"with\s+reaction|reaction:?|with)\s)\s*",
+    re.I,
+)
+_ALLERGY_SEPARATOR = re.compile(r"[;,]|\band\b(?![^()]*\))")
+_INLINE_ALLERGY = re.compile(
+    r"\ballergic\s+to\s+(?P<to>[A-Za-z][\w/-]*(?:\s+[A-Za-z][\w/-]*){0,2}?)(?=\s*(?:[.,;)]|$|\s+(?:and|with|"
+    r"which|causing|resulting)\b))"
+    r"|\b(?P<noun>[A-Za-z][\w/-]{2,})\s+allerg(?:y|ies)\b",
+    re.I,
+)
+_NOT_A_SUBSTANCE = frozenset(
+    {
+        *(
+            "known",
+            "drug",
+            "drugs",
+            "food",
+            "foods",
+            "medication",
+            "medications",
+            "seasonal",
+            "environmental",
+        ),
+        *("multiple", "other", "any", "no", "the", "his", "her", "with", "has", "have", "of", "and", "or"),
+        *("allergies", "allergy", "list", "reviewed", "nkda", "documented", "reported", "severe", "mild"),
+    }
+)
+
+
+def _allergy_text(piece: str) -> str:
+    """ "Penicillin - hives" -> "Penicillin (hives)"; "Sulfa" -> "Sulfa"."""
+    piece = " ".join(piece.split()).strip(" .,;:")
+    match = _REACTION.search(piece)
+    if match is None or match.start() == 0:
+        return _clean(piece)
+    substance = piece[: match.start()].strip(" .,;:-")
+    reaction = piece[match.end() :].strip(" .,;:-()")
+    if not substance:
+        return _clean(piece)
+    return _clean(f"{substance} ({reaction})" if reaction else substance)
+
+
+def _allergies(text: str, sentences: list[Sentence]) -> list[Item]:
+    """Allergies: the lines of an allergy section (one substance per comma-separated piece, with its
+    reaction), and "allergic to X" / "X allergy" anywhere; "NKDA", "no known allergies" and denied
+    allergies are none."""
+    collector = _Collector([])
+    for sentence in sentences:
+        body = text[sentence.start : sentence.end]
+        negated = negated_spans(body)
+        if sentence.section is SectionKind.ALLERGIES:
+            if _NO_ALLERGY.match(body):
+                continue
+            for piece_start, piece_end in _split(body, _ALLERGY_SEPARATOR):
+                start, end = _strip_edges(body, *_trim(body, piece_start, piece_end))
+                if start >= end or _NO_ALLERGY.match(body, start) or _overlaps(start, end, negated):
+                    continue
+                if not any(char.isalpha() for char in body[start:end]):
+                    continue
+                collector.add(
+                    _allergy_text(body[start:end]), text[sentence.start + start : sentence.start + end]
+                )
+            continue
+        for match in _INLINE_ALLERGY.finditer(body):
+            group = "to" if match.group("to") else "noun"
+            substance = match.group(group)
+            words = substance.lower().split()
+            if (
+                not words
+                or words[0] in _NOT_A_SUBSTANCE
+                or words[-1] in _NOT_A_SUBSTANCE
+                or _overlaps(match.start(group), match.end(group), negated)
+            ):
+                continue
+            collector.add(
+                _clean(substance), text[sentence.start + match.start() : sentence.start + match.end()]
+            )
+    return collector.items
 
 
 def summarize_report(text: str) -> ModelOutput:
@@ -1170,6 +1476,7 @@ def summarize_report(text: str) -> ModelOutput:
         diagnoses=analysis.diagnoses,
         medications=medications,
         follow_up=follow_up,
+        allergies=_allergies(text, sentences),
     )
 
 

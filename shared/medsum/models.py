@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_REPORT_CHARS = 100_000
 MAX_METADATA_PAIRS = 16
-PROMPT_VERSION = "2026-11-30.1"
+PROMPT_VERSION = "2026-11-30.2"
 
 PatientId = Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
 
@@ -104,6 +104,9 @@ class Summary(StrictModel):
     diagnoses: list[SummaryItem] = Field(default_factory=list)
     medications: list[SummaryItem] = Field(default_factory=list)
     follow_up: list[SummaryItem] = Field(default_factory=list)
+    #: Substances the patient is allergic to, each with its reaction in the text when the report
+    #: states one ("Penicillin (hives)"). Empty on summaries stored before the list existed.
+    allergies: list[SummaryItem] = Field(default_factory=list)
     model_id: str
     prompt_version: str
     #: None only on summaries stored before verification existed.
@@ -116,7 +119,7 @@ class ModelItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)] = Field(
-        description="the finding, diagnosis, medication or follow-up action, in a few words"
+        description="the finding, diagnosis, medication, follow-up action or allergy, in a few words"
     )
     evidence: list[Annotated[str, StringConstraints(min_length=1, max_length=2_000)]] = Field(
         default_factory=list,
@@ -145,6 +148,14 @@ class ModelSummary(BaseModel):
     )
     follow_up: list[ModelItem] = Field(
         default_factory=list, max_length=50, description="recommended follow-up actions"
+    )
+    allergies: list[ModelItem] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "substances the patient is allergic to, with the reaction in parentheses when the report "
+            'states one ("Penicillin (hives)"); not "no known allergies"'
+        ),
     )
 
 

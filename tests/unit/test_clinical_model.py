@@ -120,7 +120,13 @@ ALL_REPORTS = {
 
 
 def quotes(output: ModelOutput) -> list[str]:
-    lists = (output["key_findings"], output["diagnoses"], output["medications"], output["follow_up"])
+    lists = (
+        output["key_findings"],
+        output["diagnoses"],
+        output["medications"],
+        output["follow_up"],
+        output["allergies"],
+    )
     return [quote for items in lists for item in items for quote in item["evidence"]]
 
 
@@ -158,7 +164,7 @@ def test_output_validates_against_the_worker_model(name: str) -> None:
     parsed = ModelSummary.model_validate(output)
 
     assert parsed.summary
-    assert set(output) == {"summary", "key_findings", "diagnoses", "medications", "follow_up"}
+    assert set(output) == {"summary", "key_findings", "diagnoses", "medications", "follow_up", "allergies"}
 
 
 def test_summary_has_one_to_three_sentences() -> None:
@@ -431,7 +437,12 @@ def test_normal_report_says_no_acute_abnormality() -> None:
     output = summarize_report(RADIOLOGY_NORMAL)
 
     assert output == ModelOutput(
-        summary=NO_ACUTE_ABNORMALITY, key_findings=[], diagnoses=[], medications=[], follow_up=[]
+        summary=NO_ACUTE_ABNORMALITY,
+        key_findings=[],
+        diagnoses=[],
+        medications=[],
+        follow_up=[],
+        allergies=[],
     )
 
 
@@ -569,3 +580,295 @@ def test_statement_pool_pairs_never_leak_negated_terms() -> None:
     ):
         found = finding_text(summarize_report(f"FINDINGS: {first} {second}"))
         assert "pneumothora" not in found and "effusion" not in found and "consolidation" not in found
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 13: hedges, temporal words, coordination, anaphora, significance, other report types
+# --------------------------------------------------------------------------------------------------
+def certainty_of(items: list[Item], text: str) -> str | None:
+    return next(item.get("certainty") for item in items if item["text"] == text)
+
+
+def test_a_hedged_diagnosis_keeps_its_hedge_and_is_uncertain() -> None:
+    output = summarize_report("IMPRESSION: Hyperinflation suggestive of emphysema.")
+
+    assert [item["text"] for item in output["diagnoses"]] == ["Hyperinflation suggestive of emphysema"]
+    assert certainty_of(output["diagnoses"], "Hyperinflation suggestive of emphysema") == "uncertain"
+    assert certainty_of(output["key_findings"], "Hyperinflation suggestive of emphysema") == "uncertain"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Patchy right basilar opacity, pneumonia cannot be excluded",
+        "New left lower lobe opacity since the prior examination, atelectasis versus early consolidation",
+        "Streaky bibasilar opacities, could represent scarring or infiltrate",
+        "Ill-defined nodular opacity projecting over the right upper lung zone, nipple shadow or true nodule",
+    ],
+)
+def test_a_diagnosis_is_not_cut_before_its_hedge(statement: str) -> None:
+    # Given an impression whose second half carries the hedge (and is longer than 12 words)
+    output = summarize_report(f"IMPRESSION: {statement}.")
+    # Then the diagnosis is the whole statement, and it is uncertain
+    assert [item["text"] for item in output["diagnoses"]] == [statement]
+    assert output["diagnoses"][0].get("certainty") == "uncertain"
+
+
+def test_a_definite_diagnosis_still_drops_its_lead_in_and_trailing_detail() -> None:
+    output = summarize_report(
+        "IMPRESSION: Dense left lower lobe opacity, consistent with pneumonia, which is new."
+    )
+
+    assert [item["text"] for item in output["diagnoses"]] == ["Pneumonia"]
+    assert output["diagnoses"][0].get("certainty") == "definite"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Stable mild cardiomegaly",
+        "Unchanged enlargement of the cardiac silhouette",
+        "Again seen is elevation of the right hemidiaphragm",
+        "Chronic prominence of the interstitial markings",
+        "Stable appearance of the left apical pleural thickening",
+    ],
+)
+def test_stable_or_unchanged_abnormalities_are_findings(statement: str) -> None:
+    output = summarize_report(f"FINDINGS: {statement}. No pneumothorax.\nIMPRESSION: {statement}.")
+
+    assert output["key_findings"], statement
+    assert NO_ACUTE_ABNORMALITY not in output["summary"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Heart size is stable.",
+        "The cardiomediastinal silhouette is unchanged.",
+        "Stable appearance of the chest.",
+    ],
+)
+def test_stable_alone_is_not_a_finding(statement: str) -> None:
+    assert summarize_report(f"FINDINGS: {statement} No pneumothorax.")["key_findings"] == []
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "opacification of the left costophrenic angle",
+        "enlargement of the cardiac silhouette",
+        "elevation of the right hemidiaphragm",
+        "prominence of the pulmonary vasculature",
+        "increased density in the right base",
+    ],
+)
+def test_lexicon_names_opacification_enlargement_elevation_prominence_density(phrase: str) -> None:
+    # A sentence that also says something normal needs the lexicon to find its abnormal clause
+    output = summarize_report(f"FINDINGS: The lungs are otherwise clear; {phrase}.")
+
+    assert texts(output["key_findings"]) == phrase[0].upper() + phrase[1:]
+
+
+def test_post_negation_reaches_across_coordination() -> None:
+    report = (
+        "FINDINGS: The previously seen infiltrates and vascular engorgement have resolved. "
+        "Endotracheal and nasogastric tubes have been removed. Mild cardiomegaly."
+    )
+
+    output = summarize_report(report)
+
+    assert texts(output["key_findings"]) == "Mild cardiomegaly"
+    found = finding_text(output)
+    assert "infiltrate" not in found and "engorgement" not in found and "tube" not in found
+
+
+def test_a_finding_seen_on_ct_but_not_on_the_radiograph_is_kept_whole() -> None:
+    # The nodule exists (CT showed it): not negated, and its statement is not cut at "is"
+    output = summarize_report("FINDINGS: The nodule seen on CT is not seen on the current radiograph.")
+
+    assert texts(output["key_findings"]) == "The nodule seen on CT is not seen on the current radiograph"
+
+
+def test_an_anaphoric_sentence_joins_its_antecedent() -> None:
+    report = "FINDINGS: There is a left basilar opacity. This may represent atelectasis. No effusion."
+
+    output = summarize_report(report)
+
+    assert [item["text"] for item in output["key_findings"]] == [
+        "A left basilar opacity; this may represent atelectasis"
+    ]
+    assert output["key_findings"][0]["evidence"] == [
+        "There is a left basilar opacity. This may represent atelectasis"
+    ]
+    assert output["key_findings"][0].get("certainty") == "uncertain"
+
+
+def test_a_recommending_anaphor_is_follow_up_not_part_of_the_finding() -> None:
+    output = summarize_report(
+        "FINDINGS: Small right upper lobe nodule. This could be further evaluated with CT."
+    )
+
+    assert texts(output["key_findings"]) == "Small right upper lobe nodule"
+    assert texts(output["follow_up"]) == "This could be further evaluated with CT"
+
+
+def test_no_item_is_a_heading_a_recommendation_or_a_cut_fragment() -> None:
+    report = (
+        "CHEST, PA AND LATERAL\n"
+        "FINDINGS: Mild cardiomegaly with no effusion. CT may be helpful to characterize the hilum.\n"
+        "FINAL DIAGNOSIS:\nLeft breast, core biopsy:\nInvasive ductal carcinoma."
+    )
+
+    output = summarize_report(report)
+
+    items = [item["text"] for item in output["key_findings"] + output["diagnoses"]]
+    assert "Mild cardiomegaly" in items and "Invasive ductal carcinoma" in items
+    assert not any(text.isupper() or text.endswith(":") for text in items), items
+    assert not any("helpful" in text or text.lower().startswith("left breast") for text in items), items
+    trailing = ("with", "and", "of", "is", "the", "no")
+    assert not any(text.lower().split()[-1] in trailing for text in items), items
+
+
+def test_summary_puts_positive_findings_first_by_significance() -> None:
+    report = (
+        "FINDINGS: Calcified granuloma in the right upper lobe. Degenerative changes of the thoracic spine. "
+        "Mild cardiomegaly. No effusion. Small right apical pneumothorax."
+    )
+
+    summary = summarize_report(report)["summary"]
+
+    assert summary.startswith("Findings include small right apical pneumothorax; mild cardiomegaly")
+    assert "granuloma" not in summary  # incidental, while something significant is found
+
+
+def test_incidental_findings_alone_are_summarized_as_such_never_as_no_acute_abnormality() -> None:
+    report = (
+        "FINDINGS: Calcified granuloma in the right upper lobe. The lungs are clear.\n"
+        "IMPRESSION: No acute cardiopulmonary abnormality."
+    )
+
+    output = summarize_report(report)
+
+    assert output["key_findings"]
+    assert NO_ACUTE_ABNORMALITY not in output["summary"]
+    assert output["summary"] == (
+        "Chronic or incidental findings only: calcified granuloma in the right upper lobe. "
+        "Impression: no acute cardiopulmonary abnormality."
+    )
+
+
+def test_summary_never_reassures_when_a_finding_was_extracted() -> None:
+    pool = [
+        "No pneumothorax.",
+        "Stable mild cardiomegaly.",
+        "Calcified granuloma.",
+        "Degenerative changes of the spine.",
+        "The lungs are clear.",
+        "No acute cardiopulmonary abnormality.",
+        "Left basilar opacity. This may represent atelectasis.",
+        "Tubes have been removed.",
+    ]
+    rng = random.Random(13)
+    for _ in range(150):
+        findings = " ".join(rng.sample(pool, k=rng.randint(1, 4)))
+        impression = " ".join(rng.sample(pool, k=rng.randint(1, 2)))
+        for report in (f"FINDINGS: {findings}", f"FINDINGS: {findings}\nIMPRESSION: {impression}"):
+            output = summarize_report(report)
+            if output["key_findings"] or output["diagnoses"]:
+                assert NO_ACUTE_ABNORMALITY not in output["summary"], report
+            else:
+                assert output["summary"] == NO_ACUTE_ABNORMALITY, report
+
+
+LAB_REPORT = """LABORATORY RESULTS:
+Glucose 182 mg/dL (high). Potassium 4.1 mmol/L. Sodium 138 mEq/L. Hemoglobin A1c 8.4 %.
+LDL cholesterol 162 mg/dL.
+
+ASSESSMENT: Type 2 diabetes mellitus, poorly controlled. Hyperlipidemia.
+
+PLAN: Start atorvastatin 40 mg nightly. Repeat lipid panel in 6 to 8 weeks.
+"""
+
+
+def test_lab_values_are_not_medications() -> None:
+    output = summarize_report(LAB_REPORT)
+
+    assert [item["text"] for item in output["medications"]] == ["Start atorvastatin 40 mg nightly"]
+
+
+def test_repeat_lipid_panel_in_weeks_is_follow_up() -> None:
+    output = summarize_report(LAB_REPORT)
+
+    assert [item["text"] for item in output["follow_up"]] == ["Repeat lipid panel in 6 to 8 weeks"]
+
+
+def test_bare_results_percentages_and_sides_are_not_diagnoses() -> None:
+    report = (
+        "FINAL DIAGNOSIS:\nInvasive ductal carcinoma, grade 2.\nEstrogen receptor: Positive.\n"
+        "HER2: Equivocal.\nKi-67: 18 percent.\nLaterality: Left.\nComment: Reflex FISH to follow."
+    )
+
+    output = summarize_report(report)
+
+    assert [item["text"] for item in output["diagnoses"]] == ["Invasive ductal carcinoma"]
+    assert [item["text"] for item in output["follow_up"]] == ["Reflex FISH to follow"]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "S: Follow-up of hypertension. Feels well.\nA: Hypertension, well controlled.",
+        "HISTORY: Follow-up of right lower lobe pneumonia.\nFINDINGS: The lungs are clear.",
+        "The patient is here for follow-up of diabetes. Glucose log reviewed.",
+    ],
+)
+def test_the_reason_for_a_visit_is_not_a_follow_up_item(report: str) -> None:
+    assert summarize_report(report)["follow_up"] == []
+
+
+def test_an_inflamed_non_perforated_appendix_keeps_inflamed() -> None:
+    output = summarize_report("FINAL DIAGNOSIS: Inflamed, non-perforated appendix.")
+
+    assert [item["text"] for item in output["diagnoses"]] == ["Inflamed, non-perforated appendix"]
+
+
+def test_allergies_get_their_own_list() -> None:
+    report = (
+        "HISTORY: She is allergic to codeine and reports a latex allergy.\n"
+        "ALLERGIES: Penicillin (hives), sulfa drugs - rash; shellfish\n"
+        "MEDICATIONS: Lisinopril 10 mg daily."
+    )
+
+    output = summarize_report(report)
+
+    assert [item["text"] for item in output["allergies"]] == [
+        "Codeine",
+        "Latex",
+        "Penicillin (hives)",
+        "Sulfa drugs (rash)",
+        "Shellfish",
+    ]
+    assert [item["text"] for item in output["medications"]] == ["Lisinopril 10 mg daily"]
+    assert all(quote in report for quote in quotes(output))
+    ModelSummary.model_validate(output)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "ALLERGIES: NKDA",
+        "ALLERGIES: No known drug allergies.",
+        "Allergies: None.",
+        "HISTORY: Denies drug allergies. Not allergic to penicillin.",
+    ],
+)
+def test_no_known_or_denied_allergies_are_no_items(report: str) -> None:
+    assert summarize_report(report)["allergies"] == []
+
+
+def test_discharge_summary_allergy_with_its_reaction() -> None:
+    output = summarize_report(DISCHARGE)
+
+    assert output["allergies"] == [
+        Item(text="Penicillin (mild rash)", evidence=["Penicillin causes mild rash"])
+    ]

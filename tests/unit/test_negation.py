@@ -163,6 +163,12 @@ def test_a_backward_scope_runs_across_coordination() -> None:
     text = "Pneumothorax, effusion and consolidation are not seen."
     for concept in ("Pneumothorax", "effusion", "consolidation"):
         assert of(text, concept) == NEGATED
+    text = "Infiltrates, effusion and engorgement have resolved."
+    for concept in ("Infiltrates", "effusion", "engorgement"):
+        assert of(text, concept) == NEGATED
+    text = "Endotracheal and nasogastric tubes have since been removed."
+    for concept in ("Endotracheal", "nasogastric tubes"):
+        assert of(text, concept) == NEGATED
 
 
 @pytest.mark.parametrize(
@@ -194,6 +200,8 @@ def test_seen_on_another_modality_is_not_negated_by_not_seen_on_the_radiograph()
     assert of(text, "nodule") == DEFINITE
     text = "The nodule seen on the prior chest CT is not visualized on this study."
     assert of(text, "nodule") == DEFINITE
+    text = "Nodule seen on prior CT, not seen on radiograph."
+    assert of(text, "Nodule") == DEFINITE
     # Without the other modality it is a plain post-negation
     assert of("The nodule is not seen on the radiograph.", "nodule") == NEGATED
 

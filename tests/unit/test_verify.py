@@ -229,3 +229,27 @@ def test_an_item_that_keeps_the_hedge_in_its_words_was_not_stated_as_definite() 
     assert hedged_words.item is not None and hedged_words.item.certainty is Certainty.UNCERTAIN
     assert hedged_words.marked_uncertain is False
     assert plain_words.item is not None and plain_words.marked_uncertain is True
+
+
+def test_allergies_are_verified_like_the_other_lists() -> None:
+    # Given a discharge note with one allergy, one denied and a "no known" line
+    text = (
+        "ALLERGIES: Penicillin - hives. Denies latex allergy.\n"
+        "HOME MEDICATIONS: None.\nOther allergies: NKDA per pharmacy."
+    )
+    report = ReportContext(text)
+    tally = Tally()
+    items = [
+        ModelItem(text="Penicillin (hives)", evidence=["Penicillin - hives"]),
+        ModelItem(text="Latex", evidence=["Denies latex allergy"]),
+        ModelItem(text="NKDA", evidence=["NKDA"]),
+        ModelItem(text="Sulfa", evidence=["Sulfa drugs - rash"]),
+    ]
+    check_items({"allergies": items}, report, tally)
+    # Then only the stated allergy is kept, with its offsets; the others are dropped and counted
+    assert [item.text for item in tally.lists["allergies"]] == ["Penicillin (hives)"]
+    span = tally.lists["allergies"][0].evidence[0]
+    assert text[span.start : span.end] == "Penicillin - hives"
+    verification = tally.verification(summary_contradicts("Penicillin allergy.", report))
+    assert verification.dropped.negated == 2 and verification.dropped.ungrounded == 1
+    assert verification.needs_review is True

@@ -54,8 +54,10 @@ SUMMARY_TOOL_NAME: Final = "record_summary"
 _RULES = """You are a clinical documentation assistant. You summarize one medical report for a \
 clinician. Use only what the report states; never infer or invent findings. Negated findings \
 ("no pneumothorax") are not findings: leave them out. A hedged finding ("possible pneumonia", \
-"cannot be excluded", "A versus B") is kept with certainty "uncertain". Every evidence string must be \
-copied character for character from the report. Use empty lists when the report has nothing for a list."""
+"cannot be excluded", "A versus B") is kept with certainty "uncertain". Allergies go in their own list \
+(the substance, with the reaction in parentheses when stated), never among medications; "no known \
+allergies" is no item. Every evidence string must be copied character for character from the report. \
+Use empty lists when the report has nothing for a list."""
 
 #: Families that answer through the forced tool.
 TOOL_SYSTEM_PROMPT: Final = _RULES + f"\nRecord the summary by calling the {SUMMARY_TOOL_NAME} tool."
@@ -69,7 +71,8 @@ Reply with one JSON object and nothing else, with exactly these keys:
  "key_findings": [{"text": "finding", "evidence": ["verbatim quote"], "certainty": "definite"}],
  "diagnoses": [{"text": "...", "evidence": ["..."], "certainty": "uncertain"}],
  "medications": [{"text": "...", "evidence": ["..."]}],
- "follow_up": [{"text": "...", "evidence": ["..."]}]}"""
+ "follow_up": [{"text": "...", "evidence": ["..."]}],
+ "allergies": [{"text": "substance (reaction)", "evidence": ["..."]}]}"""
 )
 
 #: The user message wraps the report in ``<report>`` tags; the local stand-in model reads them.
@@ -452,5 +455,6 @@ def summarize_text(
         diagnoses=tally.lists["diagnoses"],
         medications=tally.lists["medications"],
         follow_up=tally.lists["follow_up"],
+        allergies=tally.lists["allergies"],
     )
     return SummaryResult(summary=summary, usage=calls.usage(), model_calls=calls.count)

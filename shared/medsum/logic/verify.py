@@ -1,6 +1,7 @@
 """Check every item of a model's summary against its own evidence before anyone sees it.
 
-For each item of ``key_findings`` / ``diagnoses`` / ``medications`` / ``follow_up``, in this order:
+For each item of ``key_findings`` / ``diagnoses`` / ``medications`` / ``follow_up`` / ``allergies``, in
+this order:
 
 1. **grounded**: at least one evidence quote is located in the report (exactly, then ignoring case and
    runs of whitespace). Otherwise the item is dropped (``ungrounded``).
@@ -11,6 +12,8 @@ For each item of ``key_findings`` / ``diagnoses`` / ``medications`` / ``follow_u
    (``unsupported``).
 3. **not negated**: the concept is negated in every evidence sentence that holds it (NegEx/ConText,
    ``medsum.logic.negation``): dropped (``negated``).
+   An allergy item that states there is none ("NKDA", "No known allergies", "None") is dropped the
+   same way: the ``allergies`` list holds substances only.
 4. **certainty**: hedged evidence ("possible", "cannot be excluded", "versus") makes the item
    ``uncertain`` whatever the model said; an item the model called uncertain stays uncertain.
 
@@ -36,11 +39,13 @@ from medsum.models import (
     Verification,
 )
 
-VERIFIER_VERSION: Final = "2026-11-30.1"
+VERIFIER_VERSION: Final = "2026-11-30.2"
 #: The lists of the summary contract that hold items, in contract order.
-ITEM_LISTS: Final = ("key_findings", "diagnoses", "medications", "follow_up")
+ITEM_LISTS: Final = ("key_findings", "diagnoses", "medications", "follow_up", "allergies")
 
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+# An allergy "item" that says there is no allergy: "NKDA", "NKA", "None known", "No known allergies".
+_NO_ALLERGY = re.compile(r"^\W*(?:nk[dm]?as?|none|no\s+known|denies|n/?a)\b", re.IGNORECASE)
 
 # Words that carry no concept of their own: function words and report boilerplate.
 _STOPWORDS: Final = frozenset(
@@ -203,8 +208,14 @@ def _assess(report: ReportContext, span: EvidenceSpan, concepts: Sequence[str]) 
     return negated_everywhere and assessed, uncertain
 
 
-def check_item(item: ModelItem, report: ReportContext, region: tuple[int, int] | None = None) -> ItemCheck:
-    """Ground, support, negation and certainty checks of one item (see the module docstring)."""
+def check_item(
+    item: ModelItem,
+    report: ReportContext,
+    region: tuple[int, int] | None = None,
+    list_name: str | None = None,
+) -> ItemCheck:
+    """Ground, support, negation and certainty checks of one item of list ``list_name`` (see the module
+    docstring)."""
     spans: list[EvidenceSpan] = []
     missing = 0
     for quote in item.evidence:
@@ -221,7 +232,7 @@ def check_item(item: ModelItem, report: ReportContext, region: tuple[int, int] |
     if not _supported(concepts, item_words, evidence_words):
         return ItemCheck("unsupported", None, missing)
     verdicts = [_assess(report, span, concepts) for span in spans]
-    if all(negated for negated, _ in verdicts):
+    if all(negated for negated, _ in verdicts) or (list_name == "allergies" and _NO_ALLERGY.match(item.text)):
         return ItemCheck("negated", None, missing)
     hedged = any(uncertain for _, uncertain in verdicts)
     certainty = Certainty.UNCERTAIN if hedged or item.certainty is Certainty.UNCERTAIN else Certainty.DEFINITE
@@ -289,7 +300,7 @@ def check_items(
     """Check every item of ``lists`` (keyed by contract list name) into ``tally``."""
     for name in ITEM_LISTS:
         for item in lists.get(name, []):
-            tally.add(name, check_item(item, report, region))
+            tally.add(name, check_item(item, report, region, name))
 
 
 def _concept_tokens(text: str) -> list[_Word]:
