@@ -71,6 +71,8 @@ Scripted calls count in the stats like any other (and in ``scripted_calls``).
   ``completed_by_digest`` (the model did the work) and also in ``abandoned_by_digest``: delivered
   replies are ``completed - abandoned``. Abandonment is seen when the reply is ready (the socket has
   reached end-of-file), so a caller that hangs up a moment after that counts as delivered.
+``in_flight`` in the stats is the number of calls being answered right now (not zeroed by a reset): a
+benchmark waits for it to reach 0 before it reads the counts.
 
 The dice (error, error code, slow/over-long) are one seeded generator: same ``seed`` and same call
 order, same faults; the slow/over-long dice are drawn only when one of their rates is set, so older
@@ -84,7 +86,7 @@ Admin routes (faults are set at start too: constructor argument, or ``MEDSUM_BED
     PUT    /_local/faults     replace them (JSON body, validated; 400 on bad input)
     GET    /_local/stats      {"converse_calls", "errors", "errors_by_code", "calls_by_digest",
                                "completed_by_digest", "abandoned_by_digest", "scripted_calls",
-                               "slow_calls", "overlong_calls"}
+                               "slow_calls", "overlong_calls", "in_flight"}
     POST   /_local/reset      zero the stats, reseed the error dice and refill the throttle bucket
     GET    /_local/replies    {"replies": [{...reply, "uses", "remaining"}]}, oldest first
     PUT    /_local/replies    add a scripted reply, or replace the one with its match (400 on bad input)
@@ -480,6 +482,7 @@ class LocalBedrock:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # ends the injected latencies when the server stops
+        self._in_flight = 0
         self._controls: dict[str, Callable[[], Any]] = {}
         self._routes = Map(
             [
@@ -557,8 +560,9 @@ class LocalBedrock:
         return settings
 
     def stats(self) -> dict[str, Any]:
+        """The counts since the last reset, and ``in_flight``: calls being answered now (never reset)."""
         with self._lock:
-            return self._stats.as_dict()
+            return {**self._stats.as_dict(), "in_flight": self._in_flight}
 
     def reset(self) -> None:
         """Zero the stats; reseed the error dice and refill the throttle bucket."""
@@ -748,6 +752,15 @@ class LocalBedrock:
         return _json_response(body)
 
     def _converse(self, request: Request, model_id: str, connection: Any = None) -> Response:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._answer(request, model_id, connection)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, request: Request, model_id: str, connection: Any) -> Response:
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         try:

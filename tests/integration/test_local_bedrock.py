@@ -508,6 +508,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "scripted_calls": 0,
         "slow_calls": 0,
         "overlong_calls": 0,
+        "in_flight": 0,
     }
     # When reset
     reset = requests.post(f"{bedrock.url}/_local/reset", timeout=5)
@@ -523,6 +524,7 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "scripted_calls": 0,
         "slow_calls": 0,
         "overlong_calls": 0,
+        "in_flight": 0,
     }
 
 
