@@ -299,8 +299,27 @@ class ChaosRun:
                 "max_receive_count": int(redrive.get("maxReceiveCount", 0)) or None,
                 "batch_size": source.batch_size,
                 "max_concurrency": poller.concurrency,
+                "dead_letter_queue_arn": redrive.get("deadLetterTargetArn"),
             }
         return {"worker_timeout_s": function.timeout_seconds, "parameters": seconds, "queues": queues}
+
+    def dead_lettered(self, settings: Mapping[str, Any]) -> int:
+        """Messages in the dead-letter queues of the worker's queues (a report there with no FAILED
+        record is lost)."""
+        sqs = self.stack.emulator.client("sqs")
+        total = 0
+        for queue in settings["queues"].values():
+            arn = queue.get("dead_letter_queue_arn")
+            if not arn:
+                continue
+            _, _, _, _, account, name = str(arn).split(":", 5)
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            total += sum(int(value) for value in attributes.values())
+        return total
 
     # -- submitting and watching -------------------------------------------------------------------
     def submit(self) -> None:
@@ -462,6 +481,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         while chaos.admin("GET", "stats")["in_flight"] and time.monotonic() < quiet_by:
             time.sleep(0.5)
         stats = chaos.admin("GET", "stats")
+        dead_lettered = chaos.dead_lettered(in_effect)
     finally:
         stack.stop()
 
@@ -506,6 +526,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "failed": len(failed),
         "failed_codes": dict(Counter(chaos.error_codes.get(r, "?") for r in failed)),
         "lost": len(lost),
+        "dead_lettered": dead_lettered,
         "sandbox_timeouts": len(timeouts),
         "kills": len(chaos.kills),
         "killed_invocations_failed": len(exit_errors),
@@ -572,6 +593,7 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"{result['completed']} / {result['failed']} {result['failed_codes']}",
         ),
         ("not terminal at the deadline (lost)", result["lost"]),
+        ("messages in the worker's dead-letter queues", result["dead_lettered"]),
         ("sandbox timeouts (Sandbox.Timedout)", result["sandbox_timeouts"]),
         (
             "kills (SIGKILL mid-work) / killed invocations failed",
