@@ -38,6 +38,9 @@ the VisibilityTimeout of its queues and every ``*Seconds`` Number parameter it r
 Min/MaxValue), so their ratios stay as in the template. Not scaled: the worker's Bedrock client read
 timeout (a code constant, 60 s), so in a scaled run an over-long reply shorter than that is a late reply,
 delivered unless the worker itself gives up on it (the delivered/abandoned counts say which happened).
+Nor are the worker's own margins: below ``--scale 0.2`` (a 120 s Timeout becomes less than 24 s) the
+worker at the time of writing (``SAFETY_MARGIN_SECONDS`` 10, twice that needed to start a record)
+requeues every delivery until the dead-letter queue, so the script refuses smaller scales.
 
 Full size: ``.venv/bin/python bench/chaos_local.py`` (200 reports, 8 kills; 10-20 minutes, as recovery
 waits for leases and visibility timeouts). Quick: ``bench/chaos_local.py --scale 0.2 --reports 40``.
@@ -70,6 +73,8 @@ ERROR_CODES = ("ThrottlingException", "ServiceUnavailableException", "InternalSe
 TERMINAL = ("COMPLETED", "FAILED")
 RECOVERY_MARGIN_SECONDS = 30.0
 MAX_CALLS_PER_COMPLETED = 1.05
+#: Below this the worker's fixed safety margins eat its scaled Timeout (see the module docstring).
+MIN_SCALE = 0.2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -689,8 +694,8 @@ def _finite(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not 0 < args.scale <= 1:
-        raise SystemExit("--scale must be in (0, 1]")
+    if not MIN_SCALE <= args.scale <= 1:
+        raise SystemExit(f"--scale must be in [{MIN_SCALE}, 1] (the worker's fixed margins need the time)")
     result = run(args)
     if args.json:
         print(json.dumps(_finite(result), indent=2))
