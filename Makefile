@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check deploy-lint deploy-check bench bench-batch eval clean
+.PHONY: help install run test test-unit test-integration test-e2e lint typecheck cfn-lint check deploy-lint deploy-check bench bench-batch bench-chaos eval clean
 
 help:
 	@echo "make run     start the whole service offline (API on http://127.0.0.1:3000; ARGS=--verbose: JSON logs)"
@@ -15,6 +15,7 @@ help:
 	@echo "make deploy-check  deploy-lint, then sam build (needs python3.13 on PATH, the Lambda runtime)"
 	@echo "make bench   benchmarks (results go in BENCHMARKS.md)"
 	@echo "make eval    medsum eval on the IU dev set against a local stack (EVAL_ARGS: more medsum eval options)"
+	@echo "make bench-chaos   faulty model + killed workers on the offline stack (CHAOS_ARGS='--scale 0.2 --reports 40': quick)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +89,12 @@ eval: $(STAMP)
 
 bench-batch: $(STAMP)
 	$(BIN)/python bench/batch_cli_local.py 1000 1500
+
+# 200 reports, 8 worker kills, throttling/5xx/slow/over-long model replies; 10-20 minutes. Exits non-zero
+# when a target fails (lost reports, sandbox timeouts, slow recovery, duplicate model calls).
+CHAOS_ARGS ?=
+bench-chaos: $(STAMP)
+	$(BIN)/python bench/chaos_local.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .medsum .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -57,17 +57,43 @@ checked against the context window first, then faults apply (throttle, error dic
 only a call that gets through is answered by the script, verbatim (``maxTokens`` does not cut it).
 Scripted calls count in the stats like any other (and in ``scripted_calls``).
 
+**Faults** (:class:`FaultSettings`), applied in this order to each valid request:
+
+- ``throttle_rps``: calls above this rate are turned away at once with ``ThrottlingException``;
+- ``error_rate``: that share of the calls fails with ``error_code``, or, when ``error_codes`` lists
+  several, with one of them drawn by the dice (a mix of throttling and 5xx errors);
+- ``latency_ms``: added to every call that is not turned away (failing ones included);
+- ``slow_rate`` / ``slow_latency_ms`` and ``overlong_rate`` / ``overlong_latency_ms``: a share of the
+  calls that get through answers only after that much more time. *Slow* is a late but useful reply;
+  *over-long* is meant to be longer than the caller's read timeout (the worker's Bedrock client gives
+  up), which the server cannot know: it answers when the time is up like any call. A call whose caller
+  has closed its connection by then (a client read timeout, a killed sandbox) still counts in
+  ``completed_by_digest`` (the model did the work) and also in ``abandoned_by_digest``: delivered
+  replies are ``completed - abandoned``. Abandonment is seen when the reply is ready (the socket has
+  reached end-of-file), so a caller that hangs up a moment after that counts as delivered.
+``in_flight`` in the stats is the number of calls being answered right now (not zeroed by a reset): a
+benchmark waits for it to reach 0 before it reads the counts.
+
+The dice (error, error code, slow/over-long) are one seeded generator: same ``seed`` and same call
+order, same faults; the slow/over-long dice are drawn only when one of their rates is set, so older
+settings keep their sequences. Latencies are interruptible: stopping the server ends them (the call
+answers ``ServiceUnavailableException``).
+
 Admin routes (faults are set at start too: constructor argument, or ``MEDSUM_BEDROCK_FAULTS`` JSON)::
 
     GET    /ping              {"status": "ok"}
     GET    /_local/faults     current fault settings
     PUT    /_local/faults     replace them (JSON body, validated; 400 on bad input)
     GET    /_local/stats      {"converse_calls", "errors", "errors_by_code", "calls_by_digest",
-                               "completed_by_digest", "scripted_calls"}
+                               "completed_by_digest", "abandoned_by_digest", "scripted_calls",
+                               "slow_calls", "overlong_calls", "in_flight"}
     POST   /_local/reset      zero the stats, reseed the error dice and refill the throttle bucket
     GET    /_local/replies    {"replies": [{...reply, "uses", "remaining"}]}, oldest first
     PUT    /_local/replies    add a scripted reply, or replace the one with its match (400 on bad input)
     DELETE /_local/replies    remove them all; ?match=... removes one ({"deleted": n})
+    GET    /_local/{name}     what a control route added with :meth:`LocalBedrock.add_control_route`
+                              answers; the local stack adds ``/_local/sandboxes`` (the function
+                              sandboxes: function, index, pid, busy, request id, busy since)
 
 ``calls_by_digest`` and ``completed_by_digest`` are keyed by :func:`report_digest` of the report in
 the prompt, so a test can assert "exactly one model call for this report" without seeing its text.
@@ -89,12 +115,14 @@ import os
 import random
 import re
 import secrets
+import select
 import signal
+import socket
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from wsgiref.types import StartResponse, WSGIEnvironment
@@ -200,11 +228,32 @@ class FaultSettings(BaseModel):
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of converse calls that fail")
     error_code: ErrorCode = Field(default="ThrottlingException", description="what the failing calls raise")
+    error_codes: tuple[ErrorCode, ...] = Field(
+        default=(),
+        max_length=len(ERROR_STATUS),
+        description="when set, each failing call raises one of these, drawn with the dice (not error_code)",
+    )
     throttle_rps: float | None = Field(
         default=None, gt=0.0, description="calls per second above which ThrottlingException is returned"
     )
     latency_ms: int = Field(default=0, ge=0, le=120_000, description="added to every accepted call")
+    slow_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of answered calls that are slow")
+    slow_latency_ms: int = Field(default=0, ge=0, le=900_000, description="added to a slow call")
+    overlong_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of answered calls slower than any client waits"
+    )
+    overlong_latency_ms: int = Field(default=0, ge=0, le=900_000, description="added to an over-long call")
     seed: int = Field(default=0, description="seed of the error dice: same seed, same failing calls")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> FaultSettings:
+        if self.slow_rate + self.overlong_rate > 1.0:
+            raise ValueError("slow_rate + overlong_rate must not exceed 1")
+        if self.slow_rate > 0 and self.slow_latency_ms == 0:
+            raise ValueError("slow_rate needs a positive slow_latency_ms")
+        if self.overlong_rate > 0 and self.overlong_latency_ms == 0:
+            raise ValueError("overlong_rate needs a positive overlong_latency_ms")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FaultSettings:
@@ -319,7 +368,10 @@ class _Stats:
     errors_by_code: Counter[str] = field(default_factory=Counter)
     calls_by_digest: Counter[str] = field(default_factory=Counter)
     completed_by_digest: Counter[str] = field(default_factory=Counter)
+    abandoned_by_digest: Counter[str] = field(default_factory=Counter)
     scripted_calls: int = 0
+    slow_calls: int = 0
+    overlong_calls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -328,7 +380,10 @@ class _Stats:
             "errors_by_code": dict(self.errors_by_code),
             "calls_by_digest": dict(self.calls_by_digest),
             "completed_by_digest": dict(self.completed_by_digest),
+            "abandoned_by_digest": dict(self.abandoned_by_digest),
             "scripted_calls": self.scripted_calls,
+            "slow_calls": self.slow_calls,
+            "overlong_calls": self.overlong_calls,
         }
 
 
@@ -426,6 +481,9 @@ class LocalBedrock:
         self._prompt_cache: dict[str, float] = {}  # cache key -> expiry (time.monotonic())
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # ends the injected latencies when the server stops
+        self._in_flight = 0
+        self._controls: dict[str, Callable[[], Any]] = {}
         self._routes = Map(
             [
                 Rule("/model/<path:model_id>/converse", methods=["POST"], endpoint="converse"),
@@ -437,6 +495,7 @@ class LocalBedrock:
                 Rule("/_local/replies", methods=["GET"], endpoint="get_replies"),
                 Rule("/_local/replies", methods=["PUT"], endpoint="put_reply"),
                 Rule("/_local/replies", methods=["DELETE"], endpoint="delete_replies"),
+                Rule("/_local/<name>", methods=["GET"], endpoint="control"),
             ]
         )
 
@@ -447,6 +506,7 @@ class LocalBedrock:
         """Bind the port and serve in a daemon thread; returns once the socket is listening."""
         if self._server is not None:
             raise RuntimeError("LocalBedrock is already started")
+        self._stopping.clear()
         server = make_server(
             self._host, self._port, self.wsgi_app, threaded=True, request_handler=_QuietHandler
         )
@@ -462,6 +522,7 @@ class LocalBedrock:
         """Stop serving and release the port. Safe to call twice."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        self._stopping.set()  # calls sleeping on an injected latency answer now
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -499,8 +560,9 @@ class LocalBedrock:
         return settings
 
     def stats(self) -> dict[str, Any]:
+        """The counts since the last reset, and ``in_flight``: calls being answered now (never reset)."""
         with self._lock:
-            return self._stats.as_dict()
+            return {**self._stats.as_dict(), "in_flight": self._in_flight}
 
     def reset(self) -> None:
         """Zero the stats; reseed the error dice and refill the throttle bucket."""
@@ -541,6 +603,19 @@ class LocalBedrock:
                 self._replies.clear()
                 return count
             return 1 if self._replies.pop(match, None) is not None else 0
+
+    def add_control_route(self, name: str, provider: Callable[[], Any]) -> None:
+        """Serve ``GET /_local/{name}`` with ``provider()`` as JSON (the local stack adds ``sandboxes``).
+
+        Raises
+        ------
+        ValueError
+            When ``name`` is one of the built-in admin routes or not a plain path segment.
+        """
+        if name in {"faults", "stats", "reset", "replies"} or not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+            raise ValueError(f"cannot add a control route named {name!r}")
+        with self._lock:
+            self._controls[name] = provider
 
     def clear_prompt_cache(self) -> None:
         """Forget every cached prompt prefix (the next call with a cachePoint writes again)."""
@@ -616,7 +691,9 @@ class LocalBedrock:
 
     def _dispatch(self, endpoint: str, arguments: Mapping[str, Any], request: Request) -> Response:
         if endpoint == "converse":
-            response = self._converse(request, str(arguments["model_id"]))
+            response = self._converse(
+                request, str(arguments["model_id"]), request.environ.get("werkzeug.socket")
+            )
         elif endpoint == "ping":
             response = _json_response({"status": "ok"})
         elif endpoint == "get_faults":
@@ -629,6 +706,13 @@ class LocalBedrock:
             response = _json_response({"replies": self.replies()})
         elif endpoint == "put_reply":
             response = self._put_reply(request)
+        elif endpoint == "control":
+            with self._lock:
+                provider = self._controls.get(str(arguments["name"]))
+            if provider is None:
+                response = _error_response("UnknownOperationException", "Unknown operation.", 404)
+            else:
+                response = _json_response(provider())
         elif endpoint == "delete_replies":
             match = request.args.get("match")
             deleted = self.clear_replies(match)
@@ -667,7 +751,16 @@ class LocalBedrock:
             body = active.as_dict() if active is not None else _ActiveReply(reply, reply.times).as_dict()
         return _json_response(body)
 
-    def _converse(self, request: Request, model_id: str) -> Response:
+    def _converse(self, request: Request, model_id: str, connection: Any = None) -> Response:
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._answer(request, model_id, connection)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _answer(self, request: Request, model_id: str, connection: Any) -> Response:
         started = time.monotonic()
         request_id = str(uuid.uuid4())
         try:
@@ -693,11 +786,22 @@ class LocalBedrock:
                 error = "ThrottlingException"
             elif faults.error_rate > 0 and self._rng.random() < faults.error_rate:
                 error = faults.error_code
+                if faults.error_codes:
+                    error = self._rng.choice(faults.error_codes)
+            delay_ms = 0 if at_the_door else faults.latency_ms  # a rate-limited call is turned away at once
+            if error is None and (faults.slow_rate or faults.overlong_rate):
+                dice = self._rng.random()
+                if dice < faults.overlong_rate:
+                    delay_ms += faults.overlong_latency_ms
+                    self._stats.overlong_calls += 1
+                elif dice < faults.overlong_rate + faults.slow_rate:
+                    delay_ms += faults.slow_latency_ms
+                    self._stats.slow_calls += 1
             if error is not None:
                 self._record_error(error)
 
-        if faults.latency_ms and not at_the_door:
-            time.sleep(faults.latency_ms / 1000)  # a rate-limited call is turned away at once
+        if delay_ms and self._stopping.wait(delay_ms / 1000):
+            return _error_response("ServiceUnavailableException", request_id=request_id)  # shutting down
         if error is not None:
             logger.info(
                 "converse fault injected",
@@ -723,8 +827,11 @@ class LocalBedrock:
                     self._record_error("InternalServerException")
                 return _error_response("InternalServerException", request_id=request_id)
             answer = _model_answer(output, prompt)
+        abandoned = _client_gone(connection)
         with self._lock:
             self._stats.completed_by_digest[digest] += 1
+            if abandoned:
+                self._stats.abandoned_by_digest[digest] += 1
             read_chars, write_chars = self._use_prompt_cache(model_id, prompt.cache_points)
         usage = _usage(prompt, answer, read_chars, write_chars)
         latency_ms = round((time.monotonic() - started) * 1000)
@@ -740,6 +847,7 @@ class LocalBedrock:
                 "cache_read_tokens": usage.get("cacheReadInputTokens", 0),
                 "cache_write_tokens": usage.get("cacheWriteInputTokens", 0),
                 "latency_ms": latency_ms,
+                "abandoned": abandoned,
             },
         )
         body = {
@@ -884,6 +992,21 @@ def _usage(prompt: _Prompt, answer: _Answer, read_chars: int, write_chars: int) 
 # --------------------------------------------------------------------------------------------------
 # Wire helpers
 # --------------------------------------------------------------------------------------------------
+def _client_gone(connection: Any) -> bool:
+    """Whether the caller has closed its connection (a client read timeout, a killed process).
+
+    A closed peer makes the socket readable with nothing to read (EOF); a caller waiting for its answer
+    sends nothing more. Without a socket (an in-process WSGI client) the caller is never gone.
+    """
+    if not isinstance(connection, socket.socket):
+        return False
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(request.get_data(cache=False) or b"null")

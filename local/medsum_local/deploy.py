@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from medsum_local.emulator import Emulator
-from medsum_local.template import load_template, strip_unsupported, translate
+from medsum_local.template import load_template, strip_unsupported, translate, with_overrides
 
 __all__ = [
     "ARTIFACTS_BUCKET",
@@ -303,6 +303,7 @@ def deploy_template(
     template_path: Path,
     *,
     parameter_overrides: Mapping[str, str] | None = None,
+    template_overrides: Mapping[str, str] | None = None,
     stack_name: str = "medsum",
 ) -> DeployedStack:
     """Package, translate and deploy ``template_path`` into ``emulator``; return what was deployed.
@@ -315,6 +316,10 @@ def deploy_template(
         The SAM template (``template.yaml``); ``CodeUri`` paths are relative to its directory.
     parameter_overrides
         Template parameter values (``{"RequeueBaseDelaySeconds": "1"}``).
+    template_overrides
+        Literal values of the template replaced before anything else (dotted paths, see
+        :func:`medsum_local.template.with_overrides`): for local runs only, e.g. a benchmark's
+        shortened ``Resources.WorkerFunction.Properties.Timeout``.
     stack_name
         CloudFormation stack name.
 
@@ -325,14 +330,19 @@ def deploy_template(
     Raises
     ------
     DeploymentError
-        If a parameter does not exist, the translation fails, or the stack does not reach
-        ``CREATE_COMPLETE``.
+        If a parameter or an overridden setting does not exist, the translation fails, or the stack
+        does not reach ``CREATE_COMPLETE``.
     """
     template_path = template_path.resolve()
     try:
         template = load_template(template_path)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise DeploymentError(f"cannot load {template_path}: {exc}") from exc
+    if template_overrides:
+        try:
+            template = with_overrides(template, template_overrides)
+        except ValueError as exc:
+            raise DeploymentError(str(exc)) from exc
     overrides = {key: str(value) for key, value in (parameter_overrides or {}).items()}
     unknown = sorted(set(overrides) - set(template.get("Parameters") or {}))
     if unknown:

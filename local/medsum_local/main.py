@@ -1,8 +1,8 @@
 """``medsum-local``: run the whole application offline, in the foreground, until Ctrl-C / SIGTERM.
 
 Options override the environment (``MEDSUM_API_PORT``, ``MEDSUM_EMULATOR_PORT``,
-``MEDSUM_BEDROCK_PORT``, ``MEDSUM_PARAMETER_OVERRIDES``, ``MEDSUM_BEDROCK_FAULTS``,
-``MEDSUM_LOG_FORMAT``).
+``MEDSUM_BEDROCK_PORT``, ``MEDSUM_PARAMETER_OVERRIDES``, ``MEDSUM_TEMPLATE_OVERRIDES``,
+``MEDSUM_BEDROCK_FAULTS``, ``MEDSUM_LOG_FORMAT``).
 
 The terminal shows one readable line per API request, per worker outcome and per warning or error
 (:mod:`medsum_local.logs`); ``--verbose`` (or ``MEDSUM_LOG_FORMAT=json``) prints every JSON record
@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         default=[],
         help="template parameters, merged over $MEDSUM_PARAMETER_OVERRIDES (e.g. RequeueBaseDelaySeconds=1)",
+    )
+    parser.add_argument(
+        "--template-overrides",
+        nargs="+",
+        metavar="PATH=VALUE",
+        default=[],
+        help="literal template settings that are not parameters, by dotted path, merged over "
+        "$MEDSUM_TEMPLATE_OVERRIDES (e.g. Resources.WorkerFunction.Properties.Timeout=24); local runs only",
     )
     parser.add_argument(
         "--allow-localhost-webhooks",
@@ -104,7 +112,8 @@ medsum local stack ready in {info.startup_seconds:.1f} s  (Ctrl-C to stop)
 
   API             {info.api_url}   (SigV4, service execute-api, region {info.region})
   AWS emulator    {info.aws_endpoint_url}   (moto; stack {info.stack_name!r})
-  Bedrock         {info.bedrock_endpoint_url}   (admin: {info.bedrock_admin_url}/faults|stats|reset|replies)
+  Bedrock         {info.bedrock_endpoint_url}
+                  (admin: {info.bedrock_admin_url}/faults|stats|reset|replies|sandboxes)
   State file      {state_file}   (secrets are there, mode 0600)
   Logs            {logs}
 
@@ -138,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             emulator_port=args.emulator_port,
             bedrock_port=args.bedrock_port,
             parameter_overrides=overrides,
+            template_overrides=parse_parameter_overrides(" ".join(args.template_overrides)),
             template=args.template.resolve() if args.template else None,
             state_file=args.state_file.resolve() if args.state_file else None,
             region=args.region,

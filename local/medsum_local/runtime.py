@@ -9,7 +9,13 @@ concurrency, so at most that many invocations run at once; further callers wait 
 
 An invocation that raises answers an error result (``errorType`` / ``errorMessage``, as Lambda's Invoke
 API does); one that outlives the function's ``Timeout`` is killed (``Sandbox.Timedout``) and its sandbox
-is replaced by a fresh one on the next invocation.
+is replaced by a fresh one on the next invocation. A sandbox process that dies under an invocation (an
+``os._exit``, an out-of-memory kill, a ``kill -9`` of its pid) fails that invocation with
+``Runtime.ExitError``, as a crashed Lambda environment does, and is replaced the same way.
+
+:meth:`FunctionRuntime.sandboxes` lists the sandboxes (function, index, pid, busy, the request id of the
+invocation it runs and since when), and each ``platform.initReport`` record carries the new process's
+``pid``: what a chaos test needs to kill a sandbox in the middle of its work.
 
 This module is imported by every sandbox process at start-up, so it imports the standard library only.
 """
@@ -261,10 +267,23 @@ class _Sandbox:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._pump: threading.Thread | None = None
+        self._request: tuple[str, float] | None = None  # (request id, time.time() it started)
 
     @property
     def warm(self) -> bool:
         return self._process is not None and self._process.is_alive()
+
+    def describe(self) -> dict[str, Any]:
+        """``{function, index, pid, busy, request_id, busy_since}`` (pid None: no process yet)."""
+        process, request = self._process, self._request
+        return {
+            "function": self._spec.logical_id,
+            "index": self._index,
+            "pid": process.pid if process is not None else None,
+            "busy": request is not None,
+            "request_id": request[0] if request is not None else None,
+            "busy_since": request[1] if request is not None else None,
+        }
 
     def _boot_payload(self) -> dict[str, Any]:
         spec = self._spec
@@ -329,6 +348,7 @@ class _Sandbox:
                 "type": "platform.initReport",
                 "function": self._spec.logical_id,
                 "sandbox": self._index,
+                "pid": process.pid,
                 "initDurationMs": round((time.monotonic() - started) * 1000, 1),
             }
         )
@@ -336,6 +356,13 @@ class _Sandbox:
 
     def invoke(self, request_id: str, event_json: str) -> tuple[str, Any]:
         """Run one invocation; return ``("ok", payload_json)`` or ``("error", error_payload)``."""
+        self._request = (request_id, time.time())
+        try:
+            return self._invoke(request_id, event_json)
+        finally:
+            self._request = None
+
+    def _invoke(self, request_id: str, event_json: str) -> tuple[str, Any]:
         init_error = self.start()
         if init_error is not None:
             return "error", init_error
@@ -444,6 +471,10 @@ class _FunctionPool:
                 }
             )
         return _result(request_id, kind, payload)
+
+    def sandboxes(self) -> list[dict[str, Any]]:
+        """Each sandbox of this function (see :meth:`_Sandbox.describe`)."""
+        return [sandbox.describe() for sandbox in self._all]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -557,6 +588,23 @@ class FunctionRuntime:
             return self._aliases[name]
         except KeyError:
             raise UnknownFunctionError(function) from None
+
+    def sandboxes(self, function_logical_id: str | None = None) -> list[dict[str, Any]]:
+        """The sandboxes of every function (or of one), in pool order.
+
+        Each is ``{"function", "index", "pid", "busy", "request_id", "busy_since"}``: ``pid`` is None
+        before the first cold start (or after a crash, until the next invocation starts a new process),
+        ``request_id`` the ``RequestId`` of the invocation it runs (the one in the function's
+        ``context.aws_request_id`` and the platform records) and ``busy_since`` its start (epoch seconds).
+
+        Raises
+        ------
+        UnknownFunctionError
+            If ``function_logical_id`` is not part of the template.
+        """
+        if function_logical_id is None:
+            return [entry for pool in self._pools.values() for entry in pool.sandboxes()]
+        return self._pools[self.resolve(function_logical_id)].sandboxes()
 
     def invoke(self, function_logical_id: str, event: Any) -> dict[str, Any]:
         """Invoke a function synchronously (``RequestResponse``), waiting for a free sandbox.

@@ -41,6 +41,7 @@ ENV_API_PORT = "MEDSUM_API_PORT"
 ENV_EMULATOR_PORT = "MEDSUM_EMULATOR_PORT"
 ENV_BEDROCK_PORT = "MEDSUM_BEDROCK_PORT"
 ENV_PARAMETER_OVERRIDES = "MEDSUM_PARAMETER_OVERRIDES"
+ENV_TEMPLATE_OVERRIDES = "MEDSUM_TEMPLATE_OVERRIDES"
 #: Template parameter naming the operators' principals (the local ``operator`` identity by default).
 OPERATOR_PARAMETER = "OperatorPrincipalArns"
 #: Template parameters the local stack sets unless the caller does: the local stand-in model's context
@@ -75,6 +76,11 @@ class LocalStackConfig:
         Listening ports; 0 picks free ports (tests).
     parameter_overrides
         Template parameter values (``{"RequeueBaseDelaySeconds": "1"}``).
+    template_overrides
+        Literal settings of the template replaced before it is deployed, by dotted path
+        (``{"Resources.WorkerFunction.Properties.Timeout": "24"}``; see
+        :func:`medsum_local.template.with_overrides`): for settings that are not parameters, in local
+        runs only (the chaos benchmark's quick mode shortens the worker's timeouts with it).
     state_file
         Where to write the stack description; None: ``project_root / .medsum/local-stack.json``.
         Written only when ``write_state_file`` is true.
@@ -102,6 +108,7 @@ class LocalStackConfig:
     region: str = "us-east-1"
     stack_name: str = "medsum"
     parameter_overrides: Mapping[str, str] = field(default_factory=dict)
+    template_overrides: Mapping[str, str] = field(default_factory=dict)
     state_file: Path | None = None
     write_state_file: bool = True
     bedrock_faults: Mapping[str, Any] | None = None
@@ -114,17 +121,21 @@ class LocalStackConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalStackConfig:
         """Read ``MEDSUM_API_PORT`` / ``MEDSUM_EMULATOR_PORT`` / ``MEDSUM_BEDROCK_PORT``,
-        ``MEDSUM_PARAMETER_OVERRIDES`` ("K=V K2=V2") and ``MEDSUM_LOG_FORMAT`` (``text`` / ``json``);
-        keyword arguments win over the environment (``parameter_overrides`` are merged over the
-        environment's)."""
+        ``MEDSUM_PARAMETER_OVERRIDES`` ("K=V K2=V2"), ``MEDSUM_TEMPLATE_OVERRIDES``
+        ("Resources.X.Properties.Y=V ...") and ``MEDSUM_LOG_FORMAT`` (``text`` / ``json``); keyword
+        arguments win over the environment (``parameter_overrides`` and ``template_overrides`` are
+        merged over the environment's)."""
         env = os.environ if environ is None else environ
         parameters = parse_parameter_overrides(env.get(ENV_PARAMETER_OVERRIDES))
         parameters.update(overrides.pop("parameter_overrides", None) or {})
+        settings = parse_parameter_overrides(env.get(ENV_TEMPLATE_OVERRIDES))
+        settings.update(overrides.pop("template_overrides", None) or {})
         values: dict[str, Any] = {
             "api_port": _env_port(env, ENV_API_PORT, 3000),
             "emulator_port": _env_port(env, ENV_EMULATOR_PORT, 4566),
             "bedrock_port": _env_port(env, ENV_BEDROCK_PORT, 3002),
             "parameter_overrides": parameters,
+            "template_overrides": settings,
             "log_format": parse_log_format(env.get(ENV_LOG_FORMAT), default=cls.log_format),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -316,6 +327,7 @@ class LocalStack:
             parameter_overrides=with_local_defaults(
                 operator_overrides(config.parameter_overrides, identities, declared), declared
             ),
+            template_overrides=config.template_overrides,
             stack_name=config.stack_name,
         )
 
@@ -342,6 +354,7 @@ class LocalStack:
             output=self.console.function_output if self.console.captures_function_output else None,
         )
         runtime_holder.append(self.runtime)
+        self.bedrock.add_control_route("sandboxes", lambda: {"sandboxes": runtime_holder[0].sandboxes()})
         self.runtime.start(prewarm=config.prewarm)
         if self.gateway is not None:
             self.gateway.start()

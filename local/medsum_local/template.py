@@ -8,6 +8,9 @@ The offline stack and the template tests both build their resources from the rea
    and runs the SAM transform with no network access.
 3. :func:`strip_unsupported` removes the resource types moto's CloudFormation cannot create
    (:data:`MOTO_UNSUPPORTED_TYPES`), so ``create_stack`` on the result reaches ``CREATE_COMPLETE``.
+
+:func:`with_overrides` changes literal values of the loaded template before translation, for local runs
+that need settings the template does not expose as parameters (a benchmark's shortened timeouts).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "referenced_logical_ids",
     "strip_unsupported",
     "translate",
+    "with_overrides",
 ]
 
 Template = dict[str, Any]
@@ -165,6 +169,45 @@ def load_template(path: str | Path) -> Template:
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise ValueError(f"{path} is not a CloudFormation template (no Resources mapping)")
     return document
+
+
+def with_overrides(template: Template, overrides: Mapping[str, str]) -> Template:
+    """A copy of ``template`` with literal values replaced: ``{"Resources.WorkQueue.Properties.
+    VisibilityTimeout": "144", "Parameters.LeaseSeconds.MinValue": "24"}``.
+
+    Each key is a dotted path of mapping keys. The path must exist and hold a literal (number, string
+    or boolean), not an intrinsic function or a structure, so an override cannot add settings and
+    fails loudly when the template changes under it; the new value keeps the old one's type
+    (``"144"`` stays a number where the template has a number).
+
+    Raises
+    ------
+    ValueError
+        For a path that does not exist or does not hold a literal, or a value of the wrong type.
+    """
+    result = copy.deepcopy(template)
+    for path, raw in overrides.items():
+        *parents, leaf = path.split(".")
+        node: Any = result
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise ValueError(f"template override {path!r}: no such setting in the template")
+        current = node[leaf]
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(f"template override {path!r}: {raw!r} is not true or false")
+            node[leaf] = raw.lower() == "true"
+        elif isinstance(current, int | float):
+            try:
+                node[leaf] = int(raw) if isinstance(current, int) else float(raw)
+            except ValueError:
+                raise ValueError(f"template override {path!r}: {raw!r} is not a number") from None
+        elif isinstance(current, str):
+            node[leaf] = raw
+        else:
+            raise ValueError(f"template override {path!r}: the template's value is not a literal")
+    return result
 
 
 def _with_s3_artifacts(template: Template, code_uri_to_s3: Callable[[str], tuple[str, str]]) -> Template:

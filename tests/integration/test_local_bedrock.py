@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import botocore.session
 import pytest
 import requests
@@ -30,6 +32,7 @@ from medsum_local.bedrock import (
     report_digest,
 )
 from medsum_local.clinical_model import summarize_report
+from medsum_local.testing import wait_for
 
 # Real sockets on the loopback interface (harmless if pytest-socket is not restricting them).
 pytestmark = pytest.mark.enable_socket
@@ -295,6 +298,122 @@ def test_latency_is_added(client: BaseClient, bedrock: LocalBedrock) -> None:
     assert response["metrics"]["latencyMs"] >= 250
 
 
+def test_error_codes_mix_the_failures(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given every call fails with one of two codes
+    bedrock.set_faults(
+        {"error_rate": 1.0, "error_codes": ["ThrottlingException", "InternalServerException"], "seed": 7}
+    )
+
+    # When twenty calls are made
+    raised = []
+    for _ in range(20):
+        with pytest.raises(client.exceptions.ClientError) as failure:
+            converse(client)
+        raised.append(failure.value.response["Error"]["Code"])
+
+    # Then both codes occur, with their own status, and nothing else
+    assert set(raised) == {"ThrottlingException", "InternalServerException"}
+    assert bedrock.stats()["errors_by_code"] == {code: raised.count(code) for code in set(raised)}
+
+
+def test_slow_replies_are_late_but_delivered(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given every answered call is slow
+    bedrock.set_faults({"slow_rate": 1.0, "slow_latency_ms": 300})
+
+    started = time.monotonic()
+    response = converse(client)
+
+    assert time.monotonic() - started >= 0.3
+    assert response["metrics"]["latencyMs"] >= 300
+    stats = bedrock.stats()
+    assert stats["slow_calls"] == 1 and stats["overlong_calls"] == 0
+    assert stats["completed_by_digest"] == {report_digest(REPORT): 1}
+    assert stats["abandoned_by_digest"] == {}
+
+
+def test_overlong_reply_abandoned_by_the_client_is_counted_apart(bedrock: LocalBedrock) -> None:
+    # Given every answered call takes longer than the client's read timeout
+    bedrock.set_faults({"overlong_rate": 1.0, "overlong_latency_ms": 1000})
+    impatient = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=bedrock.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDLOCALTEST",
+        aws_secret_access_key="local-test-secret",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=0.3, connect_timeout=2),
+    )
+
+    # When the client gives up
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        converse(impatient)
+
+    # Then the server still completes the call (the model did the work), and counts it as abandoned
+    digest = report_digest(REPORT)
+    stats = wait_for(lambda: bedrock.stats() if bedrock.stats()["completed_by_digest"] else None)
+    assert stats["overlong_calls"] == 1
+    assert stats["completed_by_digest"] == {digest: 1}
+    assert stats["abandoned_by_digest"] == {digest: 1}
+
+
+def test_slow_and_overlong_dice_are_seeded(client: BaseClient, bedrock: LocalBedrock) -> None:
+    # Given a quarter of the calls slow and a quarter over-long (short latencies: this client waits)
+    settings = {
+        "slow_rate": 0.25,
+        "slow_latency_ms": 1,
+        "overlong_rate": 0.25,
+        "overlong_latency_ms": 2,
+        "seed": 3,
+    }
+
+    def run() -> tuple[int, int]:
+        bedrock.set_faults(settings)
+        bedrock.reset()
+        for _ in range(24):
+            converse(client)
+        stats = bedrock.stats()
+        return stats["slow_calls"], stats["overlong_calls"]
+
+    # Then the same seed draws the same calls, and some of each kind
+    first = run()
+    assert run() == first
+    assert first[0] > 0 and first[1] > 0 and sum(first) < 24
+
+
+def test_stopping_ends_an_injected_latency() -> None:
+    # Given a call waiting on a long latency
+    server = LocalBedrock(faults={"latency_ms": 60_000}).start()
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDLOCALTEST",
+        aws_secret_access_key="local-test-secret",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=2),
+    )
+    outcome: list[str] = []
+    caller = threading.Thread(target=lambda: outcome.append(_outcome(client)), daemon=True)
+    caller.start()
+    wait_for(lambda: server.stats()["converse_calls"] == 1)
+
+    # When the server stops
+    server.stop()
+    caller.join(timeout=10)
+
+    # Then the call has its answer long before the latency is up
+    assert not caller.is_alive()
+    assert outcome == ["ServiceUnavailableException"]
+
+
+def _outcome(client: BaseClient) -> str:
+    try:
+        converse(client)
+    except client.exceptions.ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    except botocore.exceptions.BotoCoreError as exc:
+        return type(exc).__name__
+    return "ok"
+
+
 def test_faults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(FAULTS_ENV, json.dumps({"error_rate": 0.25, "error_code": "ModelTimeoutException"}))
 
@@ -319,8 +438,13 @@ def test_get_and_put_faults(bedrock: LocalBedrock) -> None:
     assert requests.get(url, timeout=5).json() == {
         "error_rate": 0.0,
         "error_code": "ThrottlingException",
+        "error_codes": [],
         "throttle_rps": None,
         "latency_ms": 0,
+        "slow_rate": 0.0,
+        "slow_latency_ms": 0,
+        "overlong_rate": 0.0,
+        "overlong_latency_ms": 0,
         "seed": 0,
     }
 
@@ -341,6 +465,10 @@ def test_get_and_put_faults(bedrock: LocalBedrock) -> None:
         {"error_code": "TeapotException"},
         {"throttle_rps": 0},
         {"latency_ms": -1},
+        {"error_codes": ["TeapotException"]},
+        {"slow_rate": 0.5},
+        {"overlong_rate": 0.1, "overlong_latency_ms": 0},
+        {"slow_rate": 0.6, "slow_latency_ms": 10, "overlong_rate": 0.6, "overlong_latency_ms": 10},
         {"unknown": True},
         ["not", "an", "object"],
         "not json",
@@ -376,7 +504,11 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {"ModelTimeoutException": 1},
         "calls_by_digest": {report_digest(REPORT): 2, report_digest(other): 2},
         "completed_by_digest": {report_digest(REPORT): 2, report_digest(other): 1},
+        "abandoned_by_digest": {},
         "scripted_calls": 0,
+        "slow_calls": 0,
+        "overlong_calls": 0,
+        "in_flight": 0,
     }
     # When reset
     reset = requests.post(f"{bedrock.url}/_local/reset", timeout=5)
@@ -388,8 +520,22 @@ def test_stats_count_calls_per_report_and_reset(client: BaseClient, bedrock: Loc
         "errors_by_code": {},
         "calls_by_digest": {},
         "completed_by_digest": {},
+        "abandoned_by_digest": {},
         "scripted_calls": 0,
+        "slow_calls": 0,
+        "overlong_calls": 0,
+        "in_flight": 0,
     }
+
+
+def test_control_routes_answer_their_provider(bedrock: LocalBedrock) -> None:
+    # Given a control route added by whoever runs the server (the local stack adds "sandboxes")
+    bedrock.add_control_route("things", lambda: {"things": [1, 2]})
+
+    assert requests.get(f"{bedrock.url}/_local/things", timeout=5).json() == {"things": [1, 2]}
+    assert requests.get(f"{bedrock.url}/_local/nothing", timeout=5).status_code == 404
+    with pytest.raises(ValueError, match="faults"):
+        bedrock.add_control_route("faults", dict)
 
 
 def test_unknown_route_is_404(bedrock: LocalBedrock) -> None:
