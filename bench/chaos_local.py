@@ -35,12 +35,11 @@ model calls per COMPLETED report.
 ``--scale F`` (quick runs) multiplies every time: the fault latencies, the kill interval, the deadline,
 the recovery target's 30 s, and, through the local stack's template overrides, the worker's Timeout,
 the VisibilityTimeout of its queues and every ``*Seconds`` Number parameter it reads (defaults and
-Min/MaxValue), so their ratios stay as in the template. Not scaled: the worker's Bedrock client read
-timeout (a code constant, 60 s), so in a scaled run an over-long reply shorter than that is a late reply,
-delivered unless the worker itself gives up on it (the delivered/abandoned counts say which happened).
-Nor are the worker's own margins: below ``--scale 0.2`` (a 120 s Timeout becomes less than 24 s) the
-worker at the time of writing (``SAFETY_MARGIN_SECONDS`` 10, twice that needed to start a record)
-requeues every delivery until the dead-letter queue, so the script refuses smaller scales.
+Min/MaxValue), so their ratios stay as in the template (``BedrockReadTimeoutSeconds`` included: an
+over-long reply, longer than the read timeout, stays over-long when both are scaled). Not scaled: the
+worker's own fixed margins (``SAFETY_MARGIN_SECONDS`` 15 s for the final write, the Bedrock client's 5 s
+connect timeout), so below ``--scale 0.2`` (the 300 s Timeout becomes 60 s, the 120 s read timeout 24 s:
+one call needs 44 s) a scaled worker could not start a second call; the script refuses smaller scales.
 
 Full size: ``.venv/bin/python bench/chaos_local.py`` (200 reports, 8 kills; 10-20 minutes, as recovery
 waits for leases and visibility timeouts). Quick: ``bench/chaos_local.py --scale 0.2 --reports 40``.
@@ -73,7 +72,7 @@ ERROR_CODES = ("ThrottlingException", "ServiceUnavailableException", "InternalSe
 TERMINAL = ("COMPLETED", "FAILED")
 RECOVERY_MARGIN_SECONDS = 30.0
 MAX_CALLS_PER_COMPLETED = 1.05
-#: Below this the worker's fixed safety margins eat its scaled Timeout (see the module docstring).
+#: Below this the worker's fixed margins eat its scaled Timeout (see the module docstring).
 MIN_SCALE = 0.2
 
 
@@ -667,7 +666,10 @@ def _parser() -> argparse.ArgumentParser:
         "--overlong-ms",
         type=int,
         default=65_000,
-        help="latency of an over-long reply, scaled (default %(default)s)",
+        help=(
+            "latency of an over-long reply, scaled (default %(default)s: the testers' 65 s, longer than "
+            "the worker's old 60 s read timeout; 130000 outlasts BedrockReadTimeoutSeconds' 120 s)"
+        ),
     )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every time by this (quick runs: 0.2)"

@@ -139,7 +139,7 @@ def test_transient_publish_failure_still_delivers_the_event_once(
     assert result == {"batchItemFailures": [{"itemIdentifier": first["messageId"]}]}
     assert read(api, report_id)["status"] == "COMPLETED"
     assert drain(stack, url) == []
-    assert delays and delays[0] <= 60
+    assert delays and delays[-1] <= 60  # (the first is the heartbeat's hold on the message)
     # When the fault has cleared and the message is redelivered
     result = worker.lambda_handler(sqs_event(work(report_id, receive_count=2)), FakeLambdaContext())
     # Then the event arrives exactly once, without a second model call

@@ -18,8 +18,9 @@ from medsum.observability import logger
 
 
 class Heartbeat:
-    """Calls ``beat`` at once and then every ``interval`` seconds on a daemon thread, until the
-    ``with`` block ends (the thread is joined, so nothing runs on while a Lambda sandbox is frozen).
+    """Calls ``beat`` every ``interval`` seconds on a daemon thread, the first time ``interval`` after
+    the ``with`` block starts, until it ends (the thread is joined, so nothing runs on while a Lambda
+    sandbox is frozen).
 
     ``beat`` must not raise; if it does, the error is logged (its type only) and the beat goes on.
     """
@@ -31,13 +32,11 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="medsum-heartbeat", daemon=True)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopped.wait(self._interval):
             try:
                 self._beat()
             except Exception as exc:  # a beat must never end the heartbeat
                 logger.warning("heartbeat failed", error_type=type(exc).__name__)
-            if self._stopped.wait(self._interval):
-                return
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()

@@ -213,6 +213,10 @@ def process_report(
     )
     if remaining_seconds() < SAFETY_MARGIN_SECONDS:  # not even time to record an outcome
         raise RequeueError("not enough time left in this invocation", OUT_OF_TIME_DELAY_SECONDS)
+    if keep_invisible is not None:
+        # Hold the message for one lease from now on, before anything else: a worker that dies from
+        # here on is replaced within about a lease, not after the queue's visibility timeout.
+        keep_invisible(deps.lease_seconds + VISIBILITY_SLACK_SECONDS)
     if batch_id is not None:
         cancelled = _cancel_if_requested(deps, report_id, batch_id)
         if cancelled is not None:
@@ -343,18 +347,13 @@ def _keep_alive(
     so a redelivery after a crash finds the lease expired). A lost lease is logged, not fatal: the
     reply is still kept if the report is still PROCESSING when it arrives."""
 
-    first = True
-
     def beat() -> None:
-        nonlocal first
         try:
-            if not first:  # the claim has just set the first lease
-                deps.repository.extend_lease(report_id, lease_token, deps.clock(), deps.lease_seconds)
+            deps.repository.extend_lease(report_id, lease_token, deps.clock(), deps.lease_seconds)
         except (ConflictError, ReportNotFoundError):
             logger.warning("lease lost while the model call is running", report_id=report_id)
         except RepositoryError:
             logger.warning("lease not extended; retried at the next beat", report_id=report_id)
-        first = False
         if keep_invisible is not None:
             keep_invisible(deps.lease_seconds + VISIBILITY_SLACK_SECONDS)
 
