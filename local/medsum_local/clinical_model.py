@@ -931,7 +931,8 @@ class _Collector:
     """Accumulates items, merging near-duplicates (their quotes become extra evidence)."""
 
     items: list[Item]
-    _keys: list[tuple[str, set[str]]] = field(default_factory=list)  # lower-cased text, tokens
+    # lower-cased text, tokens, abnormality terms
+    _keys: list[tuple[str, set[str], set[str]]] = field(default_factory=list)
 
     def add(self, text: str, quote: str, merge_similar: bool = True, uncertain: bool | None = None) -> None:
         """Add an item; ``uncertain`` (None: not stated) is kept as the item's certainty."""
@@ -939,8 +940,14 @@ class _Collector:
             return
         quote = quote[:_MAX_FIELD_CHARS]
         lowered, tokens = text.lower(), _tokens(text)
-        for item, (item_lowered, item_tokens) in zip(self.items, self._keys, strict=True):
-            if item_lowered == lowered or (merge_similar and _similar_tokens(item_tokens, tokens)):
+        # Similar wording merges only statements about the same abnormality: "calcified granuloma in the
+        # right upper lobe" and "right upper lobe consolidation" share a place, not a finding.
+        terms = {match.group().lower()[:6] for match in _STRONG_ABNORMAL.finditer(text)}
+        for item, (item_lowered, item_tokens, item_terms) in zip(self.items, self._keys, strict=True):
+            same_terms = item_terms == terms or bool(item_terms & terms)
+            if item_lowered == lowered or (
+                merge_similar and same_terms and _similar_tokens(item_tokens, tokens)
+            ):
                 if quote not in item["evidence"] and len(item["evidence"]) < _MAX_EVIDENCE:
                     item["evidence"].append(quote)
                     if uncertain is False and "certainty" in item:
@@ -951,7 +958,7 @@ class _Collector:
             if uncertain is not None:
                 item["certainty"] = "uncertain" if uncertain else "definite"
             self.items.append(item)
-            self._keys.append((lowered, tokens))
+            self._keys.append((lowered, tokens, terms))
 
 
 def _has_follow_up_cue(fragment: str) -> bool:
@@ -1093,6 +1100,7 @@ def _follow_up(text: str, sentences: list[Sentence]) -> list[Item]:
 @dataclass(slots=True)
 class _Analysis:
     key_findings: list[Item]
+    incidental_only: bool  # the key findings are chronic or incidental findings only
     diagnoses: list[Item]
     impression_positive: list[str]
     impression_negative: list[str]
@@ -1148,12 +1156,151 @@ def _is_heading(fragment: str) -> bool:
     return stripped.endswith(":") or (_is_title(stripped) and not _disease_term(stripped))
 
 
+# --------------------------------------------------------------------------------------------------
+# Interpretation: what the radiologist makes of an appearance is what an impression states
+# --------------------------------------------------------------------------------------------------
+# Words that describe how something looks on the image, not what it is.
+_APPEARANCE = re.compile(
+    r"\b(?:opacit\w*|opacification|densit\w*|air\s*space\s+(?:disease|process|opacit\w*)|airspace|"
+    r"infiltrat\w*|interstitial|markings?|lucenc\w*|blunt\w*|nodular\w*|shadows?|thicken\w*|prominen\w*|"
+    r"streak\w*|band\w*|plate-?like|linear|changes?|abnormalit\w*|deformit\w*|widen\w*|elevat\w*|"
+    r"crowding|haz[ey]\w*|appearance|process|disease|findings?|irregular\w*)\b",
+    re.I,
+)
+# "<appearance> consistent with / likely / may represent <reading>". A de-identification mask right
+# before the reading ("opacity, XXXX atelectasis", "most XXXX representing scarring") hides a word
+# that is not known, so it counts as a hedge (the conservative reading).
+_MASKED = r"(?P<mask>(?:most\s+)?(?:XXXX\s+)+)"
+_INTERPRETATION = re.compile(
+    r"(?:,\s*|\s+)(?:(?:which|that)\s+)?(?:(?:is|are|was|were)\s+)?(?:most\s+)?"
+    rf"(?:{_MASKED}(?:(?:is|are)\s+)?)?"
+    r"(?:(?P<definite>consistent\s+with|compatible\s+with|in\s+keeping\s+with|diagnostic\s+of|"
+    r"characteristic\s+of|typical\s+of|representing|represents?|reflecting|reflects?|due\s+to|"
+    r"secondary\s+to|related\s+to|attributable\s+to|attributed\s+to)"
+    r"|(?P<hedged>(?:likely|probably|possibly|presumably|presumed)(?:\s+(?:representing|represents?|"
+    r"reflect(?:s|ing)?|due\s+to|secondary\s+to|related\s+to|to\s+(?:be|represent)))?|"
+    r"(?:may|might|could)\s+(?:(?:also|possibly)\s+)?(?:represent|reflect|indicate|"
+    r"be(?:\s+(?:due|secondary|related)\s+to)?)|suggestive\s+of|suggesting|suggests?|worrisome\s+for|"
+    r"concerning\s+for|suspicious\s+for|(?:appears?|appearing|thought|felt|believed)\s+to\s+(?:represent|"
+    r"reflect|be(?:\s+(?:due|secondary|related)\s+to)?)))\s+"
+    r"|,\s*(?P<bare_mask>(?:most\s+)?(?:XXXX\s+)+)",
+    re.I,
+)
+# "Apparent cardiomegaly ... accentuated by low lung volumes": how it looks, not what it is.
+_APPARENT = re.compile(r"\bapparent(?:ly)?\b", re.I)
+_POSSIBLE_CUE = re.compile(r"(?:may|might|could|suggest|worrisome|concerning|suspicious)", re.I)
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.I)
+# Where a reading ends: at a comma that does not start an alternative, or at its clinical context.
+_READING_END = re.compile(r",\s*(?!or\b)|;|\s(?:given|in\s+(?:the|a)\s+(?:appropriate\s+)?clinical)\b", re.I)
+# Readings that explain an appearance away: a scar, a granuloma, an old fracture, or something that
+# is not in the lungs at all (overlying soft tissue, a nipple, epicardial fat, an artifact).
+_BENIGN_READING = re.compile(
+    r"\b(?:scar\w*|granulom\w*|calcifi\w*|postoperative|post-?surgical|surgical|epicardial\s+fat|"
+    r"fat(?:\s+pads?)?|soft\s+tissues?|skin\s*folds?|overlying|overlapping|superimpos\w*|artifact\w*|"
+    r"nipples?|breast\s+tissue|vessels?|vascular\s+shadows?|costochondral|(?:bone|osseous)\s+"
+    r"(?:structures|silhouettes?|islands?)|(?:old|healed|remote)\s+(?:\w+\s+){0,2}?fractur\w*)\b",
+    re.I,
+)
+# Location words: "left lower lobe", "right lung base", "bibasilar".
+_LOCATION_RUN = re.compile(
+    r"\b(?:(?:left|right|bilateral|bibasilar|bibasal|basilar|basal|apical|perihilar|retrocardiac|"
+    r"infrahilar|suprahilar|hilar|lingular|lingula|upper|middle|lower|mid|midlung|lung|lungs|lobes?|"
+    r"bases?|apex|apices|costophrenic|sulcus|sulci|angles?|hemithorax|zones?|subsegmental|segmental)"
+    r"\b[\s-]*)+",
+    re.I,
+)
+_SIDE_OR_REGION = re.compile(
+    r"\b(?:left|right|bilateral|bibasilar|bibasal|basilar|apical|perihilar|retrocardiac|lingula\w*|"
+    r"midlung|infrahilar|suprahilar)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What a finding's appearance is read as: ``text`` (hedged when ``uncertain``), and whether the
+    reading explains the appearance away (``benign``: scarring, a granuloma, overlying soft tissue)."""
+
+    text: str
+    uncertain: bool
+    benign: bool
+
+
+def _location(description: str) -> str:
+    """The longest run of location words of a description that names a side or region."""
+    runs = [match.group().strip(" -") for match in _LOCATION_RUN.finditer(description)]
+    runs = [run for run in runs if _SIDE_OR_REGION.search(run)]
+    return max(runs, key=len) if runs else ""
+
+
+def _interpret(fragment: str, uncertain: bool) -> _Reading | None:
+    """The reading of an appearance, as an impression states it: "Left lower lobe airspace disease,
+    consistent with pneumonia" -> "Left lower lobe pneumonia"; "opacity, which may represent
+    atelectasis" -> "Possible ... atelectasis" (uncertain: the hedge is kept); "nodular opacities
+    consistent with chronic granulomatous disease" -> benign. None when the fragment is not an
+    appearance with a reading, or when its description names an abnormality of its own ("edema and
+    cardiomegaly, consistent with heart failure" keeps every finding)."""
+    text = " ".join(fragment.split())
+    for cue in _INTERPRETATION.finditer(text):
+        description = text[: cue.start()]
+        reading = text[cue.end() :]
+        end = _READING_END.search(reading)
+        reading = reading[: end.start()] if end else reading
+        reading = _ARTICLE.sub("", reading.strip(" .,;:"))
+        if not description.strip() or not _APPEARANCE.search(description):
+            continue
+        if _STRONG_ABNORMAL.search(_APPEARANCE.sub(" ", description)):
+            return None  # the description is a finding of its own: never replace it
+        explained = _BENIGN_READING.sub(" ", reading)
+        benign = bool(_BENIGN_READING.search(reading)) and not _STRONG_ABNORMAL.search(explained)
+        if not benign and not _STRONG_ABNORMAL.search(reading):
+            continue  # "opacity related to the patient's position": not a reading we can state
+        # A masked connector is an unknown word: "most XXXX" is "most likely", a bare mask is not known
+        # to hedge, so the reading keeps the certainty of the statement.
+        hedged = bool(cue.group("hedged") or re.search(r"\bmost\s+XXXX", cue.group(), re.I))
+        where = _location(description)
+        stated = reading
+        if where and not _SIDE_OR_REGION.search(reading):
+            stated = f"{where} {_lower_first(reading)}"
+        if hedged and not _HEDGE_CUE.search(stated):
+            # The report's own degree of doubt: "may represent" is possible, "likely" probable.
+            possible = _POSSIBLE_CUE.match(cue.group("hedged") or "")
+            stated = f"{'possible' if possible else 'probable'} {_lower_first(stated)}"
+        return _Reading(_clean(stated), uncertain or hedged, benign)
+    return None
+
+
+# Lines, tubes and cardiac devices: where they lie matters, so they are key findings.
+_LINE_OR_TUBE = re.compile(
+    r"\b(?:catheters?|tubes?|picc|(?:central|venous|arterial|picc|midline|port)\s+lines?|pacemakers?|"
+    r"pacers?|aicd|icd|defibrillators?|leads|drains?|tip)\b",
+    re.I,
+)
+
+
+def _key_findings(found: list[Item], benign: list[Item]) -> tuple[list[Item], bool]:
+    """The key findings: what an impression would state. Chronic or incidental findings (a granuloma,
+    degenerative change, an old fracture, surgical clips) and appearances read as benign are key only
+    when nothing else is found; returns the findings and whether they are only those."""
+
+    def named(item: Item) -> bool:
+        return _significance(item["text"]) < _INCIDENTAL_RANK - 1 or bool(_LINE_OR_TUBE.search(item["text"]))
+
+    if any(named(item) for item in found):
+        return [
+            item for item in found if named(item) or _significance(item["text"]) < _INCIDENTAL_RANK
+        ], False
+    incidental_only = all(_significance(item["text"]) == _INCIDENTAL_RANK for item in found)
+    return [*found, *benign], incidental_only and bool(found or benign)
+
+
 def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _Analysis:
     kinds = {section.kind for section in sections}
     has_primary = bool(kinds & _FINDING_SECTIONS)
     primary = _Collector([])
     secondary = _Collector([])
     from_diagnoses = _Collector([])
+    benign = _Collector([])  # appearances read as benign or chronic: never key findings
     diagnoses = _Collector([])
     impression_positive: list[str] = []
     impression_negative: list[str] = []
@@ -1184,7 +1331,14 @@ def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _
             if not finding:
                 continue
             if sentence.section in _FINDING_SECTIONS:
-                primary.add(finding, quote, uncertain=uncertain)
+                uncertain = uncertain or bool(_APPARENT.search(quote))
+                reading = _interpret(quote, uncertain)
+                if reading is None:
+                    primary.add(finding, quote, uncertain=uncertain)
+                elif reading.benign:
+                    benign.add(reading.text, quote, uncertain=reading.uncertain)
+                else:
+                    primary.add(reading.text, quote, uncertain=reading.uncertain)
             elif sentence.section in _SECONDARY_FINDING_SECTIONS and _STRONG_ABNORMAL.search(quote):
                 secondary.add(finding, quote, uncertain=uncertain)
             elif sentence.section in _DIAGNOSIS_SECTIONS:
@@ -1198,8 +1352,10 @@ def _analyse(text: str, sections: list[Section], sentences: list[Sentence]) -> _
         for item in collector.items:
             for quote in item["evidence"]:
                 primary.add(item["text"], quote, uncertain=item.get("certainty") == "uncertain")
+    key_findings, incidental_only = _key_findings(primary.items, benign.items)
     return _Analysis(
-        key_findings=primary.items,
+        key_findings=key_findings,
+        incidental_only=incidental_only,
         diagnoses=diagnoses.items,
         impression_positive=impression_positive,
         impression_negative=impression_negative,
@@ -1282,7 +1438,8 @@ _SIGNIFICANCE: tuple[re.Pattern[str], ...] = tuple(
         r"inflam|\w+itis\b|sepsis|exacerbat|failure",
         r"opacit|opacification|atelecta|collapse|nodul|lesion|cardiomegal|enlarg|adenopath|interstitial|"
         r"densit|thicken|blunt",
-        r"emphysem|copd|hyperinfla|hyperexpan|hyperlucen|bronchiect|low\s+(?:lung\s+)?volume|hypoinfla|"
+        r"emphysem|copd|bull(?:ae|ous)|blebs?\b|hyperinfla|hyperexpan|hyperlucen|bronchiect|"
+        r"low\s+(?:lung\s+)?volume|hypoinfla|"
         r"volume\s+loss|elevat|abnormal",
     )
 )
@@ -1292,13 +1449,14 @@ _INCIDENTAL = re.compile(
     r"atheroscl\w*|atheromatous|osteopen\w*|osteopor\w*|postoperative|post-operative|postsurgical|"
     r"post-surgical|surgical|status\s+post|s/p|sternotom\w*|\w+ectomy|clips?|sutures?|hardware|fusion|"
     r"catheters?|tubes?|picc|lines?|pacemakers?|pacers?|aicd|icd|leads?|wires?|stents?|prosthe\w*|ports?|"
-    r"eventration|hernia\w*|nipple|scar\w*|fibro\w*)\b",
+    r"eventration|hernia\w*|nipple|scar\w*|fibro\w*|fat|soft\s+tissues?|skin\s*folds?|artifact\w*)\b",
     re.I,
 )
 # A significant word qualified as old or calcified ("old rib fracture", "calcified nodule").
 _OLD_FINDING = re.compile(
-    r"\b(?:old|healed|healing|remote|chronic|calcified|stable\s+calcified)\s+(?:\w+\s+){0,2}?"
-    r"(?:fractur\w*|nodul\w*|deformit\w*|lesions?|densit\w*|opacit\w*)",
+    r"\b(?:old|healed|healing|remote|chronic(?:[- ]appearing)?|calcified|stable\s+calcified)\s+"
+    r"(?:[\w-]+\s+){0,3}?(?:fractur\w*|nodul\w*|deformit\w*|lesions?|densit\w*|opacit\w*|"
+    r"(?:interstitial\s+)?markings?|interstitial\s+(?:changes|prominence|thickening)|scar\w*)",
     re.I,
 )
 _INCIDENTAL_RANK = len(_SIGNIFICANCE) + 1
@@ -1318,11 +1476,11 @@ def _ranked(statements: list[str]) -> list[str]:
     return sorted(statements, key=_significance)  # stable: report order within a rank
 
 
-def _findings_sentence(findings: list[Item]) -> str:
+def _findings_sentence(findings: list[Item], incidental_only: bool) -> str:
     """Positive findings, most significant first; chronic or incidental ones said to be only that."""
     ranked = _ranked([item["text"] for item in findings])
     significant = [text for text in ranked if _significance(text) < _INCIDENTAL_RANK]
-    if significant:
+    if significant and not incidental_only:
         return _sentence("Findings include " + _join(significant))
     return _sentence("Chronic or incidental findings only: " + _join(ranked))
 
@@ -1336,7 +1494,7 @@ def _summary(analysis: _Analysis, medications: list[Item], follow_up: list[Item]
         room = 2 if follow_up or analysis.impression_negative else 3
         sentences.extend(_sentence(item) for item in _ranked(analysis.impression_positive)[:room])
     elif analysis.key_findings and (analysis.has_findings or analysis.has_impression):
-        sentences.append(_findings_sentence(analysis.key_findings))
+        sentences.append(_findings_sentence(analysis.key_findings, analysis.incidental_only))
     elif analysis.diagnoses:
         ranked = _ranked([item["text"] for item in analysis.diagnoses])
         sentences.append(_sentence("Diagnoses: " + _join(ranked, 4)))
@@ -1345,7 +1503,7 @@ def _summary(analysis: _Analysis, medications: list[Item], follow_up: list[Item]
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             sentences.append(_sentence("Medications: " + ", ".join(names[:3]) + more))
     elif analysis.key_findings:
-        sentences.append(_findings_sentence(analysis.key_findings))
+        sentences.append(_findings_sentence(analysis.key_findings, analysis.incidental_only))
     if sentences and analysis.impression_negative and len(sentences) < 3:
         # What the radiologist ruled out, in the report's words, after the positives.
         sentences.append(_sentence("Impression: " + _lower_first(analysis.impression_negative[0])))

@@ -694,9 +694,7 @@ def test_an_anaphoric_sentence_joins_its_antecedent() -> None:
 
     output = summarize_report(report)
 
-    assert [item["text"] for item in output["key_findings"]] == [
-        "A left basilar opacity; this may represent atelectasis"
-    ]
+    assert [item["text"] for item in output["key_findings"]] == ["Possible left basilar atelectasis"]
     assert output["key_findings"][0]["evidence"] == [
         "There is a left basilar opacity. This may represent atelectasis"
     ]
@@ -872,3 +870,127 @@ def test_discharge_summary_allergy_with_its_reaction() -> None:
     assert output["allergies"] == [
         Item(text="Penicillin (mild rash)", evidence=["Penicillin causes mild rash"])
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# The impression's synthesis: an appearance is stated as what the radiologist reads it as
+# --------------------------------------------------------------------------------------------------
+def test_an_appearance_consistent_with_a_diagnosis_is_stated_as_that_diagnosis() -> None:
+    report = "FINDINGS: Left lower lobe airspace disease consistent with pneumonia. No effusion."
+
+    output = summarize_report(report)
+
+    assert [item["text"] for item in output["key_findings"]] == ["Left lower lobe pneumonia"]
+    assert output["key_findings"][0]["evidence"] == [
+        "Left lower lobe airspace disease consistent with pneumonia"
+    ]
+    assert output["key_findings"][0].get("certainty") == "definite"
+    assert output["summary"] == "Findings include left lower lobe pneumonia."
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            "Patchy right basilar opacity, which may represent atelectasis",
+            "Possible right basilar atelectasis",
+        ),
+        (
+            "Streaky opacities in the left lung base, likely atelectasis",
+            "Probable left lung base atelectasis",
+        ),
+        ("Right perihilar opacity suggestive of pneumonia", "Possible right perihilar pneumonia"),
+    ],
+)
+def test_a_hedged_reading_keeps_its_hedge(statement: str, expected: str) -> None:
+    output = summarize_report(f"FINDINGS: {statement}. Heart size is normal.")
+
+    assert [item["text"] for item in output["key_findings"]] == [expected]
+    assert output["key_findings"][0].get("certainty") == "uncertain"
+
+
+def test_a_description_that_names_a_finding_of_its_own_is_never_replaced_by_its_reading() -> None:
+    # The edema and the effusions are findings in their own right, not an appearance of the failure
+    statement = "Interstitial edema and small bilateral effusions, consistent with heart failure"
+
+    output = summarize_report(f"FINDINGS: {statement}.")
+
+    assert [item["text"] for item in output["key_findings"]] == [statement]
+
+
+def test_a_reading_of_an_unknown_masked_connector_keeps_the_statements_certainty() -> None:
+    # De-identification masks hide a word: a bare mask is not known to hedge, "most XXXX" is "most likely"
+    bare = summarize_report("FINDINGS: Left base opacity, XXXX atelectasis.")
+    most = summarize_report("FINDINGS: Left base opacity most XXXX representing atelectasis.")
+
+    assert [(i["text"], i.get("certainty")) for i in bare["key_findings"]] == [
+        ("Left base atelectasis", "definite")
+    ]
+    assert [(i["text"], i.get("certainty")) for i in most["key_findings"]] == [
+        ("Probable left base atelectasis", "uncertain")
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "Nodular opacities consistent with chronic granulomatous disease",
+        "Left basilar opacity secondary to epicardial fat and overlying soft tissues",
+        "Bandlike opacities in the right base which appear to represent scarring",
+        "Rib deformities consistent with old fractures",
+    ],
+)
+def test_an_appearance_read_as_benign_or_old_is_not_a_key_finding_beside_an_acute_one(statement: str) -> None:
+    output = summarize_report(f"FINDINGS: Small right pleural effusion. {statement}.")
+
+    assert [item["text"] for item in output["key_findings"]] == ["Small right pleural effusion"]
+    assert output["summary"] == "Findings include small right pleural effusion."
+
+
+def test_an_appearance_read_as_benign_alone_is_reported_as_chronic_or_incidental() -> None:
+    output = summarize_report(
+        "FINDINGS: Bandlike opacities in the right base which appear to represent scarring."
+    )
+
+    assert [item["text"] for item in output["key_findings"]] == ["Probable right base scarring"]
+    assert output["summary"].startswith("Chronic or incidental findings only:")
+    assert NO_ACUTE_ABNORMALITY not in output["summary"]
+
+
+@pytest.mark.parametrize(
+    "incidental",
+    [
+        "Calcified granuloma in the right upper lobe",
+        "Multiple healed left rib fractures",
+        "Surgical clips in the right upper quadrant",
+        "Chronic appearing right basilar interstitial markings",
+        "Mild degenerative changes of the thoracic spine",
+    ],
+)
+def test_chronic_or_incidental_findings_are_not_key_findings_beside_an_acute_one(incidental: str) -> None:
+    output = summarize_report(f"FINDINGS: {incidental}. Right upper lobe consolidation. No pneumothorax.")
+
+    assert [item["text"] for item in output["key_findings"]] == ["Right upper lobe consolidation"]
+
+
+def test_an_acute_finding_is_never_left_out_for_being_near_a_chronic_word() -> None:
+    # An acute fracture and a line's position stay key findings next to a granuloma
+    report = (
+        "FINDINGS: Calcified granuloma. Acute displaced fracture of the right 6th rib. "
+        "Right IJ central venous catheter tip in the mid SVC. Stable bullous emphysema."
+    )
+
+    output = summarize_report(report)
+
+    assert [item["text"] for item in output["key_findings"]] == [
+        "Acute displaced fracture of the right 6th rib",
+        "Right IJ central venous catheter tip in the mid SVC",
+        "Stable bullous emphysema",
+    ]
+
+
+def test_an_apparent_finding_is_uncertain() -> None:
+    output = summarize_report("FINDINGS: Apparent cardiomegaly, accentuated by low lung volumes.")
+
+    assert all(item.get("certainty") == "uncertain" for item in output["key_findings"])
+    assert output["key_findings"]
