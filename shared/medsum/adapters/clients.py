@@ -2,6 +2,11 @@
 
 Retry at one layer (BRIEF principle 7): the Bedrock client does not retry at all (tenacity owns that
 budget); data-plane clients keep botocore's standard mode with a small attempt count.
+
+Every client of a process comes from one boto3 session: a session loads and caches botocore's endpoint
+rules, partitions and defaults once, and a client of a new session pays that again (about as much as the
+client itself; docs/decisions.md, "Cold start"). A Lambda execution environment runs one invocation at a
+time and the clients are made before the first call, so the session is never shared between threads.
 """
 
 from __future__ import annotations
@@ -32,14 +37,20 @@ _BEDROCK_BULK = _BEDROCK.merge(Config(retries={"mode": "adaptive", "total_max_at
 
 
 @cache
+def session() -> boto3.session.Session:
+    """The process's boto3 session, made on first use."""
+    return boto3.session.Session()
+
+
+@cache
 def client(service: str) -> Any:
     """A cached boto3 client. Endpoints come from the environment (``AWS_ENDPOINT_URL``,
     ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), which is how the local stack redirects them."""
     config = {"bedrock-runtime": _BEDROCK, "s3": _S3}.get(service, _DATA_PLANE)
-    return boto3.session.Session().client(service, config=config)
+    return session().client(service, config=config)
 
 
 @cache
 def bulk_bedrock_client() -> Any:
     """The bulk lane's ``bedrock-runtime`` client (adaptive client-side rate limiting)."""
-    return boto3.session.Session().client("bedrock-runtime", config=_BEDROCK_BULK)
+    return session().client("bedrock-runtime", config=_BEDROCK_BULK)
