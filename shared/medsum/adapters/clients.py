@@ -3,14 +3,20 @@
 Retry at one layer (BRIEF principle 7): the Bedrock client does not retry at all (tenacity owns that
 budget); data-plane clients keep botocore's standard mode with a small attempt count.
 
-Every client of a process comes from one boto3 session: a session loads and caches botocore's endpoint
-rules, partitions and defaults once, and a client of a new session pays that again (about as much as the
-client itself; docs/decisions.md, "Cold start"). A Lambda execution environment runs one invocation at a
-time and the clients are made before the first call, so the session is never shared between threads.
+Cold start (docs/decisions.md, "Cold start"):
+
+- every client of a process comes from one boto3 session: a session loads and caches botocore's endpoint
+  rules, partitions and defaults once, and a client of a new session pays that again (about as much as
+  the client itself). A Lambda execution environment runs one invocation at a time, so the session is
+  never shared between threads;
+- a client is made when it is first used, not when an adapter is built: a function builds adapters for
+  every service it may call (the api function: DynamoDB, SQS, S3, SNS, KMS), its first event calls one
+  or two of them, and each client costs its service model's loading.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -36,21 +42,42 @@ _BEDROCK = Config(
 _BEDROCK_BULK = _BEDROCK.merge(Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
 
 
+class LazyClient:
+    """A boto3 client that is made on first use: reading any attribute (an operation, ``meta``,
+    ``exceptions``) makes the client once and answers from it."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("_make", "_client"):  # not set yet (e.g. a copy): never recurse
+            raise AttributeError(name)
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
+
+
 @cache
 def session() -> boto3.session.Session:
     """The process's boto3 session, made on first use."""
     return boto3.session.Session()
 
 
+def _make(service: str, config: Config) -> Callable[[], Any]:
+    return lambda: session().client(service, config=config)
+
+
 @cache
 def client(service: str) -> Any:
-    """A cached boto3 client. Endpoints come from the environment (``AWS_ENDPOINT_URL``,
-    ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), which is how the local stack redirects them."""
+    """A cached boto3 client (made on first use). Endpoints come from the environment
+    (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``), which is how the local stack
+    redirects them."""
     config = {"bedrock-runtime": _BEDROCK, "s3": _S3}.get(service, _DATA_PLANE)
-    return session().client(service, config=config)
+    return LazyClient(_make(service, config))
 
 
 @cache
 def bulk_bedrock_client() -> Any:
-    """The bulk lane's ``bedrock-runtime`` client (adaptive client-side rate limiting)."""
-    return session().client("bedrock-runtime", config=_BEDROCK_BULK)
+    """The bulk lane's ``bedrock-runtime`` client (adaptive client-side rate limiting; made on first use)."""
+    return LazyClient(_make("bedrock-runtime", _BEDROCK_BULK))
