@@ -57,9 +57,11 @@ FUNCTIONS = {
     "notifier": "NotifierFunction",
 }
 
-# What the first event of each function does before its first network call. These call the functions'
-# own (private) factories; keep them in step with functions/<name>/app.py.
+# What the first event of each function does before its first network call: its own (private) factories,
+# the HTTP resolver for the configured origin, its input model, and the boto3 clients it calls (clients
+# are made on first use). Keep these in step with functions/<name>/app.py.
 _FIRST_EVENT = {
+    # POST /summarize: the report is stored (DynamoDB) and queued (SQS)
     "api": (
         "deps = app._default_deps()\n"
         "app._resolver(deps.cors_allow_origin)\n"
@@ -67,13 +69,17 @@ _FIRST_EVENT = {
         "SummarizeRequest.model_validate({'patient_id': 'p-1', 'report_type': 'radiology',"
         " 'report_text': 'No acute cardiopulmonary process.'})\n"
     ),
+    # GET /admin/dlq: the dead-letter queues (SQS) joined with the reports (DynamoDB)
     "admin": "deps = app._default_deps()\napp._resolver(deps.cors_allow_origin)\n",
+    # one work message: the report (DynamoDB), the model (Bedrock), the event (SNS)
     "worker": (
         "app._deps()\n"
         "from medsum.models import WorkMessage\n"
         'WorkMessage.model_validate_json(\'{"report_id": "01JABCDEFGHJKMNPQRSTVWXYZ0"}\')\n'
     ),
+    # the plan step: the upload (S3) and the batch (DynamoDB)
     "ingest": "app._deps()\napp._uploads()\n",
+    # one event: the owner's webhooks (DynamoDB), their secrets (KMS)
     "notifier": (
         "app._deps()\n"
         "from medsum.models import ReportEvent\n"
@@ -82,20 +88,44 @@ _FIRST_EVENT = {
         '"status": "COMPLETED", "links": {"self": "https://x.example/v1/reports/r-1"}}}\')\n'
     ),
 }
+_FIRST_CALLS = {
+    "api": ("dynamodb", "sqs"),
+    "admin": ("sqs", "dynamodb"),
+    "worker": ("dynamodb", "bedrock-runtime", "sns"),
+    "ingest": ("s3", "dynamodb"),
+    "notifier": ("dynamodb", "kms"),
+}
+
+
+def first_event(name: str) -> str:
+    """The code the probe runs after ``import app`` (``app`` is the module)."""
+    services = ", ".join(repr(service) for service in _FIRST_CALLS[name])
+    return (
+        _FIRST_EVENT[name]
+        + "from medsum.adapters.clients import client\n"
+        + f"for service in ({services},):\n    client(service).meta\n"
+    )
+
 
 _PROBE = """
 import importlib, json, os, sys, time
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 if sys.argv[1] == "baseline":
     import boto3
     boto3.client("dynamodb", region_name=os.environ["AWS_REGION"])
     imported = first = time.perf_counter()
+    cpu_imported = cpu_first = time.process_time()
 else:
     app = importlib.import_module("app")
-    imported = time.perf_counter()
+    imported, cpu_imported = time.perf_counter(), time.process_time()
     exec(sys.argv[2], {"app": app})
-    first = time.perf_counter()
-print("@@" + json.dumps({"import": (imported - started) * 1e3, "first": (first - started) * 1e3}))
+    first, cpu_first = time.perf_counter(), time.process_time()
+print("@@" + json.dumps({
+    "import": (imported - started) * 1e3,
+    "first": (first - started) * 1e3,
+    "import_cpu": (cpu_imported - cpu_started) * 1e3,
+    "first_cpu": (cpu_first - cpu_started) * 1e3,
+}))
 """
 
 # --------------------------------------------------------------------------------------------------
@@ -271,7 +301,7 @@ def targets(overrides: Mapping[str, str], names: list[str]) -> list[Target]:
     found = [Target("baseline", env, "-")]
     for name in names:
         env, tracing = _lambda_env(resolver, name, FUNCTIONS[name])
-        found.append(Target(name, env, tracing, _FIRST_EVENT[name]))
+        found.append(Target(name, env, tracing, first_event(name)))
     return found
 
 
@@ -329,24 +359,28 @@ def main() -> None:
                     samples[target.name].append(result)
             print(f"round {round_no}/{args.runs}", file=sys.stderr, flush=True)
 
-    base = statistics.median(s["import"] for s in samples["baseline"])
+    def median(name: str, key: str) -> float:
+        return statistics.median(s[key] for s in samples[name])
+
+    base, base_cpu = median("baseline", "import"), median("baseline", "import_cpu")
     base_p90 = _p90([s["import"] for s in samples["baseline"]])
     shown = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "template defaults"
     print(f"Parameters: {shown}; {args.runs} runs per target; Python {sys.version.split()[0]}\n")
     print(
-        "| function | tracing | (1) import ms, median / p90 | (1) x baseline "
-        "| (2) import + first event ms, median / p90 | (2) x baseline |"
+        "| function | tracing | (1) import ms: median / p90 | (1) x baseline: wall / CPU "
+        "| (2) import + first event ms: median / p90 | (2) x baseline: wall / CPU |"
     )
     print("|---|---|---|---|---|---|")
-    print(f"| baseline: boto3 + dynamodb client | - | {base:.0f} / {base_p90:.0f} | 1.00 | - | - |")
+    print(f"| baseline: boto3 + DynamoDB client | - | {base:.0f} / {base_p90:.0f} | 1.00 / 1.00 | - | - |")
     for target in chosen[1:]:
-        imports = [s["import"] for s in samples[target.name]]
-        firsts = [s["first"] for s in samples[target.name]]
-        first_import, first_all = statistics.median(imports), statistics.median(firsts)
+        name = target.name
+        imports, firsts = [s["import"] for s in samples[name]], [s["first"] for s in samples[name]]
         print(
-            f"| {target.name} | {target.tracing} "
-            f"| {first_import:.0f} / {_p90(imports):.0f} | {first_import / base:.2f} "
-            f"| {first_all:.0f} / {_p90(firsts):.0f} | {first_all / base:.2f} |"
+            f"| {name} | {target.tracing} "
+            f"| {median(name, 'import'):.0f} / {_p90(imports):.0f} "
+            f"| {median(name, 'import') / base:.2f} / {median(name, 'import_cpu') / base_cpu:.2f} "
+            f"| {median(name, 'first'):.0f} / {_p90(firsts):.0f} "
+            f"| {median(name, 'first') / base:.2f} / {median(name, 'first_cpu') / base_cpu:.2f} |"
         )
 
 
