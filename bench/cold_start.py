@@ -19,7 +19,9 @@ on Lambda (``LAMBDA_TASK_ROOT`` is set, so the SDK takes its Lambda code path).
 
 Samples are interleaved (each round runs every target once, in a shuffled order) so that the baseline and
 the functions see the same machine load; the first round only warms the bytecode caches and is dropped.
-Medians, p90 and the ratio of medians to the baseline's median are printed as a markdown table.
+Wall-clock medians and p90, and the ratio of medians to the baseline's median, both wall-clock and CPU
+time (``time.process_time``: imports are single-threaded and CPU-bound, so this ratio barely moves with
+the neighbours' load), are printed as a markdown table.
 
 Run: ``.venv/bin/python bench/cold_start.py [--runs 15] [--parameter FunctionTracing=Disabled]``;
 results go in BENCHMARKS.md ("Cold start").
