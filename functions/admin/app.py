@@ -5,7 +5,15 @@ Thin by design: every caller whose IAM principal is not an operator (``OPERATOR_
 ``medsum.http`` with the same error mapping as the api function.
 """
 
+# ruff: noqa: E402 - the imports follow gc.disable()
 from __future__ import annotations
+
+import gc
+
+# Init makes long-lived objects only (modules, classes, models): a garbage collection during the imports
+# would scan them all and free nothing. Collections resume at the end of this module, without what init
+# made (docs/decisions.md, "Cold start").
+gc.disable()
 
 from collections.abc import Mapping
 from functools import cache
@@ -68,6 +76,11 @@ def lambda_handler(
         state=context_entry(deps),
         cors=cors_config(deps.cors_allow_origin),
     )
+
+
+# What init made lives as long as the process: keep it out of every later collection.
+gc.freeze()
+gc.enable()
 
 
 __all__ = ["app", "create_app", "lambda_handler"]

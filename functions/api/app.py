@@ -5,7 +5,15 @@ admitted (size, media type, encoding), to it with the dependencies. Routes, the 
 dependencies live in ``shared/medsum/http`` (docs/decisions.md, 2026-11-30).
 """
 
+# ruff: noqa: E402 - the imports follow gc.disable()
 from __future__ import annotations
+
+import gc
+
+# Init makes long-lived objects only (modules, classes, models): a garbage collection during the imports
+# would scan them all and free nothing. Collections resume at the end of this module, without what init
+# made (docs/decisions.md, "Cold start").
+gc.disable()
 
 from functools import cache
 from typing import Any
@@ -84,6 +92,11 @@ def lambda_handler(
         state=context_entry(deps),
         cors=cors_config(deps.cors_allow_origin),
     )
+
+
+# What init made lives as long as the process: keep it out of every later collection.
+gc.freeze()
+gc.enable()
 
 
 __all__ = ["app", "create_app", "lambda_handler"]

@@ -6,7 +6,15 @@ of ``medsum.logic.ingest`` and returns a small JSON result. Transient failures s
 step, and the state machine's ``Catch`` marks the batch failed.
 """
 
+# ruff: noqa: E402 - the imports follow gc.disable()
 from __future__ import annotations
+
+import gc
+
+# Init makes long-lived objects only (modules, classes, models): a garbage collection during the imports
+# would scan them all and free nothing. Collections resume at the end of this module, without what init
+# made (docs/decisions.md, "Cold start").
+gc.disable()
 
 from functools import lru_cache
 from typing import Any
@@ -99,6 +107,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return step(event)
     except RepositoryError as exc:  # includes PartialWriteError: stored ids are skipped on the retry
         raise IngestRetryableError("a store was unavailable; the step is retried") from exc
+
+
+# What init made lives as long as the process: keep it out of every later collection.
+gc.freeze()
+gc.enable()
 
 
 __all__ = ["lambda_handler"]

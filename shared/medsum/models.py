@@ -44,7 +44,7 @@ class ReportType(StrEnum):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class Summary(StrictModel):
 # What we ask the model for: the same contract, but evidence as verbatim quotes. Offsets are
 # computed by us against the submitted text (models are bad at counting characters).
 class ModelItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     text: Annotated[str, StringConstraints(min_length=1, max_length=2_000)] = Field(
         description="the finding, diagnosis, medication, follow-up action or allergy, in a few words"
@@ -132,7 +132,7 @@ class ModelItem(BaseModel):
 
 
 class ModelSummary(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     summary: Annotated[str, StringConstraints(min_length=1, max_length=4_000)] = Field(
         description="a 1-3 sentence overview for a clinician"
@@ -248,7 +248,7 @@ class ReportPage(StrictModel):
 class Report(BaseModel):
     """A report as stored in the ``PatientReports`` table (text decoded)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     report_id: str
     owner: str
@@ -344,7 +344,7 @@ class LineError(StrictModel):
 class Batch(BaseModel):
     """A batch as stored (the ``meta`` item of the ``Batches`` table) with its counts summed."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     batch_id: str
     owner: str
@@ -622,7 +622,7 @@ class StoredSecret(BaseModel):
     """A signing secret, encrypted with the KMS data key (``ciphertext`` is base64); a rotated-out
     secret keeps signing until ``expires_at``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     ciphertext: str
     created_at: datetime
@@ -632,7 +632,7 @@ class StoredSecret(BaseModel):
 class Webhook(BaseModel):
     """An endpoint as stored in the ``Webhooks`` table."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     owner: str
     webhook_id: str
@@ -719,7 +719,7 @@ class DeliveryPage(StrictModel):
 class DeliveryState(BaseModel):
     """Per (event, endpoint): whether it was delivered, and the event to replay (thin, no PHI)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     delivery_id: str
     owner: str

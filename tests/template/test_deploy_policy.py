@@ -181,10 +181,16 @@ def test_pass_role_covers_every_stack_role_for_exactly_the_services_that_trust_i
 def test_roles_may_attach_exactly_the_managed_policies_the_template_attaches(
     policy: dict[str, Any], translated: dict[str, Any]
 ) -> None:
-    # Given the managed policies the stack's roles attach
+    # Given the managed policies the stack's roles attach (for any parameter values: both branches of an
+    # Fn::If, e.g. the X-Ray policy only while FunctionTracing is Active)
+    def choices(arn: Any) -> list[Any]:
+        if isinstance(arn, dict) and "Fn::If" in arn:
+            return [choice for branch in arn["Fn::If"][1:] for choice in choices(branch)]
+        return [] if arn == {"Ref": "AWS::NoValue"} else [arn]
+
     attached = set()
     for role in _roles(translated).values():
-        for arn in role["Properties"].get("ManagedPolicyArns", []):
+        for arn in (c for item in role["Properties"].get("ManagedPolicyArns", []) for c in choices(item)):
             text = arn["Fn::Sub"] if isinstance(arn, dict) else arn
             attached.add(text.replace("${AWS::Partition}", "aws"))
 

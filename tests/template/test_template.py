@@ -876,8 +876,10 @@ def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
     # Given: e.g. not AWSLambdaSQSQueueExecutionRole, which SAM adds for SQS events (every queue, "*")
     role = translated["Resources"][f"{function_id}Role"]["Properties"]
 
-    # When
-    names = sorted(_managed_policy_name(arn) for arn in role["ManagedPolicyArns"])
+    # When (the template's defaults: FunctionTracing=Active)
+    names = sorted(
+        _managed_policy_name(arn) for arn in Evaluator(translated).resolve(role["ManagedPolicyArns"])
+    )
 
     # Then
     assert names == ["AWSXrayWriteOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"]
@@ -886,6 +888,29 @@ def test_function_roles_attach_only_the_logging_and_tracing_managed_policies(
 # --------------------------------------------------------------------------------------------------------
 # Environment
 # --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("tracing", "xray"), [("Active", True), ("Disabled", False)])
+def test_function_tracing_parameter_sets_lambda_tracing_and_powertools_alike(
+    template: dict[str, Any], tracing: str, xray: bool
+) -> None:
+    # Given: FunctionTracing (default Active: every function traced with X-Ray)
+    assert template["Parameters"]["FunctionTracing"]["Default"] == "Active"
+    parameters = {"FunctionTracing": tracing}
+
+    # When
+    translated = translate(template, REGION, _artifact_location, parameter_values=parameters)
+    evaluator = Evaluator(translated, parameters)
+
+    # Then: Lambda traces, the role may write traces and Powertools' Tracer is live, or none of them
+    for function_id in (*FUNCTIONS, "IngestFunction"):
+        function = translated["Resources"][function_id]["Properties"]
+        variables = evaluator.resolve(function["Environment"]["Variables"])
+        role = translated["Resources"][f"{function_id}Role"]["Properties"]
+        policies = {_managed_policy_name(arn) for arn in evaluator.resolve(role["ManagedPolicyArns"])}
+        assert (evaluator.resolve(function.get("TracingConfig")) == {"Mode": "Active"}) is xray, function_id
+        assert ("AWSXrayWriteOnlyAccess" in policies) is xray, function_id
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == ("false" if xray else "true"), function_id
+
+
 @pytest.mark.parametrize(
     ("function_id", "settings", "service"),
     [
@@ -915,7 +940,6 @@ def test_globals_keep_phi_out_of_logs_and_traces(template: dict[str, Any]) -> No
     # Then
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Tracing"] == "Active"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Medsum"
     assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
     assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"

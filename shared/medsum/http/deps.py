@@ -13,11 +13,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Request
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from medsum.adapters.audit import DynamoAuditLog
 from medsum.adapters.batches import DynamoBatchRepository
@@ -55,6 +53,9 @@ from medsum.ports import (
 )
 from medsum.settings import AdminSettings, ApiSettings
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
 _API_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _CONTEXT_KEY = "deps"
 
@@ -89,6 +90,9 @@ class ApiDeps:
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> ApiDeps:
         """The AWS adapters named by the api function's environment."""
+        # Here, not at the top: the admin function imports this module too and has no use for it.
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
         reports = DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name)
         return cls(
             reports=reports,

@@ -7,18 +7,22 @@ here: the SigV4 security scheme (API Gateway's own ``apiKey`` form with
 accept), the ``422 HTTPValidationError`` Powertools adds to every operation (this API answers request
 validation with ``400`` in its own shape, so it is removed), and the schemas of the one body declared
 without a ``Body()`` parameter (``POST /batches``).
+
+Only ``GET /openapi.json`` and ``scripts/export_openapi.py`` need the document: Powertools' OpenAPI
+models (about 100 pydantic models, built on import) are imported when it is made, never by a cold start.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, SecurityScheme
-from pydantic.json_schema import models_json_schema
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from medsum.models import BatchItemRequest, BatchRequest
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 
 TITLE = "medsum API"
 VERSION = "0.1.0"
@@ -27,18 +31,6 @@ DESCRIPTION = (
     "needs a SigV4-signed request for service `execute-api` (API Gateway `AWS_IAM`). Every error answers "
     '`{"error": {"code", "message", "details"?}}` (`ErrorBody`); docs/api.md lists the codes.'
 )
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "sigv4": APIKey.model_validate(
-        {
-            "type": "apiKey",
-            "name": "Authorization",
-            "in": "header",
-            "description": "AWS Signature Version 4 for service `execute-api` in the stack's region "
-            "(botocore's SigV4Auth, `awscurl`, `curl --aws-sigv4`): sign the whole request, body included.",
-            "x-amazon-apigateway-authtype": "awsSigv4",
-        }
-    )
-}
 _REF = "#/components/schemas/{model}"
 
 
@@ -67,11 +59,33 @@ def whole_api(
     return doc
 
 
+@cache
+def security_schemes() -> dict[str, SecurityScheme]:
+    """The SigV4 scheme, in API Gateway's own ``apiKey`` form."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey
+
+    return {
+        "sigv4": APIKey.model_validate(
+            {
+                "type": "apiKey",
+                "name": "Authorization",
+                "in": "header",
+                "description": "AWS Signature Version 4 for service `execute-api` in the stack's region "
+                "(botocore's SigV4Auth, `awscurl`, `curl --aws-sigv4`): sign the whole request, body "
+                "included.",
+                "x-amazon-apigateway-authtype": "awsSigv4",
+            }
+        )
+    }
+
+
 def document(app: ApiGatewayResolver, *, servers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``app`` as a dict."""
+    from pydantic.json_schema import models_json_schema
+
     doc: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
-            title=TITLE, version=VERSION, description=DESCRIPTION, security_schemes=SECURITY_SCHEMES
+            title=TITLE, version=VERSION, description=DESCRIPTION, security_schemes=security_schemes()
         )
     )
     for item in doc.get("paths", {}).values():
