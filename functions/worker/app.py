@@ -11,7 +11,15 @@ through a client with botocore's adaptive rate limiting and waits longer after a
 yields model quota to the interactive lane (docs/decisions.md, fair lanes).
 """
 
+# ruff: noqa: E402 - the imports follow gc.disable()
 from __future__ import annotations
+
+import gc
+
+# Init makes long-lived objects only (modules, classes, models): a garbage collection during the imports
+# would scan them all and free nothing. Collections resume at the end of this module, without what init
+# made (docs/decisions.md, "Cold start").
+gc.disable()
 
 from functools import lru_cache, partial
 from typing import Any
@@ -129,3 +137,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+# What init made lives as long as the process: keep it out of every later collection.
+gc.freeze()
+gc.enable()
