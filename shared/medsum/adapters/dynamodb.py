@@ -23,6 +23,7 @@ from medsum.adapters.clients import client as default_client
 from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
 from medsum.errors import (
     ConflictError,
+    MedsumError,
     PartialWriteError,
     ReportNotFoundError,
     ReportTooLargeError,
@@ -123,6 +124,17 @@ OPERATOR_PROJECTION = (
     "#e, batch_id, custom_id, expires_at, version, event_published, next_released, first_failed_at, "
     "redriven_at, redrive_count, previous_error"
 )
+
+
+def _update_failure(exc: ClientError) -> MedsumError:
+    """The domain error for an ``UpdateItem`` that failed: its condition (``ConflictError`` with the
+    item as it was, or ``ReportNotFoundError``), or the store itself (``RepositoryError``)."""
+    if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        old = exc.response.get("Item")
+        if not old:
+            return ReportNotFoundError("report not found")
+        return ConflictError("report state changed", current=_from_item(old))
+    return RepositoryError("report store unavailable")
 
 
 class DynamoReportRepository(ReportRepository, OperatorReportStore):
@@ -426,12 +438,7 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                old = exc.response.get("Item")
-                if not old:
-                    raise ReportNotFoundError("report not found") from exc
-                raise ConflictError("lease no longer held", current=_from_item(old)) from exc
-            raise RepositoryError("report store unavailable") from exc
+            raise _update_failure(exc) from exc
         except BotoCoreError as exc:
             raise RepositoryError("report store unavailable") from exc
 
@@ -543,12 +550,7 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                old = exc.response.get("Item")
-                if not old:
-                    raise ReportNotFoundError("report not found") from exc
-                raise ConflictError("report state changed", current=_from_item(old)) from exc
-            raise RepositoryError("report store unavailable") from exc
+            raise _update_failure(exc) from exc
         except BotoCoreError as exc:
             raise RepositoryError("report store unavailable") from exc
         return _from_item(response["Attributes"])

@@ -273,19 +273,17 @@ def process_report(
             )
     except OutOfTimeError as exc:
         metrics.add_metric(name="WorkOutOfTime", unit=MetricUnit.Count, value=1)
-        if receive_count >= deps.max_receive_count:
-            error = ErrorInfo(
-                code="dead_lettered",
-                message=(
-                    f"no invocation had time to finish the report in {receive_count} deliveries; "
-                    "the work message was moved to the dead-letter queue"
-                ),
-            )
-            _fail(deps, report, lease_token, error, message)
-            raise RequeueError("out of time on the last allowed delivery", 0) from exc
-        _release(deps, report, lease_token)
         logger.info("no time left for a model call; returning message to queue", report_id=report_id)
-        raise RequeueError("not enough time left for a model call", OUT_OF_TIME_DELAY_SECONDS) from exc
+        raise _give_back(
+            deps,
+            report,
+            lease_token,
+            message,
+            receive_count,
+            OUT_OF_TIME_DELAY_SECONDS,
+            reason="not enough time left for a model call",
+            why="no invocation had time to finish the report in",
+        ) from exc
     except NonRetryableSummarizerError as exc:
         error = ErrorInfo(code=exc.code, message="the model rejected this report; it will not be retried")
         return _fail(deps, report, lease_token, error, message)
@@ -294,22 +292,20 @@ def process_report(
         return _fail(deps, report, lease_token, ErrorInfo(code=exc.code, message=exc.message), message)
     except RetryableSummarizerError as exc:
         metrics.add_metric(name="BedrockThrottled", unit=MetricUnit.Count, value=1)
-        if receive_count >= deps.max_receive_count:
-            error = ErrorInfo(
-                code="dead_lettered",
-                message=(
-                    f"the model stayed unavailable for {receive_count} deliveries; "
-                    "the work message was moved to the dead-letter queue"
-                ),
-            )
-            _fail(deps, report, lease_token, error, message)
-            raise RequeueError("retry budget exhausted on the last allowed delivery", 0) from exc
-        _release(deps, report, lease_token)
         delay = requeue_delay(deps.requeue_base_delay_seconds, receive_count)
         logger.warning(
             "model unavailable; returning message to queue", report_id=report_id, delay_seconds=delay
         )
-        raise RequeueError("model unavailable", delay) from exc
+        raise _give_back(
+            deps,
+            report,
+            lease_token,
+            message,
+            receive_count,
+            delay,
+            reason="model unavailable",
+            why="the model stayed unavailable for",
+        ) from exc
 
     verification = result.summary.verification
     if verification is not None:
@@ -358,6 +354,31 @@ def _keep_alive(
             keep_invisible(deps.lease_seconds + VISIBILITY_SLACK_SECONDS)
 
     return beat
+
+
+def _give_back(
+    deps: WorkerDeps,
+    report: Report,
+    lease_token: str,
+    message: WorkMessage | None,
+    receive_count: int,
+    delay: int,
+    *,
+    reason: str,
+    why: str,
+) -> RequeueError:
+    """The ``RequeueError`` that returns the message after ``delay`` with the lease released; on the
+    last allowed receive the report is first FAILED ``dead_lettered`` (``why`` + "N deliveries"), so its
+    state matches the message, which moves to the dead-letter queue."""
+    if receive_count >= deps.max_receive_count:
+        error = ErrorInfo(
+            code="dead_lettered",
+            message=f"{why} {receive_count} deliveries; the work message was moved to the dead-letter queue",
+        )
+        _fail(deps, report, lease_token, error, message)
+        return RequeueError(f"{reason} on the last allowed delivery", 0)
+    _release(deps, report, lease_token)
+    return RequeueError(reason, delay)
 
 
 def _release(deps: WorkerDeps, report: Report, lease_token: str) -> None:
