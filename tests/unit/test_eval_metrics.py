@@ -275,3 +275,25 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([5.0], 99) == 5.0
     assert percentile([], 50) is None
+
+
+def test_a_summary_that_says_normal_under_its_own_findings_is_counted() -> None:
+    # Given three completed reports: findings under a reassuring sentence, findings under a sentence that
+    # states them, and no findings at all
+    cases = [Case(name, REPORT, "No acute disease.", label_text("No acute disease."), "x.") for name in "abc"]
+    pneumonia = {"text": "Right lower lobe pneumonia", "evidence": [{"start": 0, "end": 5}]}
+    results = {
+        "a": Result("a", "COMPLETED", summary("No acute cardiopulmonary abnormality.", [pneumonia])),
+        "b": Result("b", "COMPLETED", summary("Right lower lobe pneumonia.", [pneumonia])),
+        "c": Result("c", "COMPLETED", summary("No acute cardiopulmonary abnormality.", [])),
+    }
+
+    report = evaluate(cases, results, parse_prices({"models": {}}, "t"))
+
+    # Then only the first counts, out of the two that have findings
+    assert report["run"]["reassurance_despite_findings"] == {
+        "reports_with_findings": 2,
+        "reassuring": 1,
+        "rate": 0.5,
+    }
+    assert gate_metrics(report)["reassurance_despite_findings"] == 0.5

@@ -247,6 +247,29 @@ def _verification(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _reassurance_despite_findings(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Summaries whose ``summary`` sentence states nothing abnormal although their own key findings or
+    diagnoses state a pathology: the summary a clinician reads first contradicts the items below it.
+    Reference-free (the summary against itself)."""
+    with_findings = reassuring = 0
+    for summary in summaries:
+        items = [
+            (item["text"], item.get("certainty") == "uncertain")
+            for name in FINDING_LISTS
+            for item in summary.get(name) or []
+            if isinstance(item, Mapping) and isinstance(item.get("text"), str)
+        ]
+        if not items or not any(label_items(items).positive(name) for name in PATHOLOGIES):
+            continue
+        with_findings += 1
+        reassuring += label_items([(str(summary.get("summary") or ""), False)]).no_finding
+    return {
+        "reports_with_findings": with_findings,
+        "reassuring": reassuring,
+        "rate": _rate(reassuring, with_findings),
+    }
+
+
 def _usage(completed: Sequence[Result], prices: PriceTable) -> tuple[dict[str, Any], dict[str, Any]]:
     with_usage = [result.usage for result in completed if result.usage is not None]
     names = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens")
@@ -371,6 +394,9 @@ def evaluate(
         "contract_valid": _rate(len(valid), len(completed)),
         **_evidence([(case, summary) for case, _result, summary in valid]),
         "verification": _verification([summary for _, _, summary in completed]),
+        "reassurance_despite_findings": _reassurance_despite_findings(
+            [summary for _, _, summary in completed]
+        ),
         "tokens": tokens,
         "latency": _latency([result for _, result, _ in completed]),
         "cost": cost,
@@ -394,6 +420,7 @@ _RUN_GATES: dict[str, tuple[str, ...]] = {
     "contract_valid": ("contract_valid",),
     "evidence_grounded": ("evidence_grounded",),
     "needs_review_rate": ("verification", "needs_review_rate"),
+    "reassurance_despite_findings": ("reassurance_despite_findings", "rate"),
     "cost_per_1k": ("cost", "per_1k_reports"),
     "latency_p50_seconds": ("latency", "p50_seconds"),
     "latency_p90_seconds": ("latency", "p90_seconds"),

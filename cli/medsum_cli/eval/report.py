@@ -114,6 +114,14 @@ def run_rows(run: Mapping[str, Any]) -> list[tuple[str, str]]:
             + f"; summary contradicts report: {verification['summary_contradicts_report']}",
         ),
     ]
+    despite = run.get("reassurance_despite_findings")
+    if despite is not None:
+        rows.append(
+            (
+                "summary says normal despite its own findings",
+                _share(despite["rate"], despite["reassuring"], despite["reports_with_findings"]),
+            )
+        )
     if tokens["reports_with_usage"]:
         rows.append(
             (
