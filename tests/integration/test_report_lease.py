@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.errors import ConflictError
-from medsum.models import Report, ReportStatus, ReportType, Summary, Usage
+from medsum.models import ReportStatus, Summary, Usage
 
 from tests.integration.conftest import Stack
+from tests.support.fakes import pending_report
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -18,19 +19,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def reports(stack: Stack) -> DynamoReportRepository:
     repository = DynamoReportRepository(stack.resources["PatientReports"])
-    repository.create(
-        Report(
-            report_id="r1",
-            owner="arn:aws:iam::123456789012:user/clinic-a",
-            patient_id="p-1",
-            report_type=ReportType.RADIOLOGY,
-            status=ReportStatus.PENDING,
-            created_at=NOW,
-            updated_at=NOW,
-            text="FINDINGS: Mild cardiomegaly.",
-            expires_at=0,
-        )
-    )
+    repository.create(pending_report("r1", "FINDINGS: Mild cardiomegaly.", NOW))
     return repository
 
 

@@ -21,6 +21,7 @@ from medsum.models import (
     Report,
     ReportEvent,
     ReportStatus,
+    ReportType,
     RequestCounts,
     Summary,
     Usage,
@@ -485,3 +486,18 @@ class FakeTimer:
         assert seconds >= 0
         self.now += seconds
         self.slept += seconds
+
+
+def pending_report(report_id: str, text: str, now: datetime) -> Report:
+    """A PENDING radiology report of clinic-a, as ``POST /summarize`` stores it."""
+    return Report(
+        report_id=report_id,
+        owner="arn:aws:iam::123456789012:user/clinic-a",
+        patient_id="p-1",
+        report_type=ReportType.RADIOLOGY,
+        status=ReportStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        text=text,
+        expires_at=0,
+    )

@@ -16,10 +16,16 @@ from medsum.errors import (
     ThrottledSummarizerError,
 )
 from medsum.logic.process import Outcome, RequeueError, WorkerDeps, process_report, requeue_delay
-from medsum.models import Report, ReportStatus, ReportType
+from medsum.models import ReportStatus
 from medsum.ports import ModelReply, ModelRequest
 
-from tests.support.fakes import FakePublisher, FixedClock, InMemoryRepository, ScriptedSummarizer
+from tests.support.fakes import (
+    FakePublisher,
+    FixedClock,
+    InMemoryRepository,
+    ScriptedSummarizer,
+    pending_report,
+)
 
 TEXT = "FINDINGS: Small left pleural effusion. No pneumothorax.\nIMPRESSION: Small left effusion."
 GOOD_REPLY = json.dumps(
@@ -53,20 +59,7 @@ def make_deps(
     }
     values.update(overrides)
     deps = WorkerDeps(**values)  # type: ignore[arg-type]
-    now = clock()
-    repo.create(
-        Report(
-            report_id="r1",
-            owner="arn:aws:iam::123456789012:user/clinic-a",
-            patient_id="p-1",
-            report_type=ReportType.RADIOLOGY,
-            status=ReportStatus.PENDING,
-            created_at=now,
-            updated_at=now,
-            text=TEXT,
-            expires_at=0,
-        )
-    )
+    repo.create(pending_report("r1", TEXT, clock()))
     return deps, repo, publisher
 
 
