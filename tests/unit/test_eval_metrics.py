@@ -297,3 +297,15 @@ def test_a_summary_that_says_normal_under_its_own_findings_is_counted() -> None:
         "rate": 0.5,
     }
     assert gate_metrics(report)["reassurance_despite_findings"] == 0.5
+
+
+def test_a_summary_naming_a_finding_the_labeler_does_not_know_is_not_reassuring() -> None:
+    cases = [Case("a", REPORT, "No acute disease.", label_text("No acute disease."), "x.")]
+    pneumonia = {"text": "Right lower lobe pneumonia", "evidence": [{"start": 0, "end": 5}]}
+    results = {
+        "a": Result("a", "COMPLETED", summary("Findings include mild vertebral wedging.", [pneumonia]))
+    }
+
+    report = evaluate(cases, results, parse_prices({"models": {}}, "t"))
+
+    assert report["run"]["reassurance_despite_findings"]["reassuring"] == 0

@@ -10,6 +10,7 @@ that ``--fail-under`` / ``--fail-over`` take.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -247,10 +248,18 @@ def _verification(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+#: A sentence that reassures: it says the study is normal or that nothing acute was found.
+_REASSURING = re.compile(
+    r"\b(?:no|without)\s+(?:\w+\s+){0,2}(?:acute|active|abnormalit(?:y|ies)|disease|process)\b"
+    r"|\b(?:normal|unremarkable)\b",
+    re.IGNORECASE,
+)
+
+
 def _reassurance_despite_findings(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Summaries whose ``summary`` sentence states nothing abnormal although their own key findings or
-    diagnoses state a pathology: the summary a clinician reads first contradicts the items below it.
-    Reference-free (the summary against itself)."""
+    """Summaries whose ``summary`` sentence reassures (a normal or "no acute ..." statement, and no
+    observation labelled) although their own key findings or diagnoses state a pathology: the sentence a
+    clinician reads first contradicts the items below it. Reference-free (the summary against itself)."""
     with_findings = reassuring = 0
     for summary in summaries:
         items = [
@@ -262,7 +271,8 @@ def _reassurance_despite_findings(summaries: Sequence[Mapping[str, Any]]) -> dic
         if not items or not any(label_items(items).positive(name) for name in PATHOLOGIES):
             continue
         with_findings += 1
-        reassuring += label_items([(str(summary.get("summary") or ""), False)]).no_finding
+        sentence = str(summary.get("summary") or "")
+        reassuring += bool(_REASSURING.search(sentence)) and label_items([(sentence, False)]).no_finding
     return {
         "reports_with_findings": with_findings,
         "reassuring": reassuring,
