@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 from medsum.signing import new_secret, webhook_headers
+from medsum_cli.commands.common import EXIT_INTERRUPTED
 from medsum_cli.main import EXIT_USAGE, main
 from medsum_cli.webhook_listener import Delivery, Listener
 
@@ -38,3 +42,36 @@ def test_listener_without_a_secret_rejects_everything() -> None:
 def test_listen_needs_a_secret_or_register(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDSUM_WEBHOOK_SECRET", raising=False)
     assert main(["webhooks", "listen"]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_listen_stops_on_a_signal_even_when_started_with_sigint_ignored(signum: int) -> None:
+    # Given `medsum webhooks listen` started the way a shell starts a background job: SIGINT ignored
+    listen = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "medsum_cli.main",
+            "webhooks",
+            "listen",
+            "--secret",
+            new_secret(),
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert listen.stderr is not None
+        assert "listening on" in listen.stderr.readline()
+        # When it is sent the signal
+        listen.send_signal(signum)
+        _, stderr = listen.communicate(timeout=30)
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+    # Then it stops at once, as interrupted
+    assert listen.returncode == EXIT_INTERRUPTED, stderr

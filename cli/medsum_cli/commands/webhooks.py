@@ -11,8 +11,11 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
 
 from rich.text import Text
 
@@ -146,6 +149,7 @@ def _cmd_webhooks_listen(ctx: Context) -> int:
 
     listener = Listener(secret=secret, on_delivery=on_delivery, port=args.port).start()
     webhook_id: str | None = None
+    restore = _stop_on_signals()
     try:
         if args.register:
             created = ctx.client.create_webhook(listener.url, args.event_types)
@@ -161,10 +165,29 @@ def _cmd_webhooks_listen(ctx: Context) -> int:
             return fail("error: timed out waiting for events", EXIT_UNAVAILABLE)
         return EXIT_OK
     finally:
+        restore()
         listener.stop()
         if webhook_id is not None:
             with contextlib.suppress(ApiError, TransportError):
                 ctx.client.delete_webhook(webhook_id)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM stop the listener (and remove its registration) even when the shell that
+    started it in the background left SIGINT ignored; returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # only the main thread may set handlers (the CLI's tests may call from others)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def _cmd_webhooks_create(ctx: Context) -> int:
