@@ -80,7 +80,8 @@ def measure(size: int, burst: int, latency: float, rounds: int) -> list[float]:
         bedrock_faults={},
     )
     quiet = (project / "stack.log").open("w", encoding="utf-8")  # the stack's logs, not the table
-    stack = LocalStack(config, log=lambda line: None, console=Console(config.log_format, stream=quiet))
+    # "text" makes the stack capture the sandboxes' output too (with "json" they write to stdout)
+    stack = LocalStack(config, log=lambda line: None, console=Console("text", stream=quiet))
     try:
         stack.start()
     finally:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from medsum_cli.eval.labeler import OBSERVATIONS, PATHOLOGIES, label_items, label_text, split_sentences
+from medsum_cli.eval.labeler import (
+    OBSERVATIONS,
+    PATHOLOGIES,
+    label_items,
+    label_text,
+    reassures,
+    split_sentences,
+)
 
 pytestmark = pytest.mark.disable_socket
 
@@ -197,3 +204,17 @@ def test_sentences_split_at_list_numbers_and_semicolons() -> None:
         "2. Mild cardiomegaly",
         "no edema",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("No acute cardiopulmonary abnormality.", True),
+        ("Heart size is normal. Lungs are clear.", True),
+        ("Findings include mild anterior wedging of a thoracic vertebra.", False),  # no observation for it
+        ("Mild cardiomegaly. No acute cardiopulmonary abnormality.", False),  # states a finding
+        ("", False),
+    ],
+)
+def test_reassures_needs_something_ruled_out_and_nothing_abnormal(text: str, expected: bool) -> None:
+    assert reassures(text) is expected

@@ -52,6 +52,7 @@ __all__ = [
     "label_items",
     "label_text",
     "mentions",
+    "reassures",
     "split_sentences",
 ]
 
@@ -618,6 +619,18 @@ def label_text(text: str) -> Labels:
     (0, -1, False)
     """
     return aggregate(mentions(text))
+
+
+def reassures(text: str) -> bool:
+    """Whether ``text`` reassures: it rules something out or calls it normal ("No acute cardiopulmonary
+    abnormality.", "Heart size is normal.") and states nothing abnormal. A text that names only what the
+    labeler has no observation for ("Findings include mild anterior wedging.") does not reassure.
+
+    >>> reassures("No acute cardiopulmonary abnormality."), reassures("Findings include mild wedging.")
+    (True, False)
+    """
+    found = mentions(text)
+    return aggregate(found).no_finding and any(m.label == Label.NEGATIVE for m in found)
 
 
 def label_items(texts: Iterable[tuple[str, bool]]) -> Labels:

@@ -10,7 +10,6 @@ that ``--fail-under`` / ``--fail-over`` take.
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,15 @@ from pydantic import ValidationError
 
 from medsum_cli.eval.baselines import BASELINES, baseline_texts
 from medsum_cli.eval.inputs import Case, Result
-from medsum_cli.eval.labeler import CHEXPERT_5, OBSERVATIONS, PATHOLOGIES, Label, Labels, label_items
+from medsum_cli.eval.labeler import (
+    CHEXPERT_5,
+    OBSERVATIONS,
+    PATHOLOGIES,
+    Label,
+    Labels,
+    label_items,
+    reassures,
+)
 from medsum_cli.eval.prices import PriceTable
 from medsum_cli.eval.rouge import rouge_l
 
@@ -248,18 +255,10 @@ def _verification(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-#: A sentence that reassures: it says the study is normal or that nothing acute was found.
-_REASSURING = re.compile(
-    r"\b(?:no|without)\s+(?:\w+\s+){0,2}(?:acute|active|abnormalit(?:y|ies)|disease|process)\b"
-    r"|\b(?:normal|unremarkable)\b",
-    re.IGNORECASE,
-)
-
-
 def _reassurance_despite_findings(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Summaries whose ``summary`` sentence reassures (a normal or "no acute ..." statement, and no
-    observation labelled) although their own key findings or diagnoses state a pathology: the sentence a
-    clinician reads first contradicts the items below it. Reference-free (the summary against itself)."""
+    """Summaries whose ``summary`` sentence reassures (:func:`medsum_cli.eval.labeler.reassures`) although
+    their own key findings or diagnoses state a pathology: the sentence a clinician reads first
+    contradicts the items below it. Reference-free (the summary against itself)."""
     with_findings = reassuring = 0
     for summary in summaries:
         items = [
@@ -271,8 +270,7 @@ def _reassurance_despite_findings(summaries: Sequence[Mapping[str, Any]]) -> dic
         if not items or not any(label_items(items).positive(name) for name in PATHOLOGIES):
             continue
         with_findings += 1
-        sentence = str(summary.get("summary") or "")
-        reassuring += bool(_REASSURING.search(sentence)) and label_items([(sentence, False)]).no_finding
+        reassuring += reassures(str(summary.get("summary") or ""))
     return {
         "reports_with_findings": with_findings,
         "reassuring": reassuring,
