@@ -38,6 +38,7 @@ from medsum_cli.commands.common import (
     add_timeout,
     derive_patient_id,
     print_pages,
+    read_bytes,
     read_text,
 )
 from medsum_cli.render import (
@@ -301,7 +302,7 @@ def _read_batch_input(name: str, report_type: str | None) -> batch_input.BatchIn
             )
         if name == "-":
             return batch_input.from_jsonl(_read_stdin_bytes(), "<stdin>")
-        return batch_input.from_jsonl(_read_bytes(name), name)
+        return batch_input.from_jsonl(read_bytes(name), name)
     except batch_input.BatchInputError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -364,15 +365,6 @@ def _read_stdin_bytes() -> bytes:
         data: bytes = buffer.read()
         return data
     return sys.stdin.read().encode("utf-8")
-
-
-def _read_bytes(file: str) -> bytes:
-    try:
-        return Path(file).read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot read {file}: no such file") from exc
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
 
 
 def _write_stdout_bytes(data: bytes) -> None:

@@ -81,16 +81,22 @@ Handler = Callable[[Context], int]
 PageRenderer = Callable[[Console, Iterable[Mapping[str, Any]], str | None], None]
 
 
+def read_bytes(file: str) -> bytes:
+    """The bytes of ``file``; :class:`UsageError` (a one-line reason) if it cannot be read."""
+    try:
+        return Path(file).read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"cannot read {file}: no such file") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
+
+
 def read_text(file: str) -> str:
     """The UTF-8 text of ``file``; :class:`UsageError` (a one-line reason) if it cannot be read."""
     try:
-        return Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot read {file}: no such file") from exc
+        return read_bytes(file).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read {file}: not UTF-8 text") from exc
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
 
 
 def derive_patient_id(file: str) -> str:

@@ -36,6 +36,7 @@ from medsum_cli.commands.common import (
     UsageError,
     positive_float,
     positive_int,
+    read_bytes,
 )
 from medsum_cli.eval.inputs import (
     DEFAULT_FIELDS,
@@ -192,7 +193,7 @@ def _cmd_eval(ctx: Context) -> int:
     fields = _field_map(args)
     try:
         cases, not_found = read_references(
-            _read_bytes(args.references),
+            read_bytes(args.references),
             args.references,
             fields,
             without_impression=args.without_impression,
@@ -207,7 +208,7 @@ def _cmd_eval(ctx: Context) -> int:
     without_id = 0
     if args.results is not None:
         try:
-            results, without_id = read_results(_read_bytes(args.results), args.results)
+            results, without_id = read_results(read_bytes(args.results), args.results)
         except EvalInputError as exc:
             raise UsageError(str(exc)) from exc
         if args.fetch_usage:
@@ -271,7 +272,7 @@ def _check_gates(gates: Sequence[tuple[str, str, float]], values: Mapping[str, f
 
 def _load_prices(file: str | None) -> PriceTable:
     try:
-        return load_prices(None if file is None else _read_bytes(file), file)
+        return load_prices(None if file is None else read_bytes(file), file)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -296,21 +297,12 @@ def _field_map(args: argparse.Namespace) -> FieldMap | None:
 def _is_iu(fields: FieldMap | None, references: str) -> bool:
     if fields is not None:
         return fields == IU_FIELDS
-    first = next((line for line in _read_bytes(references).splitlines() if line.strip()), b"{}")
+    first = next((line for line in read_bytes(references).splitlines() if line.strip()), b"{}")
     try:
         value = json.loads(first)
     except ValueError:
         return False
     return isinstance(value, dict) and "custom_id" not in value and {"id", "full_text"} <= value.keys()
-
-
-def _read_bytes(file: str) -> bytes:
-    try:
-        return Path(file).read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot read {file}: no such file") from exc
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
 
 
 # --- stack mode -------------------------------------------------------------------------------------------
