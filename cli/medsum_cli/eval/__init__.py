@@ -7,7 +7,9 @@
 - :mod:`~medsum_cli.eval.rouge`: ROUGE-L (shown, and labelled gameable);
 - :mod:`~medsum_cli.eval.prices`: the price table behind cost per 1,000 reports;
 - :mod:`~medsum_cli.eval.metrics`: every metric (docs/eval.md defines them);
-- :mod:`~medsum_cli.eval.report`: terminal and Markdown output.
+- :mod:`~medsum_cli.eval.report`: terminal and Markdown output;
+- :mod:`~medsum_cli.eval.command`: the command's run (files, the API, the gates), loaded only when
+  ``medsum eval`` runs; :mod:`medsum_cli.commands.eval` registers its options.
 
-All pure: the command (:mod:`medsum_cli.commands.eval`) does the I/O and the API calls.
+All but ``command`` are pure: it does the I/O and the API calls.
 """
