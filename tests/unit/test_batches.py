@@ -120,6 +120,7 @@ class World:
             batches=self.batches,
             clock=self.clock,
             bulk_queue=self.queue,
+            call_seconds=65.0,
         )
 
     def create(self, count: int, batch_id: str = "b1") -> None:

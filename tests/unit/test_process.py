@@ -56,6 +56,7 @@ def make_deps(
         "budget_seconds": 0.05,
         "requeue_base_delay_seconds": 30,
         "clock": clock,
+        "call_seconds": 65.0,
     }
     values.update(overrides)
     deps = WorkerDeps(**values)  # type: ignore[arg-type]

@@ -111,7 +111,8 @@ class WorkerDeps:
     context_tokens: int = 0
     #: The longest one model call can take: the Bedrock client's connect + read timeouts. A call
     #: starts only if this plus ``SAFETY_MARGIN_SECONDS`` fits in the invocation's remaining time.
-    call_seconds: float = 65.0
+    #: Required: it must match the client the summarizer actually uses.
+    call_seconds: float = field(kw_only=True)
 
 
 def requeue_delay(base_seconds: int, receive_count: int) -> int:
