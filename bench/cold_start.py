@@ -23,7 +23,12 @@ Wall-clock medians and p90, and the ratio of medians to the baseline's median, b
 time (``time.process_time``: imports are single-threaded and CPU-bound, so this ratio barely moves with
 the neighbours' load), are printed as a markdown table.
 
-Run: ``.venv/bin/python bench/cold_start.py [--runs 15] [--parameter FunctionTracing=Disabled]``;
+``--floor`` adds, for each function, its **floor**: a probe that imports and sets up only the libraries
+the function uses (Powertools Logger, Metrics, the Tracer as ``medsum.observability`` makes it, the REST
+resolver with validation or the SQS batch processor, pydantic, boto3) and, for (2), makes the same boto3
+clients. No medsum code runs in it: the function's distance to its floor is medsum's own cost.
+
+Run: ``.venv/bin/python bench/cold_start.py [--runs 15] [--floor] [--parameter FunctionTracing=Disabled]``;
 results go in BENCHMARKS.md ("Cold start").
 """
 
@@ -99,6 +104,55 @@ _FIRST_CALLS = {
 }
 
 
+# The floor: what each function's *libraries* cost with no medsum code at all, set up as
+# medsum.observability and the function's module set them up (Logger, Metrics, the Tracer patching
+# botocore when tracing is on; the REST resolver with validation; the SQS batch processor; the
+# idempotency layer). Its (2) adds the same boto3 clients as the function's first event. The distance
+# between a function and its floor is what medsum's own code costs; the floor's distance to the baseline
+# is the price of the libraries the brief chose (Powertools, pydantic, the X-Ray SDK).
+_FLOOR_COMMON = (
+    "import gc\ngc.disable()\n"  # as every function's module does; it ends with gc.freeze(); gc.enable()
+    "import boto3\n"
+    # pydantic loads its model machinery when the first model class is made, not on import
+    "from pydantic import BaseModel, ConfigDict, Field\n"
+    "class Probe(BaseModel):\n    model_config = ConfigDict(frozen=True, defer_build=True)\n"
+    "    name: str = Field(min_length=1)\n"
+    "from aws_lambda_powertools import Logger, Metrics\n"
+    "Logger(); Metrics()\n"
+)
+_FLOOR_TRACER = "from aws_lambda_powertools import Tracer\nTracer(patch_modules=('botocore',))\n"
+_FLOOR_REST = (
+    "from aws_lambda_powertools.event_handler import APIGatewayRestResolver\n"
+    "APIGatewayRestResolver(enable_validation=True)\n"
+)
+_FLOOR_BATCH = (
+    "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
+    "BatchProcessor(event_type=EventType.SQS)\n"
+)
+_FLOOR = {
+    "api": _FLOOR_REST + "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer\n",
+    "admin": _FLOOR_REST,
+    "worker": _FLOOR_BATCH,
+    "ingest": "",
+    "notifier": _FLOOR_BATCH + "import urllib3\n",
+}
+
+
+def floor(name: str, tracing: str) -> tuple[str, str]:
+    """The floor probe's import code and first-event code for function ``name``."""
+    imports = (
+        _FLOOR_COMMON
+        + (_FLOOR_TRACER if tracing == "on" else "")
+        + _FLOOR[name]
+        + "gc.freeze()\ngc.enable()\n"
+    )
+    services = ", ".join(repr(service) for service in _FIRST_CALLS[name])
+    clients = (
+        f"session = boto3.session.Session()\nfor service in ({services},):\n    session.client(service)\n"
+    )
+    return imports, clients
+
+
 def first_event(name: str) -> str:
     """The code the probe runs after ``import app`` (``app`` is the module)."""
     services = ", ".join(repr(service) for service in _FIRST_CALLS[name])
@@ -117,6 +171,12 @@ if sys.argv[1] == "baseline":
     boto3.client("dynamodb", region_name=os.environ["AWS_REGION"])
     imported = first = time.perf_counter()
     cpu_imported = cpu_first = time.process_time()
+elif sys.argv[1] == "floor":
+    scope = {}
+    exec(sys.argv[3], scope)
+    imported, cpu_imported = time.perf_counter(), time.process_time()
+    exec(sys.argv[2], scope)
+    first, cpu_first = time.perf_counter(), time.process_time()
 else:
     app = importlib.import_module("app")
     imported, cpu_imported = time.perf_counter(), time.process_time()
@@ -250,6 +310,8 @@ class Target:
     env: dict[str, str]
     tracing: str  # "on" or "off", as the function would run on Lambda
     first_event: str = ""
+    kind: str = "function"  # "baseline", "function" or "floor"
+    floor_imports: str = ""
 
 
 def _lambda_env(resolver: _Resolver, name: str, logical_id: str | None) -> tuple[dict[str, str], str]:
@@ -297,13 +359,16 @@ def _lambda_env(resolver: _Resolver, name: str, logical_id: str | None) -> tuple
     return env, "on" if tracing_mode == "Active" and not disabled else "off"
 
 
-def targets(overrides: Mapping[str, str], names: list[str]) -> list[Target]:
+def targets(overrides: Mapping[str, str], names: list[str], *, with_floor: bool = False) -> list[Target]:
     resolver = _Resolver(load_template(ROOT / "template.yaml"), overrides)
     env, _ = _lambda_env(resolver, "baseline", None)
-    found = [Target("baseline", env, "-")]
+    found = [Target("baseline", env, "-", kind="baseline")]
     for name in names:
         env, tracing = _lambda_env(resolver, name, FUNCTIONS[name])
         found.append(Target(name, env, tracing, first_event(name)))
+        if with_floor:
+            imports, clients = floor(name, tracing)
+            found.append(Target(f"{name} floor", env, tracing, clients, kind="floor", floor_imports=imports))
     return found
 
 
@@ -311,9 +376,8 @@ def targets(overrides: Mapping[str, str], names: list[str]) -> list[Target]:
 # Measuring
 # --------------------------------------------------------------------------------------------------
 def sample(target: Target, scratch: Path) -> dict[str, float]:
-    kind = "baseline" if target.name == "baseline" else "function"
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, kind, target.first_event],
+        [sys.executable, "-c", _PROBE, target.kind, target.first_event, target.floor_imports],
         check=False,
         capture_output=True,
         text=True,
@@ -346,9 +410,14 @@ def main() -> None:
     )
     parser.add_argument("--functions", nargs="+", choices=list(FUNCTIONS), default=list(FUNCTIONS))
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure each function's floor: its libraries alone, set up as the function sets them up",
+    )
     args = parser.parse_args()
     overrides = dict(item.split("=", 1) for item in args.parameter)
-    chosen = targets(overrides, args.functions)
+    chosen = targets(overrides, args.functions, with_floor=args.floor)
     rng = random.Random(args.seed)
     samples: dict[str, list[dict[str, float]]] = {target.name: [] for target in chosen}
     with tempfile.TemporaryDirectory(prefix="cold-start-") as scratch:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 from medsum.http import body_size, error_body, is_json_content_type, owner_from_identity
+from medsum.logic.batches import INGEST_FAILED, UPLOAD_EXPIRED
+from medsum.logic.dlq import PURGED
+from medsum.logic.ingest import ITEM_NOT_INGESTED
+from medsum.logic.reports import ENQUEUE_FAILED
 from medsum.models import SummarizeRequest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 @pytest.mark.parametrize(
@@ -70,3 +74,15 @@ def test_body_size_and_error_body() -> None:
     assert body_size({"body": "é"}) == 2
     assert body_size({"body": "AAAA", "isBase64Encoded": True}) == 3
     assert error_body("c", "m") == '{"error": {"code": "c", "message": "m"}}'
+
+
+@pytest.mark.parametrize(
+    "constant",
+    [ENQUEUE_FAILED, ITEM_NOT_INGESTED, PURGED, INGEST_FAILED, UPLOAD_EXPIRED],
+    ids=["enqueue_failed", "item_not_ingested", "purged", "ingest_failed", "upload_expired"],
+)
+def test_error_constants_are_valid_models(constant: BaseModel) -> None:
+    # They are made with model_construct (no schema is built at import, docs/decisions.md "Cold start"),
+    # which skips validation: each must still be exactly what validation would have made.
+    assert type(constant).model_validate(constant.model_dump()) == constant
+    assert constant.model_fields_set == set(type(constant).model_fields) - {"custom_id"}

@@ -52,7 +52,7 @@ from medsum.ports import (
 )
 from medsum.validation import safe_location
 
-INGEST_FAILED = LineError(
+INGEST_FAILED = LineError.model_construct(
     line=0, code="ingest_failed", message="the batch could not be stored; submit it again"
 )
 
@@ -319,7 +319,7 @@ def _fail_unqueued(deps: BatchDeps, report_id: str, batch_id: str, now: datetime
 #: A batch still ``validating`` this long after it was created never got its file (an upload URL lasts
 #: 15 minutes and ingesting 100,000 lines takes minutes) or its creation was cut short: it is ``failed``.
 VALIDATING_LIMIT = timedelta(hours=1)
-UPLOAD_EXPIRED = LineError(
+UPLOAD_EXPIRED = LineError.model_construct(
     line=0, code="upload_expired", message="no batch file arrived in time; start a new upload"
 )
 

@@ -72,7 +72,7 @@ from medsum.ports import (
 DLQ_TOKEN_SCOPE = "dlq"  # noqa: S105 - a listing name, not a secret
 #: The error code of reports dead-lettered by the worker (see ``logic.process``).
 DEAD_LETTERED = "dead_lettered"
-PURGED = ErrorInfo(
+PURGED = ErrorInfo.model_construct(
     code="purged", message="an operator deleted the dead-lettered work; it will not be retried"
 )
 #: Codes of dead-letter entries whose report has no recorded failure.

@@ -47,7 +47,7 @@ CHUNK_LINES = 1_000
 UPLOAD_URL_SECONDS = 15 * 60
 UPLOAD_PREFIX = "uploads/"
 #: The error of items stored by an ingestion that then failed (they were never queued).
-ITEM_NOT_INGESTED = ErrorInfo(
+ITEM_NOT_INGESTED = ErrorInfo.model_construct(
     code="ingest_failed", message="the batch upload could not be ingested; this report was not summarized"
 )
 

@@ -16,7 +16,7 @@ def report_link(public_api_url: str, report_id: str) -> str:
     return f"{public_api_url.rstrip('/')}/reports/{report_id}"
 
 
-ENQUEUE_FAILED = ErrorInfo(
+ENQUEUE_FAILED = ErrorInfo.model_construct(
     code="enqueue_failed",
     message="the report could not be queued for processing; submit it again",
 )
