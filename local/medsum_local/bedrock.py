@@ -134,6 +134,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from medsum_local.clinical_model import ModelOutput, extract_report, summarize_prompt
+from medsum_local.ratelimit import TokenBucket
 
 __all__ = [
     "CONTEXT_TOKENS_ENV",
@@ -342,23 +343,9 @@ def _estimate_tokens(chars: int) -> int:
     return max(1, math.ceil(chars / _CHARS_PER_TOKEN)) if chars else 0
 
 
-class _TokenBucket:
-    """Allows ``rate`` calls per second on average, bursts up to ``max(1, rate)``."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
-        self._updated = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+def _throttle_bucket(rps: float | None) -> TokenBucket | None:
+    """``throttle_rps`` calls per second at the door, bursts up to ``max(1, rps)``; None: no limit."""
+    return TokenBucket(rps, burst=rps) if rps else None
 
 
 @dataclass
@@ -475,7 +462,7 @@ class LocalBedrock:
         self._lock = threading.Lock()
         self._faults = FaultSettings.from_env() if faults is None else FaultSettings.model_validate(faults)
         self._rng = random.Random(self._faults.seed)
-        self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
+        self._bucket = _throttle_bucket(self._faults.throttle_rps)
         self._stats = _Stats()
         self._replies: dict[str, _ActiveReply] = {}  # by match, in the order they were added
         self._prompt_cache: dict[str, float] = {}  # cache key -> expiry (time.monotonic())
@@ -668,7 +655,7 @@ class LocalBedrock:
 
     def _rearm(self) -> None:
         self._rng = random.Random(self._faults.seed)
-        self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
+        self._bucket = _throttle_bucket(self._faults.throttle_rps)
 
     # ----------------------------------------------------------------------------------------------
     # WSGI
