@@ -10,7 +10,8 @@ and friends). The answer is produced by the deterministic extractive model in
 What a request may carry (validated like the service: malformed parts get ``400 ValidationException``):
 
 - ``system``: text and ``cachePoint`` blocks, or no system at all (instructions in the user message).
-  The model reads the report between ``<report>`` and ``</report>`` in the user message.
+  The model reads the report between ``<report>`` and ``</report>`` in the user message
+  (:mod:`medsum.prompting`, the framing ``medsum.logic.summarize`` writes).
 - ``toolConfig``: ``tools`` (``toolSpec`` {name, description?, inputSchema.json with ``type: object``}
   and ``cachePoint`` entries; unique names) and ``toolChoice`` (``auto``, ``any`` or ``tool`` naming a
   declared tool). With a toolConfig the model **always** calls a tool, ``auto`` included (a real model
@@ -127,13 +128,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from medsum.prompting import carries_report, extract_report
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from medsum_local.clinical_model import ModelOutput, extract_report, summarize_prompt
+from medsum_local.clinical_model import ModelOutput, summarize_prompt
 from medsum_local.ratelimit import TokenBucket
 
 __all__ = [
@@ -1197,9 +1199,9 @@ def _parse_converse(request: Request) -> _Prompt:
     user_text = user_messages[-1]
     if not user_text.strip():
         raise _invalid("The last user message must contain text content.")
-    if "<report>" not in user_text:
+    if not carries_report(user_text):
         # A multi-turn repair conversation may carry the report in an earlier user turn.
-        user_text = next((text for text in reversed(user_messages) if "<report>" in text), user_text)
+        user_text = next((text for text in reversed(user_messages) if carries_report(text)), user_text)
     inference = body.get("inferenceConfig")
     max_tokens = inference.get("maxTokens") if isinstance(inference, dict) else None
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
