@@ -182,10 +182,8 @@ class PageTokenCodec:
 
         Parameters
         ----------
-        scope
-            The listing and the caller's partition.
-        token
-            The client's ``next_token``.
+        scope, token
+            As for :meth:`decode`.
         key_names
             Every attribute of the key, the partition's included; the token must hold exactly the others.
         partition_name, partition
