@@ -10,7 +10,8 @@ and friends). The answer is produced by the deterministic extractive model in
 What a request may carry (validated like the service: malformed parts get ``400 ValidationException``):
 
 - ``system``: text and ``cachePoint`` blocks, or no system at all (instructions in the user message).
-  The model reads the report between ``<report>`` and ``</report>`` in the user message.
+  The model reads the report between ``<report>`` and ``</report>`` in the user message
+  (:mod:`medsum.prompting`, the framing ``medsum.logic.summarize`` writes).
 - ``toolConfig``: ``tools`` (``toolSpec`` {name, description?, inputSchema.json with ``type: object``}
   and ``cachePoint`` entries; unique names) and ``toolChoice`` (``auto``, ``any`` or ``tool`` naming a
   declared tool). With a toolConfig the model **always** calls a tool, ``auto`` included (a real model
@@ -127,13 +128,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from medsum.prompting import carries_report, extract_report
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from medsum_local.clinical_model import ModelOutput, extract_report, summarize_prompt
+from medsum_local.clinical_model import ModelOutput, summarize_prompt
+from medsum_local.ratelimit import TokenBucket
 
 __all__ = [
     "CONTEXT_TOKENS_ENV",
@@ -342,23 +345,9 @@ def _estimate_tokens(chars: int) -> int:
     return max(1, math.ceil(chars / _CHARS_PER_TOKEN)) if chars else 0
 
 
-class _TokenBucket:
-    """Allows ``rate`` calls per second on average, bursts up to ``max(1, rate)``."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate)
-        self._tokens = self._capacity
-        self._updated = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
+def _throttle_bucket(rps: float | None) -> TokenBucket | None:
+    """``throttle_rps`` calls per second at the door, bursts up to ``max(1, rps)``; None: no limit."""
+    return TokenBucket(rps, burst=rps) if rps else None
 
 
 @dataclass
@@ -475,7 +464,7 @@ class LocalBedrock:
         self._lock = threading.Lock()
         self._faults = FaultSettings.from_env() if faults is None else FaultSettings.model_validate(faults)
         self._rng = random.Random(self._faults.seed)
-        self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
+        self._bucket = _throttle_bucket(self._faults.throttle_rps)
         self._stats = _Stats()
         self._replies: dict[str, _ActiveReply] = {}  # by match, in the order they were added
         self._prompt_cache: dict[str, float] = {}  # cache key -> expiry (time.monotonic())
@@ -668,7 +657,7 @@ class LocalBedrock:
 
     def _rearm(self) -> None:
         self._rng = random.Random(self._faults.seed)
-        self._bucket = _TokenBucket(self._faults.throttle_rps) if self._faults.throttle_rps else None
+        self._bucket = _throttle_bucket(self._faults.throttle_rps)
 
     # ----------------------------------------------------------------------------------------------
     # WSGI
@@ -1210,9 +1199,9 @@ def _parse_converse(request: Request) -> _Prompt:
     user_text = user_messages[-1]
     if not user_text.strip():
         raise _invalid("The last user message must contain text content.")
-    if "<report>" not in user_text:
+    if not carries_report(user_text):
         # A multi-turn repair conversation may carry the report in an earlier user turn.
-        user_text = next((text for text in reversed(user_messages) if "<report>" in text), user_text)
+        user_text = next((text for text in reversed(user_messages) if carries_report(text)), user_text)
     inference = body.get("inferenceConfig")
     max_tokens = inference.get("maxTokens") if isinstance(inference, dict) else None
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):

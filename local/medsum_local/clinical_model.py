@@ -51,6 +51,7 @@ from enum import StrEnum
 from typing import Literal, NotRequired, TypedDict
 
 from medsum.logic.negation import analyze
+from medsum.prompting import extract_report
 
 __all__ = [
     "NO_ACUTE_ABNORMALITY",
@@ -59,7 +60,6 @@ __all__ = [
     "Section",
     "SectionKind",
     "Sentence",
-    "extract_report",
     "negated_spans",
     "split_sections",
     "split_sentences",
@@ -1638,22 +1638,6 @@ def summarize_report(text: str) -> ModelOutput:
     )
 
 
-def extract_report(user_text: str) -> str:
-    """The report inside ``<report>…</report>`` in a prompt, or the whole prompt when untagged.
-
-    The report starts at the first ``<report>`` after any ``</previous_reply>`` (so a quoted
-    previous reply cannot hijack it) and ends at the last ``</report>`` (so a report that happens
-    to contain the tag is kept whole). Surrounding whitespace is the prompt's layout and is
-    stripped, so a quote taken from the result is also a substring of the submitted report.
-    """
-    after_reply = user_text.rfind("</previous_reply>")
-    opening = user_text.find("<report>", max(after_reply, 0))
-    closing = user_text.rfind("</report>")
-    if opening < 0 or closing < opening:
-        return user_text.strip()
-    return user_text[opening + len("<report>") : closing].strip()
-
-
 def summarize_prompt(system: str, user_text: str) -> ModelOutput:
     """Answer a summarization prompt like a well-behaved model would.
 
@@ -1662,8 +1646,9 @@ def summarize_prompt(system: str, user_text: str) -> ModelOutput:
     system:
         The system prompt (instructions); only its presence matters to this model.
     user_text:
-        The user message. The report is taken from between ``<report>`` and ``</report>``; a
-        repair request (one carrying ``<previous_reply>``) gets a fresh summary of the same report.
+        The user message. The report is taken from between its tags
+        (:func:`medsum.prompting.extract_report`); a repair request (one quoting the previous reply)
+        gets a fresh summary of the same report.
 
     Returns
     -------

@@ -41,6 +41,7 @@ from werkzeug.wrappers import Request, Response
 from medsum_local.deploy import DeployedApi
 from medsum_local.identities import Identity, IdentityRegistry
 from medsum_local.logs import ApiRequest, mask_path
+from medsum_local.ratelimit import TokenBucket
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -48,7 +49,6 @@ __all__ = [
     "LocalApiGateway",
     "Route",
     "RouteTable",
-    "TokenBucket",
     "verify_sigv4",
 ]
 
@@ -412,29 +412,6 @@ def _mismatch_message() -> str:
 # ----------------------------------------------------------------------------------------------------
 # Throttling
 # ----------------------------------------------------------------------------------------------------
-
-
-class TokenBucket:
-    """API Gateway's throttling: ``rate`` requests per second on average, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate = float(rate)
-        self._capacity = float(max(1, burst))
-        self._tokens = self._capacity
-        self._clock = clock
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        """Consume one token; False means the request is throttled."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-            self._updated = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
 
 
 def _escaped_resource_path(resource_path: str) -> str:

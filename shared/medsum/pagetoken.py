@@ -6,6 +6,11 @@ resume point (e.g. the DynamoDB key without its partition) as a JSON object of s
 associated data but never stored in the token, so a token reveals nothing (no owner ARN, no patient id),
 and a token that was changed, or issued for another listing or another owner, fails authentication.
 
+Every listing reads and writes its tokens here: :meth:`PageTokenCodec.encode_key` and
+:meth:`~PageTokenCodec.decode_key` for a DynamoDB ``LastEvaluatedKey`` / ``ExclusiveStartKey`` (reports,
+batches, audit log), :meth:`~PageTokenCodec.encode` and :meth:`~PageTokenCodec.decode` for any other
+position (the DLQ's).
+
 The key is derived (HKDF-SHA256) from deployment-specific names already in the function's environment
 (see ``docs/decisions.md``, 2026-11-30), so no template change is needed and the local stack works the
 same way as AWS.
@@ -17,9 +22,9 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medsum.errors import InvalidPageTokenError
 
@@ -31,7 +36,7 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 MAX_TOKEN_CHARS = 2048  # a resume point is a few ids and timestamps; refuse anything far larger unread
 _HKDF_INFO = b"medsum page token v1"
-_INVALID = "next_token is not valid for this listing"
+_INVALID = InvalidPageTokenError.message
 
 
 class PageTokenCodec:
@@ -104,7 +109,7 @@ class PageTokenCodec:
         sealed = self._aead.encrypt(nonce, plaintext, scope.encode("utf-8"))
         return base64.urlsafe_b64encode(VERSION + nonce + sealed).decode("ascii").rstrip("=")
 
-    def decode(self, scope: str, token: str) -> dict[str, str]:
+    def decode(self, scope: str, token: str, fields: Collection[str] | None = None) -> dict[str, str]:
         """Return the position of a token issued by :meth:`encode` for this very ``scope``.
 
         Parameters
@@ -113,6 +118,8 @@ class PageTokenCodec:
             The listing and the caller's partition.
         token
             The client's ``next_token``.
+        fields
+            If given, the names the position must have, exactly.
 
         Returns
         -------
@@ -122,7 +129,8 @@ class PageTokenCodec:
         Raises
         ------
         InvalidPageTokenError
-            If the token is malformed, was changed, or was issued for another scope or deployment.
+            If the token is malformed, was changed, was issued for another scope or deployment, or its
+            position does not have exactly ``fields``.
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidPageTokenError(_INVALID)
@@ -142,4 +150,54 @@ class PageTokenCodec:
             raise InvalidPageTokenError(_INVALID) from exc
         if not isinstance(position, dict) or not all(isinstance(v, str) for v in position.values()):
             raise InvalidPageTokenError(_INVALID)
+        if fields is not None and set(position) != set(fields):
+            raise InvalidPageTokenError(_INVALID)
         return position
+
+    def encode_key(self, scope: str, last_key: Mapping[str, Any], partition_name: str) -> str:
+        """Return the token of DynamoDB's ``LastEvaluatedKey``: every key attribute but the partition
+        (the caller's own, known again on the next request), for ``scope``.
+
+        Parameters
+        ----------
+        scope
+            The listing and the caller's partition (authenticated, not stored).
+        last_key
+            ``LastEvaluatedKey`` in the low-level client's form (string attributes: ``{"S": value}``).
+        partition_name
+            The attribute left out of the token.
+
+        Returns
+        -------
+        str
+            The token (:meth:`encode`).
+        """
+        position = {name: value["S"] for name, value in last_key.items() if name != partition_name}
+        return self.encode(scope, position)
+
+    def decode_key(
+        self, scope: str, token: str, key_names: Collection[str], partition_name: str, partition: str
+    ) -> dict[str, Any]:
+        """Return the ``ExclusiveStartKey`` of a token :meth:`encode_key` issued for this very ``scope``.
+
+        Parameters
+        ----------
+        scope, token
+            As for :meth:`decode`.
+        key_names
+            Every attribute of the key, the partition's included; the token must hold exactly the others.
+        partition_name, partition
+            The partition attribute, set to the caller's own value (no peeking into another owner's data).
+
+        Returns
+        -------
+        dict
+            The key in the low-level client's form.
+
+        Raises
+        ------
+        InvalidPageTokenError
+            As :meth:`decode`, and for a token whose position is not exactly this key.
+        """
+        position = self.decode(scope, token, fields=set(key_names) - {partition_name})
+        return {**{name: {"S": value} for name, value in position.items()}, partition_name: {"S": partition}}

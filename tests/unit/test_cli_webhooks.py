@@ -34,6 +34,38 @@ def test_listener_accepts_only_deliveries_signed_with_its_secret() -> None:
     assert listener.verified == 1
 
 
+def signed(body: bytes, **overrides: str) -> dict[str, str]:
+    return {**webhook_headers([SECRET], "evt_1", int(time.time()), body), **overrides}
+
+
+SECRET = new_secret()
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        (signed(BODY, **{"webhook-signature": "garbage"}), BODY),  # no "v1," part
+        (signed(BODY, **{"webhook-signature": "v1,not base64!"}), BODY),
+        (signed(BODY, **{"webhook-timestamp": "soon"}), BODY),
+        ({k: v for k, v in signed(BODY).items() if k != "webhook-id"}, BODY),
+        (signed(BODY), b"\xff\xfe not UTF-8"),
+        (signed(b"not json"), b"not json"),
+        (signed(b"[1, 2]"), b"[1, 2]"),  # signed, but not an event
+    ],
+    ids=["no-version", "bad-base64", "bad-timestamp", "no-id", "not-utf8", "not-json", "not-an-object"],
+)
+def test_listener_rejects_malformed_deliveries_without_failing(headers: dict[str, str], body: bytes) -> None:
+    listener = Listener(secret=SECRET, on_delivery=lambda _: None)
+    rejected = listener.check(headers, body)
+    assert not rejected.verified and rejected.event is None and listener.verified == 0
+
+
+@pytest.mark.parametrize("secret", ["", "whsec_", "whsec_%%%"])
+def test_listener_with_a_malformed_secret_rejects_deliveries(secret: str) -> None:
+    listener = Listener(secret=secret, on_delivery=lambda _: None)
+    assert not listener.check(signed(BODY), BODY).verified
+
+
 def test_listener_without_a_secret_rejects_everything() -> None:
     listener = Listener(secret=None, on_delivery=lambda _: None)
     assert not listener.check(webhook_headers([new_secret()], "e", int(time.time()), BODY), BODY).verified

@@ -10,12 +10,12 @@ import random
 
 import pytest
 from medsum.models import ModelSummary
+from medsum.prompting import extract_report
 from medsum_local.clinical_model import (
     NO_ACUTE_ABNORMALITY,
     Item,
     ModelOutput,
     SectionKind,
-    extract_report,
     negated_spans,
     split_sections,
     split_sentences,

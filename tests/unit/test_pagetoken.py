@@ -80,3 +80,36 @@ def test_malformed_tokens_are_refused(token: str) -> None:
 def test_a_key_must_be_32_bytes() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         PageTokenCodec(b"short")
+
+
+LAST_KEY = {
+    "owner_patient": {"S": f"{OWNER}#pt-001"},
+    "report_id": {"S": POSITION["report_id"]},
+    "created_at": {"S": POSITION["created_at"]},
+}
+KEY_NAMES = {"owner_patient", "report_id", "created_at"}
+
+
+def test_a_dynamodb_key_round_trips_with_the_callers_own_partition() -> None:
+    # Given DynamoDB's LastEvaluatedKey of a page
+    codec = PageTokenCodec.derived_from("t")
+    token = codec.encode_key(SCOPE, LAST_KEY, "owner_patient")
+    # Then the token does not carry the partition, and the next request's partition fills it in again
+    assert OWNER.encode() not in unpadded_bytes(token)
+    start = codec.decode_key(SCOPE, token, KEY_NAMES, "owner_patient", f"{OWNER}#pt-001")
+    assert start == LAST_KEY
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"report_id": "r"},  # a key attribute missing
+        {**POSITION, "owner_patient": "arn:aws:iam::123456789012:user/clinic-b#pt-001"},  # the partition
+        {**POSITION, "extra": "x"},
+    ],
+)
+def test_a_token_that_is_not_exactly_the_listings_key_is_refused(position: dict[str, str]) -> None:
+    codec = PageTokenCodec.derived_from("t")
+    token = codec.encode(SCOPE, position)
+    with pytest.raises(InvalidPageTokenError):
+        codec.decode_key(SCOPE, token, KEY_NAMES, "owner_patient", f"{OWNER}#pt-001")

@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, parse_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import ActionCounts, AuditEntry
 from medsum.pagetoken import PageTokenCodec
@@ -121,11 +121,11 @@ class DynamoAuditLog(AuditLog):
             "Limit": limit,
         }
         if next_token:
-            kwargs["ExclusiveStartKey"] = decode_page_token(
-                self._tokens, "audit", next_token, {"audit_id", "log", "at"}, "log", LOG_PARTITION
+            kwargs["ExclusiveStartKey"] = self._tokens.decode_key(
+                "audit", next_token, {"audit_id", "log", "at"}, "log", LOG_PARTITION
             )
         response = query_page(self._client, kwargs, "audit store")
         last = response.get("LastEvaluatedKey")
         return [_from_item(raw) for raw in response.get("Items", [])], (
-            encode_page_token(self._tokens, "audit", last, "log") if last else None
+            self._tokens.encode_key("audit", last, "log") if last else None
         )

@@ -21,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, parse_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
 from medsum.pagetoken import PageTokenCodec
@@ -144,8 +144,8 @@ class DynamoBatchRepository(BatchRepository):
         }
         scope = f"batches:{owner}"
         if next_token:
-            kwargs["ExclusiveStartKey"] = decode_page_token(
-                self._tokens, scope, next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
+            kwargs["ExclusiveStartKey"] = self._tokens.decode_key(
+                scope, next_token, {"batch_id", "sk", "owner", "created_at"}, "owner", owner
             )
         response = query_page(self._client, kwargs, "batch store")
         # The index holds meta items only; counts need each batch's partition.
@@ -153,7 +153,7 @@ class DynamoBatchRepository(BatchRepository):
             b for b in (self.get(_de.deserialize(i["batch_id"])) for i in response.get("Items", [])) if b
         ]
         last = response.get("LastEvaluatedKey")
-        token = encode_page_token(self._tokens, scope, last, "owner") if last else None
+        token = self._tokens.encode_key(scope, last, "owner") if last else None
         return batches, token
 
     def set_status(

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, parse_ts, query_page
 from medsum.errors import (
     ConflictError,
     MedsumError,
@@ -183,8 +183,7 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         }
         scope = f"reports:{partition}"
         if next_token:
-            kwargs["ExclusiveStartKey"] = decode_page_token(
-                self._tokens,
+            kwargs["ExclusiveStartKey"] = self._tokens.decode_key(
                 scope,
                 next_token,
                 {"report_id", "owner_patient", "created_at"},
@@ -194,7 +193,7 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         response = query_page(self._client, kwargs, "report store")
         items = [_list_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        token = encode_page_token(self._tokens, scope, last, "owner_patient") if last else None
+        token = self._tokens.encode_key(scope, last, "owner_patient") if last else None
         return Page(items=items, next_token=token)
 
     def get_many(self, report_ids: Sequence[str]) -> list[Report]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -232,16 +232,16 @@ def _matches(entry: DeadLetterEntry, error_code: str | None, older_than: int | N
     return older_than is None or entry.age_seconds >= older_than
 
 
-def _encode_token(tokens: PageTokenCodec, entry: DeadLetterEntry) -> str:
-    return tokens.encode(DLQ_TOKEN_SCOPE, {"at": entry.last_failed_at.isoformat(), "id": entry.message_id})
+def _position(entry: DeadLetterEntry) -> dict[str, str]:
+    """Where the next page starts: after this entry (the listing's order is failure time, then id)."""
+    return {"at": entry.last_failed_at.isoformat(), "id": entry.message_id}
 
 
-def _decode_token(tokens: PageTokenCodec, token: str) -> tuple[datetime, str]:
-    position = tokens.decode(DLQ_TOKEN_SCOPE, token)
+def _resume_after(position: Mapping[str, str]) -> tuple[datetime, str]:
     try:
         return datetime.fromisoformat(position["at"]), position["id"]
-    except (KeyError, ValueError) as exc:
-        raise InvalidPageTokenError("next_token is not valid for this listing") from exc
+    except ValueError as exc:
+        raise InvalidPageTokenError(InvalidPageTokenError.message) from exc
 
 
 def list_dead_letters(
@@ -253,13 +253,15 @@ def list_dead_letters(
 ) -> DeadLetterPage:
     """Dead-lettered work, oldest failure first, ``limit`` per page (``next_token`` continues)."""
     min_age = parse_duration(older_than) if older_than else None
-    after = _decode_token(deps.page_tokens, next_token) if next_token else None
+    after = None
+    if next_token:
+        after = _resume_after(deps.page_tokens.decode(DLQ_TOKEN_SCOPE, next_token, fields={"at", "id"}))
     joined, truncated = _read(deps)
     entries = [j.entry for j in joined if _matches(j.entry, error_code, min_age)]
     if after is not None:
         entries = [e for e in entries if (e.last_failed_at, e.message_id) > after]
     page = entries[:limit]
-    token = _encode_token(deps.page_tokens, page[-1]) if len(entries) > limit else None
+    token = deps.page_tokens.encode(DLQ_TOKEN_SCOPE, _position(page[-1])) if len(entries) > limit else None
     return DeadLetterPage(items=page, next_token=token, scanned=len(joined), truncated=truncated)
 
 

@@ -46,6 +46,7 @@ from medsum.logic.verify import ITEM_LISTS, Tally, check_items, summary_contradi
 from medsum.modelfamily import ModelFamily, OutputMode
 from medsum.models import PROMPT_VERSION, ModelSummary, ReportType, Summary, Usage
 from medsum.ports import ModelReply, ModelRequest, Summarizer, ToolSpec
+from medsum.prompting import PREVIOUS_REPLY_TAG, REPORT_TAG, tagged
 
 #: The tool the model is made to call; its input is the summary contract. The local stand-in model
 #: (local/medsum_local/bedrock.py) answers a forced tool of any name.
@@ -75,25 +76,19 @@ Reply with one JSON object and nothing else, with exactly these keys:
  "allergies": [{"text": "substance (reaction)", "evidence": ["..."]}]}"""
 )
 
-#: The user message wraps the report in ``<report>`` tags; the local stand-in model reads them.
+#: ``{report}`` is the tagged report (``medsum.prompting``: the local stand-in model reads the tags).
 _USER_TEMPLATE = """Summarize this {report_type} report.{part}
-<report>
-{text}
-</report>"""
+{report}"""
 
 _PART = " It is section {index} of {total} of one long report: summarize only this section."
 
 _REDUCE_TEMPLATE = """Summarize this {report_type} report. Its {total} sections were summarized one by one; \
 the section overviews are below, in order. Write the overview of the whole report from them (keep \
 uncertain findings uncertain); the lists may stay empty.
-<report>
-{text}
-</report>"""
+{report}"""
 
 _REPAIR_TEMPLATE = """Your previous reply did not match the required format ({problem}).
-<previous_reply>
 {previous}
-</previous_reply>
 {request}"""
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
@@ -211,7 +206,9 @@ def summary_tool() -> ToolSpec:
 
 def build_user_prompt(text: str, report_type: ReportType, index: int = 1, total: int = 1) -> str:
     part = _PART.format(index=index, total=total) if total > 1 else ""
-    return _USER_TEMPLATE.format(report_type=_type_words(report_type), part=part, text=text)
+    return _USER_TEMPLATE.format(
+        report_type=_type_words(report_type), part=part, report=tagged(REPORT_TAG, text)
+    )
 
 
 def _type_words(report_type: ReportType) -> str:
@@ -345,7 +342,9 @@ class _Calls:
         except ValueError as first_error:
             previous = json.dumps(reply.tool_input) if reply.tool_input is not None else reply.text
             repair = _REPAIR_TEMPLATE.format(
-                problem=_describe(first_error), previous=previous[:8_000], request=user_text
+                problem=_describe(first_error),
+                previous=tagged(PREVIOUS_REPLY_TAG, previous[:8_000]),
+                request=user_text,
             )
             reply = self.call(self.request(repair))
             if reply.stop_reason == "max_tokens":
@@ -442,7 +441,9 @@ def summarize_text(
     overview = overviews[0]
     if len(sections) > 1:
         reduce = _REDUCE_TEMPLATE.format(
-            report_type=_type_words(report_type), total=len(sections), text="\n".join(overviews)
+            report_type=_type_words(report_type),
+            total=len(sections),
+            report=tagged(REPORT_TAG, "\n".join(overviews)),
         )
         overview = calls.summary(reduce).summary
     verification = tally.verification(summary_contradicts(overview, report), sections=len(sections))
