@@ -8,10 +8,9 @@ zlib-compressed as a Binary attribute; the summary as a JSON string.
 
 from __future__ import annotations
 
-import random
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
 from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.retry import retry_unprocessed
 from medsum.errors import (
     ConflictError,
     MedsumError,
@@ -146,6 +146,12 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         Physical name of the ``PatientReports`` table.
     dynamodb_client:
         Optional boto3 DynamoDB client (tests inject a Stubber-wrapped or moto-backed one).
+    batches_table:
+        The ``Batches`` table, whose counters a batch item's transitions change in the same transaction.
+    page_tokens:
+        Seals list positions into ``next_token`` (default: derived from the table name).
+    sleep:
+        How to wait between retries of unprocessed batch entries (tests inject one that does not).
     """
 
     def __init__(
@@ -154,8 +160,10 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         dynamodb_client: Any | None = None,
         batches_table: str | None = None,
         page_tokens: PageTokenCodec | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name
+        self._sleep = sleep
         self._batches_table = batches_table
         self._client = dynamodb_client or default_client("dynamodb")
         self._tokens = page_tokens or PageTokenCodec.derived_from(table_name)
@@ -203,20 +211,19 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def _batch_get(self, report_ids: Sequence[str], projection: dict[str, Any]) -> list[Report]:
         """Strongly consistent ``BatchGetItem`` in chunks of 100, unprocessed keys retried with backoff."""
         found: list[Report] = []
+
+        def send(request: dict[str, Any]) -> dict[str, Any]:
+            try:
+                response = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise RepositoryError("report store unavailable") from exc
+            found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
+            return response.get("UnprocessedKeys") or {}
+
         for start in range(0, len(report_ids), READ_CHUNK):
             keys = [{"report_id": {"S": rid}} for rid in report_ids[start : start + READ_CHUNK]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True, **projection}}
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise RepositoryError("report store unavailable") from exc
-                found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
+            request = {self._table: {"Keys": keys, "ConsistentRead": True, **projection}}
+            if retry_unprocessed(send, request, BATCH_RETRIES, self._sleep):
                 raise RepositoryError("report store kept throttling batched reads")
         return found
 
@@ -249,21 +256,21 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def create_many(self, reports: Sequence[Report]) -> None:
         """BatchWriteItem in chunks of 25; unprocessed items are retried with backoff, never dropped."""
         written: list[str] = []
+
+        def send(pending: dict[str, Any]) -> dict[str, Any]:
+            try:
+                response = self._client.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise PartialWriteError("report store unavailable", written) from exc
+            return response.get("UnprocessedItems") or {}
+
         for start in range(0, len(reports), WRITE_CHUNK):
             chunk = reports[start : start + WRITE_CHUNK]
-            pending = {self._table: [{"PutRequest": {"Item": _to_item(r)}} for r in chunk]}
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    response = self._client.batch_write_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise PartialWriteError("report store unavailable", written) from exc
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                _backoff(attempt)
-            else:
-                left = {r["PutRequest"]["Item"]["report_id"]["S"] for r in pending.get(self._table, [])}
-                written.extend(r.report_id for r in chunk if r.report_id not in left)
+            request = {self._table: [{"PutRequest": {"Item": _to_item(r)}} for r in chunk]}
+            left = retry_unprocessed(send, request, BATCH_RETRIES, self._sleep)
+            if left:
+                unwritten = {r["PutRequest"]["Item"]["report_id"]["S"] for r in left.get(self._table, [])}
+                written.extend(r.report_id for r in chunk if r.report_id not in unwritten)
                 raise PartialWriteError("report store kept throttling batched writes", written)
             written.extend(r.report_id for r in chunk)
 
@@ -596,11 +603,6 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         if report is None:
             raise ReportNotFoundError("report not found")
         return report
-
-
-def _backoff(attempt: int) -> None:
-    """Full-jitter exponential backoff between retries of unprocessed batch entries."""
-    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
 
 
 def _list_item(raw: dict[str, Any]) -> Report:
