@@ -21,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
 from medsum.pagetoken import PageTokenCodec
@@ -70,20 +70,8 @@ def _batch_from_items(items: list[dict[str, Any]]) -> Batch | None:
         pending=max(0, total - sum(sums.values())),
         **sums,
     )
-    return Batch(
-        batch_id=meta["batch_id"],
-        owner=meta["owner"],
-        status=meta["status"],
-        created_at=parse_ts(meta["created_at"]),
-        updated_at=parse_ts(meta["updated_at"]),
-        completed_at=parse_ts(meta["completed_at"]) if meta.get("completed_at") else None,
-        total=total,
-        counts=counts,
-        errors=[LineError.model_validate(e) for e in json.loads(meta.get("errors_json", "[]"))],
-        metadata=meta.get("metadata", {}),
-        expires_at=int(meta.get("expires_at", 0)),
-        event_published=bool(meta.get("event_published", False)),
-    )
+    errors = json.loads(meta.pop("errors_json", "[]"))
+    return Batch.model_validate({**meta, "total": total, "counts": counts, "errors": errors})
 
 
 class DynamoBatchRepository(BatchRepository):

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, parse_ts, query_page
+from medsum.adapters.codec import decode_page_token, encode_page_token, format_ts, query_page
 from medsum.adapters.retry import retry_unprocessed
 from medsum.errors import (
     ConflictError,
@@ -77,41 +77,17 @@ def _to_item(report: Report) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 
-def _from_item(raw: dict[str, Any]) -> Report:
+def _from_item(raw: dict[str, Any], **defaults: Any) -> Report:
+    """The report an item holds, validated by ``Report``: the stored names are the model's but for
+    the compressed text (``text_z``) and the summary's JSON (``summary_json``). ``defaults`` fill what
+    a projection leaves out."""
     item = {k: _de.deserialize(v) for k, v in raw.items()}
-    text: str | None = None
     if "text_z" in item:
-        text = zlib.decompress(bytes(item["text_z"].value)).decode("utf-8")
-    summary = item.get("summary_json")
-    return Report(
-        report_id=item["report_id"],
-        owner=item["owner"],
-        patient_id=item["patient_id"],
-        report_type=item["report_type"],
-        status=item["status"],
-        created_at=parse_ts(item["created_at"]),
-        updated_at=parse_ts(item["updated_at"]),
-        attempts=int(item.get("attempts", 0)),
-        lease_expires_at=parse_ts(item["lease_expires_at"]) if "lease_expires_at" in item else None,
-        lease_token=item.get("lease_token"),
-        text=text,
-        metadata=item.get("metadata", {}),
-        summary=Summary.model_validate_json(summary) if summary else None,
-        error=ErrorInfo.model_validate(item["error"]) if "error" in item else None,
-        usage=Usage.model_validate({k: (int(v) if k != "model_id" else v) for k, v in item["usage"].items()})
-        if "usage" in item
-        else None,
-        batch_id=item.get("batch_id"),
-        custom_id=item.get("custom_id"),
-        expires_at=int(item["expires_at"]),
-        version=int(item.get("version", 1)),
-        event_published=bool(item.get("event_published", False)),
-        next_released=bool(item.get("next_released", False)),
-        first_failed_at=parse_ts(item["first_failed_at"]) if "first_failed_at" in item else None,
-        redriven_at=parse_ts(item["redriven_at"]) if "redriven_at" in item else None,
-        redrive_count=int(item.get("redrive_count", 0)),
-        previous_error=ErrorInfo.model_validate(item["previous_error"]) if "previous_error" in item else None,
-    )
+        item["text"] = zlib.decompress(bytes(item.pop("text_z").value)).decode("utf-8")
+    summary = item.pop("summary_json", None)
+    if summary:
+        item["summary"] = Summary.model_validate_json(summary)
+    return Report.model_validate({**defaults, **item})
 
 
 def _values(**values: Any) -> dict[str, Any]:
@@ -607,14 +583,4 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
 
 def _list_item(raw: dict[str, Any]) -> Report:
     """Items from the GSI carry only the projected attributes; fill the rest for the list view."""
-    item = {k: _de.deserialize(v) for k, v in raw.items()}
-    return Report(
-        report_id=item["report_id"],
-        owner=item.get("owner", ""),
-        patient_id=item["patient_id"],
-        report_type=item["report_type"],
-        status=item["status"],
-        created_at=parse_ts(item["created_at"]),
-        updated_at=parse_ts(item["updated_at"]),
-        expires_at=0,
-    )
+    return _from_item(raw, owner="", expires_at=0)
