@@ -14,9 +14,10 @@ from medsum.adapters.dynamodb import BATCH_RETRIES, DynamoReportRepository, _to_
 from medsum.adapters.retry import retry_unprocessed
 from medsum.adapters.sqs import SEND_RETRIES, SqsWorkQueue
 from medsum.errors import PartialWriteError, RepositoryError
-from medsum.models import Report, ReportStatus, ReportType, WorkMessage
+from medsum.models import WorkMessage
 
 from scripts.restore_items import ATTEMPTS, write
+from tests.support.fakes import pending_report
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 URL = "https://sqs.us-east-1.amazonaws.com/123456789012/work"
@@ -34,20 +35,6 @@ class Waits:
 
 def _client(service: str) -> Any:
     return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-
-
-def _report(report_id: str) -> Report:
-    return Report(
-        report_id=report_id,
-        owner="arn:aws:iam::123456789012:user/clinic-a",
-        patient_id="p-1",
-        report_type=ReportType.OTHER,
-        status=ReportStatus.PENDING,
-        created_at=NOW,
-        updated_at=NOW,
-        text="FINDINGS: Normal.",
-        expires_at=0,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- helper
@@ -98,7 +85,7 @@ def test_writes_still_unprocessed_after_every_retry_raise_with_what_was_written(
     client = _client("dynamodb")
     waits = Waits()
     repository = DynamoReportRepository("Reports", client, sleep=waits)
-    reports = [_report(f"r{n}") for n in range(27)]
+    reports = [pending_report(f"r{n}", "FINDINGS: Normal.", NOW) for n in range(27)]
     with Stubber(client) as stub:
         stub.add_response("batch_write_item", {})  # the first 25
         stuck = {"PutRequest": {"Item": {"report_id": {"S": "r26"}}}}
@@ -114,7 +101,7 @@ def test_writes_still_unprocessed_after_every_retry_raise_with_what_was_written(
 def test_unprocessed_keys_are_read_again_and_a_read_that_never_finishes_is_an_error() -> None:
     client = _client("dynamodb")
     repository = DynamoReportRepository("Reports", client, sleep=Waits())
-    item = _to_item(_report("r1"))
+    item = _to_item(pending_report("r1", "FINDINGS: Normal.", NOW))
     keys = [{"report_id": {"S": "r1"}}, {"report_id": {"S": "r2"}}]
     with Stubber(client) as stub:
         stub.add_response(
