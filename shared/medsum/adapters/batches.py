@@ -155,66 +155,52 @@ class DynamoBatchRepository(BatchRepository):
         update = "SET #s = :new, updated_at = :now"
         if status.terminal:
             update += ", completed_at = :now"
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression=update,
-                ConditionExpression=f"#s IN ({', '.join(placeholders)})",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise RepositoryError("batch store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("batch store unavailable") from exc
-        return True
+        return self._update_meta(
+            batch_id,
+            UpdateExpression=update,
+            ConditionExpression=f"#s IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
 
     def mark_event_published(self, batch_id: str) -> None:
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET event_published = :t",
-                ConditionExpression="attribute_exists(batch_id)",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise RepositoryError("batch store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("batch store unavailable") from exc
+        self._update_meta(
+            batch_id,
+            UpdateExpression="SET event_published = :t",
+            ConditionExpression="attribute_exists(batch_id)",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
 
     def record_errors(self, batch_id: str, errors: Sequence[LineError]) -> None:
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET errors_json = :e",
-                ConditionExpression="attribute_exists(batch_id)",
-                ExpressionAttributeValues={
-                    ":e": {"S": json.dumps([e.model_dump() for e in errors[:MAX_STORED_ERRORS]])}
-                },
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise RepositoryError("batch store unavailable") from exc
+        stored = json.dumps([e.model_dump() for e in errors[:MAX_STORED_ERRORS]])
+        if not self._update_meta(
+            batch_id,
+            UpdateExpression="SET errors_json = :e",
+            ConditionExpression="attribute_exists(batch_id)",
+            ExpressionAttributeValues={":e": {"S": stored}},
+        ):
+            raise RepositoryError("batch store unavailable")
 
     def start(self, batch_id: str, total: int, now: datetime) -> bool:
+        return self._update_meta(
+            batch_id,
+            UpdateExpression="SET #s = :new, #t = :total, updated_at = :now",
+            ConditionExpression="#s = :validating",
+            ExpressionAttributeNames={"#s": "status", "#t": "total"},
+            ExpressionAttributeValues={
+                ":new": {"S": BatchStatus.IN_PROGRESS.value},
+                ":validating": {"S": BatchStatus.VALIDATING.value},
+                ":total": {"N": str(total)},
+                ":now": {"S": format_ts(now)},
+            },
+        )
+
+    def _update_meta(self, batch_id: str, **request: Any) -> bool:
+        """One conditional ``UpdateItem`` of a batch's meta item: False when its condition failed,
+        ``RepositoryError`` when the store did."""
         try:
             self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET #s = :new, #t = :total, updated_at = :now",
-                ConditionExpression="#s = :validating",
-                ExpressionAttributeNames={"#s": "status", "#t": "total"},
-                ExpressionAttributeValues={
-                    ":new": {"S": BatchStatus.IN_PROGRESS.value},
-                    ":validating": {"S": BatchStatus.VALIDATING.value},
-                    ":total": {"N": str(total)},
-                    ":now": {"S": format_ts(now)},
-                },
+                TableName=self.table, Key={"batch_id": {"S": batch_id}, "sk": {"S": META}}, **request
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

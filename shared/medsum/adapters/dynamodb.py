@@ -102,6 +102,18 @@ OPERATOR_PROJECTION = (
 )
 
 
+def _conditional(
+    update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The expressions of a conditional write of a report (``#s`` always names ``status``)."""
+    return {
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {"#s": "status", **(names or {})},
+        "ExpressionAttributeValues": values,
+    }
+
+
 def _update_failure(exc: ClientError) -> MedsumError:
     """The domain error for an ``UpdateItem`` that failed: its condition (``ConflictError`` with the
     item as it was, or ``ReportNotFoundError``), or the store itself (``RepositoryError``)."""
@@ -406,24 +418,16 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def extend_lease(self, report_id: str, lease_token: str, now: datetime, lease_seconds: int) -> None:
         # No version bump (a lease moving on is not a change a client can see) and nothing read back:
         # the heartbeat runs every third of the lease and must stay cheap.
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"report_id": {"S": report_id}},
-                UpdateExpression="SET lease_expires_at = :lease",
-                ConditionExpression="#s = :processing AND lease_token = :token",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(
-                    lease=format_ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
-                    processing=ReportStatus.PROCESSING.value,
-                    token=lease_token,
-                ),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            raise _update_failure(exc) from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("report store unavailable") from exc
+        expression = _conditional(
+            "SET lease_expires_at = :lease",
+            "#s = :processing AND lease_token = :token",
+            _values(
+                lease=format_ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
+                processing=ReportStatus.PROCESSING.value,
+                token=lease_token,
+            ),
+        )
+        self._update_item(report_id, expression, "NONE")
 
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(
@@ -519,46 +523,34 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         batch_id: str | None = None,
         deltas: Mapping[str, int] | None = None,
     ) -> Report:
+        expression = _conditional(update, condition, values, names)
         if batch_id is not None and deltas and self._batches_table:
-            return self._transact(report_id, update, condition, values, names or {}, batch_id, deltas)
+            return self._transact(report_id, expression, batch_id, deltas)
+        return _from_item(self._update_item(report_id, expression, "ALL_NEW")["Attributes"])
+
+    def _update_item(self, report_id: str, expression: dict[str, Any], read_back: str) -> dict[str, Any]:
+        """One conditional ``UpdateItem`` of a report, its failure mapped by ``_update_failure``."""
         try:
-            response = self._client.update_item(
+            response: dict[str, Any] = self._client.update_item(
                 TableName=self._table,
                 Key={"report_id": {"S": report_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", **(names or {})},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                **expression,
+                ReturnValues=read_back,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             raise _update_failure(exc) from exc
         except BotoCoreError as exc:
             raise RepositoryError("report store unavailable") from exc
-        return _from_item(response["Attributes"])
+        return response
 
     def _transact(
-        self,
-        report_id: str,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        names: dict[str, str],
-        batch_id: str,
-        deltas: Mapping[str, int],
+        self, report_id: str, expression: dict[str, Any], batch_id: str, deltas: Mapping[str, int]
     ) -> Report:
         """The report's conditional write and its batch counter change, atomically."""
         assert self._batches_table is not None
         report_update = {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"report_id": {"S": report_id}},
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#s": "status", **names},
-                "ExpressionAttributeValues": values,
-            }
+            "Update": {"TableName": self._table, "Key": {"report_id": {"S": report_id}}, **expression}
         }
         try:
             self._client.transact_write_items(

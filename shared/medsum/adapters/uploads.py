@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.errors import IngestRetryableError, RepositoryError, UploadNotFoundError
+from medsum.errors import IngestRetryableError, MedsumError, RepositoryError, UploadNotFoundError
 from medsum.ports import UploadObject, UploadStore
 
 if TYPE_CHECKING:
@@ -137,12 +137,8 @@ class S3UploadStore(UploadStore):
     def head(self, bucket: str, key: str) -> UploadObject:
         try:
             response = self._client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                raise UploadNotFoundError("the upload does not exist") from exc
-            raise IngestRetryableError("upload store unavailable") from exc
-        except BotoCoreError as exc:
-            raise IngestRetryableError("upload store unavailable") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _read_failure(exc, "the upload does not exist") from exc
         return UploadObject(
             bucket=bucket, key=key, etag=str(response["ETag"]), size=int(response["ContentLength"])
         )
@@ -160,12 +156,8 @@ class S3UploadStore(UploadStore):
                 IfMatch=upload.etag,
                 Range=f"bytes={start_byte}-{end - 1}",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                raise UploadNotFoundError("the upload is gone or changed") from exc
-            raise IngestRetryableError("upload store unavailable") from exc
-        except BotoCoreError as exc:
-            raise IngestRetryableError("upload store unavailable") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _read_failure(exc, "the upload is gone or changed") from exc
         body = response["Body"]
         try:
             # iter_lines splits on b"\n" only (JSON allows U+2028 inside strings), dropping the "\n"
@@ -175,6 +167,14 @@ class S3UploadStore(UploadStore):
             raise IngestRetryableError("upload stream interrupted") from exc
         finally:
             body.close()
+
+
+def _read_failure(exc: ClientError | BotoCoreError, missing: str) -> MedsumError:
+    """The domain error for a read of an upload that failed: ``UploadNotFoundError(missing)`` when the
+    object is not there (or not the planned version), else ``IngestRetryableError``."""
+    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _MISSING:
+        return UploadNotFoundError(missing)
+    return IngestRetryableError("upload store unavailable")
 
 
 def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
