@@ -14,12 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
+
 import boto3
+from medsum.adapters.retry import retry_unprocessed
 
 CHUNK = 25
+ATTEMPTS = 10
 
 
 def scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
@@ -32,14 +37,18 @@ def scan(client: Any, table: str) -> Iterator[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def write(client: Any, table: str, items: list[dict[str, Any]]) -> None:
-    pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items]}
-    for attempt in range(10):
-        pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        if not pending:
-            return
-        time.sleep(min(2.0, 0.05 * 2**attempt))
-    raise SystemExit(f"gave up: {len(pending[table])} items still unprocessed after retries")
+def write(
+    client: Any, table: str, items: list[dict[str, Any]], sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """``BatchWriteItem`` of up to 25 items; what stays unprocessed after every retry ends the run."""
+
+    def send(pending: dict[str, Any]) -> dict[str, Any]:
+        return client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    request = {table: [{"PutRequest": {"Item": item}} for item in items]}
+    left = retry_unprocessed(send, request, ATTEMPTS, sleep)
+    if left:
+        raise SystemExit(f"gave up: {len(left[table])} items still unprocessed after retries")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from medsum.adapters import dynamodb as dynamodb_adapter
-from medsum.adapters import sqs as sqs_adapter
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.adapters.uploads import _split_lines
@@ -203,10 +202,8 @@ def test_an_upload_under_another_owners_prefix_is_rejected() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- Stubber
-@pytest.fixture(autouse=True)
-def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dynamodb_adapter, "_backoff", lambda attempt: None)
-    monkeypatch.setattr(sqs_adapter, "_backoff", lambda attempt: None)
+def _no_wait(seconds: float) -> None:
+    """The adapters' backoff between retries, without the waiting."""
 
 
 def _report(report_id: str) -> Report:
@@ -229,7 +226,7 @@ def test_unprocessed_items_are_retried_until_written() -> None:
     client = boto3.client(
         "dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
-    repository = DynamoReportRepository("Reports", client)
+    repository = DynamoReportRepository("Reports", client, sleep=_no_wait)
     reports = [_report(f"r{n}") for n in range(27)]
     items = [{"PutRequest": {"Item": dynamodb_adapter._to_item(r)}} for r in reports]
     with Stubber(client) as stub:
@@ -249,7 +246,7 @@ def test_unprocessed_items_are_retried_until_written() -> None:
 
 def test_failed_send_entries_are_retried_and_sender_faults_returned() -> None:
     client = boto3.client("sqs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    queue = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/work", client)
+    queue = SqsWorkQueue("https://sqs.us-east-1.amazonaws.com/123456789012/work", client, sleep=_no_wait)
     ids = [f"r{n}" for n in range(12)]
     messages = [WorkMessage(report_id=rid, batch_id="b1") for rid in ids]
 

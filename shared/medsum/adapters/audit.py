@@ -16,7 +16,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import ActionCounts, AuditEntry
 from medsum.pagetoken import PageTokenCodec
@@ -48,19 +48,11 @@ def _to_item(entry: AuditEntry) -> dict[str, Any]:
 
 
 def _from_item(raw: dict[str, Any]) -> AuditEntry:
+    """The entry an item holds, validated by ``AuditEntry``: the stored names are the model's but for
+    the selection's JSON (``selection_json``) and the index key ``log``, which is no field."""
     item = {k: _de.deserialize(v) for k, v in raw.items()}
-    return AuditEntry(
-        audit_id=item["audit_id"],
-        at=parse_ts(item["at"]),
-        principal=item["principal"],
-        action=item["action"],
-        selection=json.loads(item["selection_json"]),
-        reason=item["reason"],
-        dry_run=bool(item.get("dry_run", False)),
-        status=item.get("status", "completed"),
-        counts=ActionCounts.model_validate({k: int(v) for k, v in item.get("counts", {}).items()}),
-        updated_at=parse_ts(item["updated_at"]) if "updated_at" in item else None,
-    )
+    item["selection"] = json.loads(item.pop("selection_json"))
+    return AuditEntry.model_validate({k: v for k, v in item.items() if k in AuditEntry.model_fields})
 
 
 class DynamoAuditLog(AuditLog):

@@ -21,7 +21,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, query_page
 from medsum.errors import RepositoryError
 from medsum.models import Batch, BatchStatus, LineError, RequestCounts
 from medsum.pagetoken import PageTokenCodec
@@ -70,20 +70,8 @@ def _batch_from_items(items: list[dict[str, Any]]) -> Batch | None:
         pending=max(0, total - sum(sums.values())),
         **sums,
     )
-    return Batch(
-        batch_id=meta["batch_id"],
-        owner=meta["owner"],
-        status=meta["status"],
-        created_at=parse_ts(meta["created_at"]),
-        updated_at=parse_ts(meta["updated_at"]),
-        completed_at=parse_ts(meta["completed_at"]) if meta.get("completed_at") else None,
-        total=total,
-        counts=counts,
-        errors=[LineError.model_validate(e) for e in json.loads(meta.get("errors_json", "[]"))],
-        metadata=meta.get("metadata", {}),
-        expires_at=int(meta.get("expires_at", 0)),
-        event_published=bool(meta.get("event_published", False)),
-    )
+    errors = json.loads(meta.pop("errors_json", "[]"))
+    return Batch.model_validate({**meta, "total": total, "counts": counts, "errors": errors})
 
 
 class DynamoBatchRepository(BatchRepository):
@@ -167,66 +155,52 @@ class DynamoBatchRepository(BatchRepository):
         update = "SET #s = :new, updated_at = :now"
         if status.terminal:
             update += ", completed_at = :now"
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression=update,
-                ConditionExpression=f"#s IN ({', '.join(placeholders)})",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise RepositoryError("batch store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("batch store unavailable") from exc
-        return True
+        return self._update_meta(
+            batch_id,
+            UpdateExpression=update,
+            ConditionExpression=f"#s IN ({', '.join(placeholders)})",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+        )
 
     def mark_event_published(self, batch_id: str) -> None:
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET event_published = :t",
-                ConditionExpression="attribute_exists(batch_id)",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise RepositoryError("batch store unavailable") from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("batch store unavailable") from exc
+        self._update_meta(
+            batch_id,
+            UpdateExpression="SET event_published = :t",
+            ConditionExpression="attribute_exists(batch_id)",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
 
     def record_errors(self, batch_id: str, errors: Sequence[LineError]) -> None:
-        try:
-            self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET errors_json = :e",
-                ConditionExpression="attribute_exists(batch_id)",
-                ExpressionAttributeValues={
-                    ":e": {"S": json.dumps([e.model_dump() for e in errors[:MAX_STORED_ERRORS]])}
-                },
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise RepositoryError("batch store unavailable") from exc
+        stored = json.dumps([e.model_dump() for e in errors[:MAX_STORED_ERRORS]])
+        if not self._update_meta(
+            batch_id,
+            UpdateExpression="SET errors_json = :e",
+            ConditionExpression="attribute_exists(batch_id)",
+            ExpressionAttributeValues={":e": {"S": stored}},
+        ):
+            raise RepositoryError("batch store unavailable")
 
     def start(self, batch_id: str, total: int, now: datetime) -> bool:
+        return self._update_meta(
+            batch_id,
+            UpdateExpression="SET #s = :new, #t = :total, updated_at = :now",
+            ConditionExpression="#s = :validating",
+            ExpressionAttributeNames={"#s": "status", "#t": "total"},
+            ExpressionAttributeValues={
+                ":new": {"S": BatchStatus.IN_PROGRESS.value},
+                ":validating": {"S": BatchStatus.VALIDATING.value},
+                ":total": {"N": str(total)},
+                ":now": {"S": format_ts(now)},
+            },
+        )
+
+    def _update_meta(self, batch_id: str, **request: Any) -> bool:
+        """One conditional ``UpdateItem`` of a batch's meta item: False when its condition failed,
+        ``RepositoryError`` when the store did."""
         try:
             self._client.update_item(
-                TableName=self.table,
-                Key={"batch_id": {"S": batch_id}, "sk": {"S": META}},
-                UpdateExpression="SET #s = :new, #t = :total, updated_at = :now",
-                ConditionExpression="#s = :validating",
-                ExpressionAttributeNames={"#s": "status", "#t": "total"},
-                ExpressionAttributeValues={
-                    ":new": {"S": BatchStatus.IN_PROGRESS.value},
-                    ":validating": {"S": BatchStatus.VALIDATING.value},
-                    ":total": {"N": str(total)},
-                    ":now": {"S": format_ts(now)},
-                },
+                TableName=self.table, Key={"batch_id": {"S": batch_id}, "sk": {"S": META}}, **request
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

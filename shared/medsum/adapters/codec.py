@@ -20,10 +20,6 @@ def format_ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime(_TS_FORMAT)
 
 
-def parse_ts(value: str) -> datetime:
-    return datetime.strptime(value, _TS_FORMAT).replace(tzinfo=UTC)
-
-
 def query_page(client: Any, kwargs: dict[str, Any], store: str) -> dict[str, Any]:
     """One ``Query`` page. A token DynamoDB rejects (``ValidationException`` with an
     ``ExclusiveStartKey``) is the caller's ``InvalidPageTokenError``; anything else is

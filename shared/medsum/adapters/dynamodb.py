@@ -8,10 +8,9 @@ zlib-compressed as a Binary attribute; the summary as a JSON string.
 
 from __future__ import annotations
 
-import random
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.batches import counter_update
 from medsum.adapters.clients import client as default_client
-from medsum.adapters.codec import format_ts, parse_ts, query_page
+from medsum.adapters.codec import format_ts, query_page
+from medsum.adapters.retry import retry_unprocessed
 from medsum.errors import (
     ConflictError,
     MedsumError,
@@ -77,41 +77,17 @@ def _to_item(report: Report) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 
-def _from_item(raw: dict[str, Any]) -> Report:
+def _from_item(raw: dict[str, Any], **defaults: Any) -> Report:
+    """The report an item holds, validated by ``Report``: the stored names are the model's but for
+    the compressed text (``text_z``) and the summary's JSON (``summary_json``). ``defaults`` fill what
+    a projection leaves out."""
     item = {k: _de.deserialize(v) for k, v in raw.items()}
-    text: str | None = None
     if "text_z" in item:
-        text = zlib.decompress(bytes(item["text_z"].value)).decode("utf-8")
-    summary = item.get("summary_json")
-    return Report(
-        report_id=item["report_id"],
-        owner=item["owner"],
-        patient_id=item["patient_id"],
-        report_type=item["report_type"],
-        status=item["status"],
-        created_at=parse_ts(item["created_at"]),
-        updated_at=parse_ts(item["updated_at"]),
-        attempts=int(item.get("attempts", 0)),
-        lease_expires_at=parse_ts(item["lease_expires_at"]) if "lease_expires_at" in item else None,
-        lease_token=item.get("lease_token"),
-        text=text,
-        metadata=item.get("metadata", {}),
-        summary=Summary.model_validate_json(summary) if summary else None,
-        error=ErrorInfo.model_validate(item["error"]) if "error" in item else None,
-        usage=Usage.model_validate({k: (int(v) if k != "model_id" else v) for k, v in item["usage"].items()})
-        if "usage" in item
-        else None,
-        batch_id=item.get("batch_id"),
-        custom_id=item.get("custom_id"),
-        expires_at=int(item["expires_at"]),
-        version=int(item.get("version", 1)),
-        event_published=bool(item.get("event_published", False)),
-        next_released=bool(item.get("next_released", False)),
-        first_failed_at=parse_ts(item["first_failed_at"]) if "first_failed_at" in item else None,
-        redriven_at=parse_ts(item["redriven_at"]) if "redriven_at" in item else None,
-        redrive_count=int(item.get("redrive_count", 0)),
-        previous_error=ErrorInfo.model_validate(item["previous_error"]) if "previous_error" in item else None,
-    )
+        item["text"] = zlib.decompress(bytes(item.pop("text_z").value)).decode("utf-8")
+    summary = item.pop("summary_json", None)
+    if summary:
+        item["summary"] = Summary.model_validate_json(summary)
+    return Report.model_validate({**defaults, **item})
 
 
 def _values(**values: Any) -> dict[str, Any]:
@@ -124,6 +100,18 @@ OPERATOR_PROJECTION = (
     "#e, batch_id, custom_id, expires_at, version, event_published, next_released, first_failed_at, "
     "redriven_at, redrive_count, previous_error"
 )
+
+
+def _conditional(
+    update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The expressions of a conditional write of a report (``#s`` always names ``status``)."""
+    return {
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {"#s": "status", **(names or {})},
+        "ExpressionAttributeValues": values,
+    }
 
 
 def _update_failure(exc: ClientError) -> MedsumError:
@@ -146,6 +134,12 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         Physical name of the ``PatientReports`` table.
     dynamodb_client:
         Optional boto3 DynamoDB client (tests inject a Stubber-wrapped or moto-backed one).
+    batches_table:
+        The ``Batches`` table, whose counters a batch item's transitions change in the same transaction.
+    page_tokens:
+        Seals list positions into ``next_token`` (default: derived from the table name).
+    sleep:
+        How to wait between retries of unprocessed batch entries (tests inject one that does not).
     """
 
     def __init__(
@@ -154,8 +148,10 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         dynamodb_client: Any | None = None,
         batches_table: str | None = None,
         page_tokens: PageTokenCodec | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name
+        self._sleep = sleep
         self._batches_table = batches_table
         self._client = dynamodb_client or default_client("dynamodb")
         self._tokens = page_tokens or PageTokenCodec.derived_from(table_name)
@@ -202,20 +198,19 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def _batch_get(self, report_ids: Sequence[str], projection: dict[str, Any]) -> list[Report]:
         """Strongly consistent ``BatchGetItem`` in chunks of 100, unprocessed keys retried with backoff."""
         found: list[Report] = []
+
+        def send(request: dict[str, Any]) -> dict[str, Any]:
+            try:
+                response = self._client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise RepositoryError("report store unavailable") from exc
+            found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
+            return response.get("UnprocessedKeys") or {}
+
         for start in range(0, len(report_ids), READ_CHUNK):
             keys = [{"report_id": {"S": rid}} for rid in report_ids[start : start + READ_CHUNK]]
-            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True, **projection}}
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    response = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise RepositoryError("report store unavailable") from exc
-                found.extend(_from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                _backoff(attempt)
-            else:
+            request = {self._table: {"Keys": keys, "ConsistentRead": True, **projection}}
+            if retry_unprocessed(send, request, BATCH_RETRIES, self._sleep):
                 raise RepositoryError("report store kept throttling batched reads")
         return found
 
@@ -248,21 +243,21 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def create_many(self, reports: Sequence[Report]) -> None:
         """BatchWriteItem in chunks of 25; unprocessed items are retried with backoff, never dropped."""
         written: list[str] = []
+
+        def send(pending: dict[str, Any]) -> dict[str, Any]:
+            try:
+                response = self._client.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise PartialWriteError("report store unavailable", written) from exc
+            return response.get("UnprocessedItems") or {}
+
         for start in range(0, len(reports), WRITE_CHUNK):
             chunk = reports[start : start + WRITE_CHUNK]
-            pending = {self._table: [{"PutRequest": {"Item": _to_item(r)}} for r in chunk]}
-            for attempt in range(BATCH_RETRIES):
-                try:
-                    response = self._client.batch_write_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise PartialWriteError("report store unavailable", written) from exc
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                _backoff(attempt)
-            else:
-                left = {r["PutRequest"]["Item"]["report_id"]["S"] for r in pending.get(self._table, [])}
-                written.extend(r.report_id for r in chunk if r.report_id not in left)
+            request = {self._table: [{"PutRequest": {"Item": _to_item(r)}} for r in chunk]}
+            left = retry_unprocessed(send, request, BATCH_RETRIES, self._sleep)
+            if left:
+                unwritten = {r["PutRequest"]["Item"]["report_id"]["S"] for r in left.get(self._table, [])}
+                written.extend(r.report_id for r in chunk if r.report_id not in unwritten)
                 raise PartialWriteError("report store kept throttling batched writes", written)
             written.extend(r.report_id for r in chunk)
 
@@ -422,24 +417,16 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
     def extend_lease(self, report_id: str, lease_token: str, now: datetime, lease_seconds: int) -> None:
         # No version bump (a lease moving on is not a change a client can see) and nothing read back:
         # the heartbeat runs every third of the lease and must stay cheap.
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={"report_id": {"S": report_id}},
-                UpdateExpression="SET lease_expires_at = :lease",
-                ConditionExpression="#s = :processing AND lease_token = :token",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(
-                    lease=format_ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
-                    processing=ReportStatus.PROCESSING.value,
-                    token=lease_token,
-                ),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            raise _update_failure(exc) from exc
-        except BotoCoreError as exc:
-            raise RepositoryError("report store unavailable") from exc
+        expression = _conditional(
+            "SET lease_expires_at = :lease",
+            "#s = :processing AND lease_token = :token",
+            _values(
+                lease=format_ts(datetime.fromtimestamp(now.timestamp() + lease_seconds, UTC)),
+                processing=ReportStatus.PROCESSING.value,
+                token=lease_token,
+            ),
+        )
+        self._update_item(report_id, expression, "NONE")
 
     def release(self, report_id: str, lease_token: str, now: datetime, batch_id: str | None = None) -> None:
         self._update(
@@ -535,46 +522,34 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         batch_id: str | None = None,
         deltas: Mapping[str, int] | None = None,
     ) -> Report:
+        expression = _conditional(update, condition, values, names)
         if batch_id is not None and deltas and self._batches_table:
-            return self._transact(report_id, update, condition, values, names or {}, batch_id, deltas)
+            return self._transact(report_id, expression, batch_id, deltas)
+        return _from_item(self._update_item(report_id, expression, "ALL_NEW")["Attributes"])
+
+    def _update_item(self, report_id: str, expression: dict[str, Any], read_back: str) -> dict[str, Any]:
+        """One conditional ``UpdateItem`` of a report, its failure mapped by ``_update_failure``."""
         try:
-            response = self._client.update_item(
+            response: dict[str, Any] = self._client.update_item(
                 TableName=self._table,
                 Key={"report_id": {"S": report_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", **(names or {})},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                **expression,
+                ReturnValues=read_back,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             raise _update_failure(exc) from exc
         except BotoCoreError as exc:
             raise RepositoryError("report store unavailable") from exc
-        return _from_item(response["Attributes"])
+        return response
 
     def _transact(
-        self,
-        report_id: str,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        names: dict[str, str],
-        batch_id: str,
-        deltas: Mapping[str, int],
+        self, report_id: str, expression: dict[str, Any], batch_id: str, deltas: Mapping[str, int]
     ) -> Report:
         """The report's conditional write and its batch counter change, atomically."""
         assert self._batches_table is not None
         report_update = {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"report_id": {"S": report_id}},
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#s": "status", **names},
-                "ExpressionAttributeValues": values,
-            }
+            "Update": {"TableName": self._table, "Key": {"report_id": {"S": report_id}}, **expression}
         }
         try:
             self._client.transact_write_items(
@@ -597,21 +572,6 @@ class DynamoReportRepository(ReportRepository, OperatorReportStore):
         return report
 
 
-def _backoff(attempt: int) -> None:
-    """Full-jitter exponential backoff between retries of unprocessed batch entries."""
-    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-
-
 def _list_item(raw: dict[str, Any]) -> Report:
     """Items from the GSI carry only the projected attributes; fill the rest for the list view."""
-    item = {k: _de.deserialize(v) for k, v in raw.items()}
-    return Report(
-        report_id=item["report_id"],
-        owner=item.get("owner", ""),
-        patient_id=item["patient_id"],
-        report_type=item["report_type"],
-        status=item["status"],
-        created_at=parse_ts(item["created_at"]),
-        updated_at=parse_ts(item["updated_at"]),
-        expires_at=0,
-    )
+    return _from_item(raw, owner="", expires_at=0)

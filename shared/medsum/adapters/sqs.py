@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
+from medsum.adapters.retry import retry_unprocessed
 from medsum.errors import DeadLetterQueueError, EnqueueError
 from medsum.models import Lane, WorkMessage
 from medsum.observability import logger
@@ -21,16 +21,25 @@ SEND_CHUNK = 10  # SendMessageBatch limit
 SEND_RETRIES = 6
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-
-
 class SqsWorkQueue(WorkQueue):
-    """One lane's work queue. Work messages carry ids only (never report text)."""
+    """One lane's work queue. Work messages carry ids only (never report text).
 
-    def __init__(self, queue_url: str, sqs_client: Any | None = None) -> None:
+    Parameters
+    ----------
+    queue_url:
+        The lane's queue.
+    sqs_client:
+        Optional boto3 SQS client (tests inject a Stubber-wrapped or moto-backed one).
+    sleep:
+        How to wait between retries of failed batch entries (tests inject one that does not).
+    """
+
+    def __init__(
+        self, queue_url: str, sqs_client: Any | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._url = queue_url
         self._client = sqs_client or default_client("sqs")
+        self._sleep = sleep
 
     @property
     def url(self) -> str:
@@ -43,30 +52,27 @@ class SqsWorkQueue(WorkQueue):
             raise EnqueueError("work queue unavailable") from exc
 
     def enqueue_many(self, messages: Sequence[WorkMessage]) -> list[WorkMessage]:
-        """SendMessageBatch in tens; entries SQS reports as failed are retried with backoff (a sender
-        fault is not retried). Returns the messages that could not be sent, never drops one silently."""
+        """SendMessageBatch in tens; entries SQS reports as failed, and whole calls that failed, are
+        retried with backoff (a sender fault is not retried). Returns the messages that could not be
+        sent, never drops one silently."""
         unsent: list[WorkMessage] = []
+
+        def send(pending: dict[str, WorkMessage]) -> dict[str, WorkMessage]:
+            entries = [{"Id": entry_id, "MessageBody": _body(m)} for entry_id, m in pending.items()]
+            try:
+                response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                logger.warning("send_message_batch failed", error_type=type(exc).__name__)
+                return pending
+            failed = response.get("Failed", [])
+            unsent.extend(pending[f["Id"]] for f in failed if f.get("SenderFault") and f["Id"] in pending)
+            return {
+                f["Id"]: pending[f["Id"]] for f in failed if not f.get("SenderFault") and f["Id"] in pending
+            }
+
         for start in range(0, len(messages), SEND_CHUNK):
-            pending = {str(index): m for index, m in enumerate(messages[start : start + SEND_CHUNK])}
-            for attempt in range(SEND_RETRIES):
-                entries = [{"Id": entry_id, "MessageBody": _body(m)} for entry_id, m in pending.items()]
-                try:
-                    response = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)
-                except (ClientError, BotoCoreError) as exc:
-                    logger.warning(
-                        "send_message_batch failed", error_type=type(exc).__name__, attempt=attempt
-                    )
-                    _backoff(attempt)
-                    continue
-                failed = response.get("Failed", [])
-                for entry in failed:
-                    if entry.get("SenderFault"):
-                        unsent.append(pending.pop(entry["Id"]))
-                pending = {f["Id"]: pending[f["Id"]] for f in failed if f["Id"] in pending}
-                if not pending:
-                    break
-                _backoff(attempt)
-            unsent.extend(pending.values())
+            chunk = {str(index): m for index, m in enumerate(messages[start : start + SEND_CHUNK])}
+            unsent.extend(retry_unprocessed(send, chunk, SEND_RETRIES, self._sleep).values())
         return unsent
 
     def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:

@@ -8,19 +8,69 @@ Results files of large batches are written under ``results/`` and handed out as 
 
 from __future__ import annotations
 
-import contextlib
+import io
 from collections.abc import Iterable, Iterator
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medsum.adapters.clients import client as default_client
-from medsum.errors import IngestRetryableError, RepositoryError, UploadNotFoundError
+from medsum.errors import IngestRetryableError, MedsumError, RepositoryError, UploadNotFoundError
 from medsum.ports import UploadObject, UploadStore
 
+if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+
 _MISSING = {"404", "NoSuchKey", "NotFound", "412", "PreconditionFailed"}
-#: Multipart part size for results files (S3's minimum for every part but the last is 5 MiB).
+#: Multipart part size for results files (S3's minimum for every part but the last is 5 MiB); a file
+#: under one part is a single ``PutObject``.
 RESULTS_PART_BYTES = 8 * 1024 * 1024
+#: Parts held in memory at once (read ahead while earlier parts upload): bounds the memory a results
+#: file takes to 4 x 8 MiB, whatever its size.
+RESULTS_PARTS_IN_MEMORY = 4
+
+
+@cache
+def _results_transfer() -> TransferConfig:
+    """The managed transfer's settings for results files. Imported on first use: only the results
+    route needs it (the S3 client loads it anyway when it is created)."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(
+        multipart_threshold=RESULTS_PART_BYTES,
+        multipart_chunksize=RESULTS_PART_BYTES,
+        max_concurrency=RESULTS_PARTS_IN_MEMORY,
+    )
+    # s3transfer's own setting (boto3's subclass does not take it as an argument): how many parts read
+    # from a stream may wait in memory for their upload.
+    config.max_in_memory_upload_chunks = RESULTS_PARTS_IN_MEMORY
+    return config
+
+
+class _ChunkStream(io.RawIOBase):
+    """A read-only file over an iterable of byte chunks (what a managed transfer reads), counting
+    the bytes it hands out."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self.size += count
+        return count
 
 
 class S3UploadStore(UploadStore):
@@ -61,51 +111,22 @@ class S3UploadStore(UploadStore):
         return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key_id}
 
     def put_results(self, key: str, chunks: Iterable[bytes]) -> int:
-        """One ``PutObject`` for a file under one part; a multipart upload of 8 MiB parts above that
-        (aborted if anything fails, so no half-written file is ever visible)."""
-        buffer, size, upload_id = bytearray(), 0, None
-        parts: list[dict[str, Any]] = []
+        """Stream ``chunks`` to ``key`` with boto3's managed transfer: one ``PutObject`` for a file under
+        one part, a multipart upload of 8 MiB parts above that (aborted by the transfer manager if
+        anything fails, so no half-written file is ever visible). An error raised by ``chunks`` itself
+        propagates unchanged."""
+        stream = _ChunkStream(chunks)
         try:
-            for chunk in chunks:
-                buffer += chunk
-                size += len(chunk)
-                if len(buffer) >= RESULTS_PART_BYTES:
-                    if upload_id is None:
-                        upload_id = self._client.create_multipart_upload(
-                            Bucket=self.bucket, Key=key, ContentType="application/x-ndjson", **self._sse()
-                        )["UploadId"]
-                    parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
-                    buffer.clear()
-            if upload_id is None:
-                self._client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=bytes(buffer),
-                    ContentType="application/x-ndjson",
-                    **self._sse(),
-                )
-                return size
-            if buffer:
-                parts.append(self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
-            self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            self._client.upload_fileobj(
+                io.BufferedReader(stream, buffer_size=1 << 16),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": "application/x-ndjson", **self._sse()},
+                Config=_results_transfer(),
             )
-            return size
         except (ClientError, BotoCoreError) as exc:
-            if upload_id is not None:
-                self._abort(key, upload_id)
             raise RepositoryError("results store unavailable") from exc
-
-    def _upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
-        response = self._client.upload_part(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-        )
-        return {"ETag": response["ETag"], "PartNumber": number}
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        # If this fails too, the bucket's lifecycle rule aborts incomplete uploads after a day.
-        with contextlib.suppress(ClientError, BotoCoreError):
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return stream.size
 
     def presign_get(self, key: str, expires_seconds: int) -> str:
         url = self._client.generate_presigned_url(
@@ -116,12 +137,8 @@ class S3UploadStore(UploadStore):
     def head(self, bucket: str, key: str) -> UploadObject:
         try:
             response = self._client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                raise UploadNotFoundError("the upload does not exist") from exc
-            raise IngestRetryableError("upload store unavailable") from exc
-        except BotoCoreError as exc:
-            raise IngestRetryableError("upload store unavailable") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _read_failure(exc, "the upload does not exist") from exc
         return UploadObject(
             bucket=bucket, key=key, etag=str(response["ETag"]), size=int(response["ContentLength"])
         )
@@ -139,12 +156,8 @@ class S3UploadStore(UploadStore):
                 IfMatch=upload.etag,
                 Range=f"bytes={start_byte}-{end - 1}",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in _MISSING:
-                raise UploadNotFoundError("the upload is gone or changed") from exc
-            raise IngestRetryableError("upload store unavailable") from exc
-        except BotoCoreError as exc:
-            raise IngestRetryableError("upload store unavailable") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _read_failure(exc, "the upload is gone or changed") from exc
         body = response["Body"]
         try:
             # iter_lines splits on b"\n" only (JSON allows U+2028 inside strings), dropping the "\n"
@@ -154,6 +167,14 @@ class S3UploadStore(UploadStore):
             raise IngestRetryableError("upload stream interrupted") from exc
         finally:
             body.close()
+
+
+def _read_failure(exc: ClientError | BotoCoreError, missing: str) -> MedsumError:
+    """The domain error for a read of an upload that failed: ``UploadNotFoundError(missing)`` when the
+    object is not there (or not the planned version), else ``IngestRetryableError``."""
+    if isinstance(exc, ClientError) and exc.response["Error"]["Code"] in _MISSING:
+        return UploadNotFoundError(missing)
+    return IngestRetryableError("upload store unavailable")
 
 
 def _split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
