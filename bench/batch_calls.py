@@ -124,10 +124,12 @@ def run_upload(items: int) -> Counter[str]:
 
     import boto3
     import pytest
+    from medsum.consumers.ingest import IngestFunctionDeps
+    from medsum.settings import IngestSettings
 
     from tests.integration.conftest import REGION, deployed_stack
-    from tests.integration.test_ingest_state_machine import _invoke_ingest
-    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, api_handler, load_function
+    from tests.integration.test_ingest_state_machine import IngestInvoker
+    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, api_handler
 
     text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
     data = "".join(
@@ -138,12 +140,10 @@ def run_upload(items: int) -> Counter[str]:
     calls: Counter[str] = Counter()
     ingestion: Counter[str] = Counter()
     try:
-        with deployed_stack(patch, invoker=_invoke_ingest) as stack:
-            api, ingest = api_handler(), load_function("ingest")
-            for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
-                cached = getattr(ingest, name, None)
-                if cached is not None:
-                    cached.cache_clear()
+        invoker = IngestInvoker()
+        with deployed_stack(patch, invoker=invoker) as stack:
+            invoker.deps = IngestFunctionDeps.from_settings(IngestSettings.from_env())
+            api = api_handler()
             _count_calls(calls, items)
             response = api.lambda_handler(
                 api_event("POST", "/batches/uploads", caller=CLINIC_A), FakeLambdaContext()

@@ -64,6 +64,49 @@ FUNCTIONS = {
     "notifier": "NotifierFunction",
 }
 
+_REPORT_ID = "01JABCDEFGHJKMNPQRSTVWXYZ0"
+# What the SQS records of the probes hold besides their body (as Lambda's event source mapping builds them).
+_RECORD = {
+    "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+    "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+    "attributes": {
+        "ApproximateReceiveCount": "1",
+        "SentTimestamp": "1764504000000",
+        "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+        "ApproximateFirstReceiveTimestamp": "1764504000001",
+    },
+    "messageAttributes": {},
+    "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+    "eventSource": "aws:sqs",
+    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STACK}-WorkQueue-1A2B3C4D5E6F",
+    "awsRegion": REGION,
+}
+_EVENT = {
+    "type": "report.completed",
+    "id": "evt_r-1_completed",
+    "timestamp": "2026-11-30T12:00:00Z",
+    "data": {
+        "report_id": "r-1",
+        "status": "COMPLETED",
+        "links": {"self": "https://x.example/v1/reports/r-1"},
+    },
+}
+_NOTIFICATION = {
+    "Type": "Notification",
+    "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+    "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK}-ReportEventsTopic-1A2B3C4D5E6F",
+    "Message": json.dumps(_EVENT),
+    "Timestamp": "2026-11-30T12:00:00.000Z",
+    "SignatureVersion": "1",
+    "Signature": "EXAMPLE==",
+    "SigningCertURL": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-0000.pem",
+    "UnsubscribeURL": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe",
+    "MessageAttributes": {
+        "owner": {"Type": "String", "Value": f"arn:aws:iam::{ACCOUNT}:user/clinic-a"},
+        "type": {"Type": "String", "Value": "report.completed"},
+        "status": {"Type": "String", "Value": "COMPLETED"},
+    },
+}
 # What the first event of each function does before its first network call: its own (private) factories,
 # the HTTP resolver for the configured origin, its input model, and the boto3 clients it calls (clients
 # are made on first use). Keep these in step with functions/<name>/app.py.
@@ -80,19 +123,22 @@ _FIRST_EVENT = {
     "admin": "deps = app._default_deps()\napp._resolver(deps.cors_allow_origin)\n",
     # one work message: the report (DynamoDB), the model (Bedrock), the event (SNS)
     "worker": (
-        "app._deps()\n"
-        "from medsum.models import WorkMessage\n"
-        'WorkMessage.model_validate_json(\'{"report_id": "01JABCDEFGHJKMNPQRSTVWXYZ0"}\')\n'
+        "app._default_deps()\n"
+        "from medsum.records.work import WorkRecord\n"
+        f"WorkRecord.model_validate({dict(_RECORD, body=json.dumps({'report_id': _REPORT_ID}))!r})\n"
     ),
     # the plan step: the upload (S3) and the batch (DynamoDB)
-    "ingest": "app._deps()\napp._uploads()\n",
-    # one event: the owner's webhooks (DynamoDB), their secrets (KMS)
+    "ingest": (
+        "app._default_deps()\n"
+        "from medsum.logic.ingest import parse_step\n"
+        f"parse_step({ {'step': 'plan', 'bucket': 'uploads', 'key': f'uploads/o/{_REPORT_ID}.jsonl'}!r})\n"
+    ),
+    # one event (as SNS delivers it to the notifier's queue): the owner's webhooks (DynamoDB), their
+    # secrets (KMS)
     "notifier": (
-        "app._deps()\n"
-        "from medsum.models import ReportEvent\n"
-        'ReportEvent.model_validate_json(\'{"type": "report.completed", "id": "e-1", '
-        '"timestamp": "2026-11-30T12:00:00Z", "data": {"report_id": "r-1", '
-        '"status": "COMPLETED", "links": {"self": "https://x.example/v1/reports/r-1"}}}\')\n'
+        "app._default_deps()\n"
+        "from medsum.records.notifications import NotifierRecord\n"
+        f"NotifierRecord.model_validate({dict(_RECORD, body=json.dumps(_NOTIFICATION))!r})\n"
     ),
 }
 _FIRST_CALLS = {

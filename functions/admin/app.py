@@ -28,7 +28,7 @@ from medsum.http import admin, errors, owner_from_identity
 from medsum.http.deps import OperatorDeps, context_entry
 from medsum.http.edge import admit, cors_config, serve
 from medsum.observability import logger, metrics, tracer
-from medsum.settings import get_admin_settings
+from medsum.settings import AdminSettings, settings_of
 
 
 def create_app(cors_allow_origin: str | None = None) -> APIGatewayRestResolver:
@@ -47,7 +47,7 @@ app = _resolver(None)
 
 @cache
 def _default_deps() -> OperatorDeps:
-    return OperatorDeps.from_settings(get_admin_settings())
+    return OperatorDeps.from_settings(settings_of(AdminSettings))
 
 
 def _operators_only(operators: frozenset[str]) -> Any:

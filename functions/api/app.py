@@ -35,7 +35,7 @@ from medsum.http import (
 from medsum.http.deps import ApiDeps, BaseUrl, context_entry
 from medsum.http.edge import admit, cors_config, serve
 from medsum.observability import logger, metrics, tracer
-from medsum.settings import get_api_settings
+from medsum.settings import ApiSettings, settings_of
 
 
 def create_app(cors_allow_origin: str | None = None) -> APIGatewayRestResolver:
@@ -68,7 +68,7 @@ def _document() -> dict[str, Any]:
 
 @cache
 def _default_deps() -> ApiDeps:
-    return ApiDeps.from_settings(get_api_settings())
+    return ApiDeps.from_settings(settings_of(ApiSettings))
 
 
 def _admit(event: Any) -> dict[str, Any]:

@@ -16,95 +16,88 @@ import gc
 # made (docs/decisions.md, "Cold start").
 gc.disable()
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from medsum.adapters.batches import DynamoBatchRepository
-from medsum.adapters.dynamodb import DynamoReportRepository
-from medsum.adapters.sns import SnsEventPublisher
-from medsum.adapters.sqs import SqsWorkQueue
-from medsum.adapters.uploads import S3UploadStore
-from medsum.clock import utcnow
+from medsum.consumers.ingest import IngestFunctionDeps
 from medsum.errors import IngestRetryableError, RepositoryError
-from medsum.logic.batches import BatchDeps, settle_batch
-from medsum.logic.ingest import Chunk, fail_upload, finalize_upload, plan_upload, write_chunk
+from medsum.logic.batches import settle_batch
+from medsum.logic.ingest import (
+    FinalizeStep,
+    MarkFailedStep,
+    PlanStep,
+    WriteChunkStep,
+    fail_upload,
+    finalize_upload,
+    parse_step,
+    plan_upload,
+    write_chunk,
+)
 from medsum.observability import logger, metrics, tracer
-from medsum.ports import UploadObject
-from medsum.settings import get_ingest_settings
+from medsum.settings import IngestSettings, settings_of
 
 
-@lru_cache(maxsize=1)
-def _deps() -> BatchDeps:
-    settings = get_ingest_settings()
-    return BatchDeps(
-        reports=DynamoReportRepository(settings.table_name, batches_table=settings.batches_table_name),
-        batches=DynamoBatchRepository(settings.batches_table_name),
-        queue=SqsWorkQueue(settings.bulk_queue_url),
-        window=settings.bulk_window,
-    )
+@cache
+def _default_deps() -> IngestFunctionDeps:
+    return IngestFunctionDeps.from_settings(settings_of(IngestSettings))
 
 
-@lru_cache(maxsize=1)
-def _uploads() -> S3UploadStore:
-    settings = get_ingest_settings()
-    return S3UploadStore(settings.uploads_bucket_name, settings.uploads_kms_key_id)
-
-
-def _upload(event: dict[str, Any]) -> UploadObject:
-    return UploadObject(
-        bucket=str(event["bucket"]), key=str(event["key"]), etag=str(event["etag"]), size=int(event["size"])
-    )
-
-
-def _plan(event: dict[str, Any]) -> dict[str, Any]:
-    plan = plan_upload(_deps().batches, _uploads(), str(event["bucket"]), str(event["key"]))
+def _plan(step: PlanStep, deps: IngestFunctionDeps) -> dict[str, Any]:
+    plan = plan_upload(deps.batch.batches, deps.uploads, step.bucket, step.key)
     metrics.add_metric(name="UploadLineErrors", unit="Count", value=len(plan.errors))
     return plan.to_dict()
 
 
-def _write_chunk(event: dict[str, Any]) -> dict[str, Any]:
-    chunk = Chunk.from_dict(event["chunk"])
-    result = write_chunk(_deps(), _uploads(), _upload(event), str(event["batch_id"]), chunk, now=utcnow())
+def _write_chunk(step: WriteChunkStep, deps: IngestFunctionDeps) -> dict[str, Any]:
+    result = write_chunk(deps.batch, deps.uploads, step.upload, step.batch_id, step.chunk, now=deps.clock())
     metrics.add_metric(name="UploadItemsWritten", unit="Count", value=result.written)
     return {"written": result.written, "existing": result.existing}
 
 
-def _finalize(event: dict[str, Any]) -> dict[str, Any]:
-    batch = finalize_upload(_deps(), str(event["batch_id"]), int(event["total"]), utcnow())
+def _finalize(step: FinalizeStep, deps: IngestFunctionDeps) -> dict[str, Any]:
+    batch = finalize_upload(deps.batch, step.batch_id, step.total, deps.clock())
     # Workers may have finished every item while the batch was still validating (they do not settle a
     # batch whose total is not final): settle it here.
-    settings = get_ingest_settings()
     settled = settle_batch(
-        _deps().batches,
-        SnsEventPublisher(settings.events_topic_arn),
-        batch.batch_id,
-        settings.public_api_url,
-        utcnow(),
+        deps.batch.batches, deps.publisher, batch.batch_id, deps.public_api_url, deps.clock()
     )
     metrics.add_metric(name="BatchesSubmitted", unit="Count", value=1)
     status = settled.value if settled else batch.status.value
     return {"batch_id": batch.batch_id, "status": status, "total": batch.total}
 
 
-def _mark_failed(event: dict[str, Any]) -> dict[str, Any]:
+def _mark_failed(step: MarkFailedStep, deps: IngestFunctionDeps) -> dict[str, Any]:
     # The step's own reason (too many items, no valid line) is already on the batch; the state's
     # error names (exception types) are not part of the API.
-    fail_upload(_deps(), str(event["key"]), "ingest_failed", utcnow())
+    fail_upload(deps.batch, step.key, "ingest_failed", deps.clock())
     return {"status": "failed"}
-
-
-_STEPS = {"plan": _plan, "write_chunk": _write_chunk, "finalize": _finalize, "mark_failed": _mark_failed}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    step = _STEPS[str(event["step"])]
-    logger.append_keys(step=event["step"], batch_id=event.get("batch_id"))
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, deps: IngestFunctionDeps | None = None
+) -> dict[str, Any]:
+    """Run one step of the state machine. ``deps``: the environment's adapters unless given.
+
+    An input that is no step's (``pydantic.ValidationError``) fails the task: the state machine's
+    ``Catch`` marks the batch failed.
+    """
+    deps = deps or _default_deps()
+    step = parse_step(event)
+    logger.append_keys(step=step.step, batch_id=getattr(step, "batch_id", None))
     try:
-        return step(event)
+        match step:
+            case PlanStep():
+                return _plan(step, deps)
+            case WriteChunkStep():
+                return _write_chunk(step, deps)
+            case FinalizeStep():
+                return _finalize(step, deps)
+            case MarkFailedStep():
+                return _mark_failed(step, deps)
     except RepositoryError as exc:  # includes PartialWriteError: stored ids are skipped on the retry
         raise IngestRetryableError("a store was unavailable; the step is retried") from exc
 

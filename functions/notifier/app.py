@@ -16,70 +16,49 @@ import gc
 # made (docs/decisions.md, "Cold start").
 gc.disable()
 
-import json
-from functools import lru_cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from medsum.adapters.http_delivery import Urllib3WebhookSender
-from medsum.adapters.sqs import SqsWorkQueue
-from medsum.adapters.webhooks import DynamoDeliveryLog, DynamoWebhookRepository, KmsSecretCipher
-from medsum.logic.webhooks import NotifierDeps, RetryLaterError, UrlPolicy, deliver_event, replay_delivery
-from medsum.models import ReplayMessage, ReportEvent
+from medsum.consumers.notifier import NotifierFunctionDeps
+from medsum.logic.webhooks import RetryLaterError, deliver_event, replay_delivery
+from medsum.models import ReplayMessage
 from medsum.observability import logger, metrics, tracer
-from medsum.settings import get_notifier_settings
+from medsum.records.notifications import NotifierRecord
+from medsum.settings import NotifierSettings, settings_of
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-
-@lru_cache(maxsize=1)
-def _deps() -> NotifierDeps:
-    settings = get_notifier_settings()
-    return NotifierDeps(
-        webhooks=DynamoWebhookRepository(settings.webhooks_table_name),
-        cipher=KmsSecretCipher(settings.secrets_kms_key_id),
-        log=DynamoDeliveryLog(settings.deliveries_table_name, settings.delivery_log_retention_days * 86_400),
-        sender=Urllib3WebhookSender(),
-        policy=UrlPolicy(
-            allow_local_http=settings.allow_local_http_webhooks, allowed_ports=settings.allowed_ports
-        ),
-        max_receive_count=settings.max_receive_count,
-        base_delay_seconds=settings.retry_base_delay_seconds,
-        max_delay_seconds=settings.retry_max_delay_seconds,
-    )
+# A record whose body is neither a report event (as SNS delivers it) nor a replay request fails
+# validation (NotifierRecord): a batch item failure, which the redrive policy ends in the DLQ.
+processor = BatchProcessor(
+    event_type=EventType.SQS, model=NotifierRecord, raise_on_entire_batch_failure=False
+)
 
 
-@lru_cache(maxsize=1)
-def _queue() -> SqsWorkQueue:
-    return SqsWorkQueue(get_notifier_settings().notifier_queue_url)
+@cache
+def _default_deps() -> NotifierFunctionDeps:
+    return NotifierFunctionDeps.from_settings(settings_of(NotifierSettings))
 
 
-def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+def record_handler(record: NotifierRecord, deps: NotifierFunctionDeps) -> None:
     """Deliver one event (or one replay); raising makes it a batch item failure (it is retried)."""
-    receive_count = int(record.attributes.approximate_receive_count or "1")
-    body: dict[str, Any] = json.loads(record.body)
-    logger.append_keys(message_id=record.message_id)
+    body, receive_count = record.body, record.receive_count
+    logger.append_keys(message_id=record.messageId)
     try:
-        if "replay_delivery_id" in body:
-            replay_delivery(ReplayMessage.model_validate(body).replay_delivery_id, receive_count, _deps())
+        if isinstance(body, ReplayMessage):
+            replay_delivery(body.replay_delivery_id, receive_count, deps.deliveries)
             return
-        # An SNS notification (the subscription does not use raw delivery): the event is the Message,
-        # the owner is the message attribute the publisher sets.
-        event = ReportEvent.model_validate_json(body["Message"])
-        owner = str(body["MessageAttributes"]["owner"]["Value"])
-        logger.append_keys(event_id=event.id)
-        sent = deliver_event(event, owner, receive_count, _deps())
+        logger.append_keys(event_id=body.Message.id)
+        sent = deliver_event(body.Message, body.owner, receive_count, deps.deliveries)
         logger.info("event handled", endpoints=sent)
     except RetryLaterError as retry:
         if retry.last_receive:
             # Visible again at once: the next receive moves it to the dead-letter queue.
             logger.warning("webhook retries exhausted; message goes to the dead-letter queue")
-            _queue().retry_later(record.receipt_handle, 0)
+            deps.queue.retry_later(record.receiptHandle, 0)
         else:
-            _queue().retry_later(record.receipt_handle, retry.delay_seconds)
+            deps.queue.retry_later(record.receiptHandle, retry.delay_seconds)
         raise
     finally:
         logger.remove_keys(["message_id", "event_id"])
@@ -88,9 +67,16 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, deps: NotifierFunctionDeps | None = None
+) -> PartialItemFailureResponse:
+    """Deliver one batch of the notifier queue's messages. ``deps``: the environment's adapters unless
+    given."""
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event,
+        record_handler=partial(record_handler, deps=deps or _default_deps()),
+        processor=processor,
+        context=context,
     )
 
 

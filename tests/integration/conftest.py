@@ -14,13 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from medsum.adapters import clients
-from medsum.settings import (
-    get_admin_settings,
-    get_api_settings,
-    get_ingest_settings,
-    get_notifier_settings,
-    get_worker_settings,
-)
 from medsum_local.deploy import deploy_template
 from medsum_local.emulator import speed_up_dynamodb_transactions, speed_up_sqs
 from medsum_local.stepfunctions import Invoker, install
@@ -123,11 +116,6 @@ def deployed_stack(monkeypatch: pytest.MonkeyPatch, *, invoker: Invoker | None =
 def _clear_caches() -> None:
     clients.client.cache_clear()
     clients.bedrock_client.cache_clear()
-    get_api_settings.cache_clear()
-    get_worker_settings.cache_clear()
-    get_ingest_settings.cache_clear()
-    get_admin_settings.cache_clear()
-    get_notifier_settings.cache_clear()
 
 
 @pytest.fixture

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 
 import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.dlq import AdminDeps
-from medsum.logic.process import WorkerDeps
 from medsum.ports import DeadLetter, DeadLetterQueue
 
 from tests.integration.conftest import Stack
@@ -28,9 +26,9 @@ from tests.support.events import (
     admin_handler,
     api_event,
     api_handler,
-    load_function,
     sqs_event,
     sqs_record,
+    worker_handler,
 )
 from tests.support.fakes import ScriptedSummarizer
 
@@ -48,11 +46,8 @@ REASON = "bedrock outage INC-42 is over"
 
 
 @pytest.fixture
-def fns(stack: Stack) -> tuple[Handler, ModuleType, Handler]:
-    api, worker, admin = api_handler(), load_function("worker"), admin_handler()
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    return api, worker, admin
+def fns(stack: Stack) -> tuple[Handler, Handler, Handler]:
+    return api_handler(), worker_handler(), admin_handler()
 
 
 def call(fn: Handler, method: str, path: str, *, caller: str | None = OPERATOR, **kw: Any) -> tuple[int, Any]:
@@ -60,13 +55,10 @@ def call(fn: Handler, method: str, path: str, *, caller: str | None = OPERATOR, 
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
 
-def use_model(
-    worker: ModuleType, monkeypatch: pytest.MonkeyPatch, script: list[str | Exception]
-) -> ScriptedSummarizer:
+def use_model(worker: Handler, script: list[str | Exception]) -> tuple[Handler, ScriptedSummarizer]:
+    """The worker with a scripted model in place of Bedrock (in both lanes)."""
     summarizer = ScriptedSummarizer(script)
-    deps: WorkerDeps = replace(worker._deps(), summarizer=summarizer)
-    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
-    return summarizer
+    return replace(worker, deps=worker.deps.with_summarizer(summarizer)), summarizer
 
 
 def receive_all(stack: Stack, queue: str) -> list[dict[str, Any]]:
@@ -101,14 +93,14 @@ def drain(stack: Stack, queue: str) -> list[str]:
     return [m["Body"] for m in messages]
 
 
-def dead_letter(stack: Stack, api: Handler, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
+def dead_letter(stack: Stack, api: Handler, worker: Handler) -> str:
     """Submit a report and let its last allowed delivery fail retryably: FAILED + its body in the DLQ."""
     body = {"patient_id": "pt-ops", "report_text": TEXT, "report_type": "radiology"}
     status, created = call(api, "POST", "/summarize", body=body, caller=CLINIC_A)
     assert status == 202
     report_id = str(created["report_id"])
     (message,) = drain(stack, "WorkQueue")
-    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
+    worker, _ = use_model(worker, [ThrottledSummarizerError("ThrottlingException")])
     worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
     stack.client("sqs").send_message(QueueUrl=stack.resources["WorkDeadLetterQueue"], MessageBody=message)
     return report_id
@@ -120,7 +112,7 @@ def report(api: Handler, report_id: str) -> dict[str, Any]:
     return dict(body)
 
 
-def deliver_all(stack: Stack, worker: ModuleType, queue: str = "WorkQueue") -> None:
+def deliver_all(stack: Stack, worker: Handler, queue: str = "WorkQueue") -> None:
     messages = receive_all(stack, queue)
     for m in messages:
         worker.lambda_handler(sqs_event(sqs_record(m["Body"])), FakeLambdaContext())
@@ -141,7 +133,7 @@ def deliver_all(stack: Stack, worker: ModuleType, queue: str = "WorkQueue") -> N
     ],
 )
 def test_non_operators_get_403_on_every_admin_route(
-    fns: tuple[Handler, ModuleType, Handler], method: str, path: str, body: Any
+    fns: tuple[Handler, Handler, Handler], method: str, path: str, body: Any
 ) -> None:
     _, _, admin = fns
     for caller in (CLINIC_A, None):
@@ -150,10 +142,10 @@ def test_non_operators_get_403_on_every_admin_route(
 
 
 def test_listing_joins_the_report_record_without_text_and_leaves_messages_visible(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
-    report_id = dead_letter(stack, api, worker, monkeypatch)
+    report_id = dead_letter(stack, api, worker)
     status, page = call(admin, "GET", "/admin/dlq")
     assert status == 200 and page["scanned"] == 1 and page["next_token"] is None
     (entry,) = page["items"]
@@ -178,10 +170,10 @@ def test_listing_joins_the_report_record_without_text_and_leaves_messages_visibl
 
 
 def test_redrive_dry_run_changes_nothing_but_is_audited(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
-    report_id = dead_letter(stack, api, worker, monkeypatch)
+    report_id = dead_letter(stack, api, worker)
     status, job = call(
         admin,
         "POST",
@@ -197,10 +189,10 @@ def test_redrive_dry_run_changes_nothing_but_is_audited(
 
 
 def test_redrive_resets_sends_deletes_and_the_worker_completes_with_one_model_call(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
-    report_id = dead_letter(stack, api, worker, monkeypatch)
+    report_id = dead_letter(stack, api, worker)
     # When an operator redrives the dead_lettered work
     status, job = call(
         admin, "POST", "/admin/dlq/redrive", body={"error_code": "dead_lettered", "reason": REASON}
@@ -212,7 +204,7 @@ def test_redrive_resets_sends_deletes_and_the_worker_completes_with_one_model_ca
     assert pending["status"] == "PENDING" and pending["attempts"] == 1 and pending["error"] is None
     assert depth(stack, "WorkDeadLetterQueue") == 0
     # And the worker completes it with exactly one model call
-    model = use_model(worker, monkeypatch, [REPLY])
+    worker, model = use_model(worker, [REPLY])
     deliver_all(stack, worker)
     assert report(api, report_id)["status"] == "COMPLETED" and len(model.calls) == 1
     # And the audit trail names the operator, the selection, the reason and the counts
@@ -245,10 +237,10 @@ class CrashingDeadLetterQueue(DeadLetterQueue):
 
 
 def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api, worker, admin = fns
-    report_id = dead_letter(stack, api, worker, monkeypatch)
+    report_id = dead_letter(stack, api, worker)
     deps: AdminDeps = admin.deps.operations
     crashing = CrashingDeadLetterQueue(deps.dlq)
     # The dead process's messages come back at once (instead of after the visibility timeout).
@@ -269,7 +261,7 @@ def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
     assert status == 200 and job["moved"] == 1
     assert depth(stack, "WorkDeadLetterQueue") == 0
     # Then the worker gets two messages for the report and calls the model once
-    model = use_model(worker, monkeypatch, [REPLY])
+    worker, model = use_model(worker, [REPLY])
     assert depth(stack, "WorkQueue") == 2
     monkeypatch.setattr("time.sleep", lambda _: None)
     for m in drain(stack, "WorkQueue"):
@@ -278,10 +270,10 @@ def test_a_crash_between_send_and_delete_duplicates_but_summarizes_once(
 
 
 def test_purge_deletes_the_dead_letter_and_marks_the_report_purged(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
-    report_id = dead_letter(stack, api, worker, monkeypatch)
+    report_id = dead_letter(stack, api, worker)
     status, entry = call(
         admin, "POST", "/admin/dlq/purge", body={"report_ids": [report_id], "reason": REASON}
     )
@@ -292,14 +284,14 @@ def test_purge_deletes_the_dead_letter_and_marks_the_report_purged(
 
 
 def test_retry_of_a_non_retryable_failure_requeues_it_and_dead_lettered_ones_must_be_redriven(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
     status, created = call(
         api, "POST", "/summarize", body={"patient_id": "pt-r", "report_text": TEXT}, caller=CLINIC_A
     )
     report_id = created["report_id"]
-    use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_validation_error", "bad")])
+    worker, _ = use_model(worker, [NonRetryableSummarizerError("model_validation_error", "bad")])
     deliver_all(stack, worker)
     assert report(api, report_id)["status"] == "FAILED"
     status, entry = call(admin, "POST", f"/admin/reports/{report_id}/retry", body={"reason": REASON})
@@ -308,7 +300,7 @@ def test_retry_of_a_non_retryable_failure_requeues_it_and_dead_lettered_ones_mus
     assert [json.loads(m["Body"])["report_id"] for m in receive_all(stack, "WorkQueue")] == [report_id]
     # a second retry while it is PENDING is a conflict
     assert call(admin, "POST", f"/admin/reports/{report_id}/retry", body={"reason": REASON})[0] == 409
-    dead = dead_letter(stack, api, worker, monkeypatch)
+    dead = dead_letter(stack, api, worker)
     status, problem = call(admin, "POST", f"/admin/reports/{dead}/retry", body={"reason": REASON})
     assert status == 409 and problem["error"]["code"] == "in_dead_letter_queue"
 
@@ -325,7 +317,7 @@ def test_retry_of_a_non_retryable_failure_requeues_it_and_dead_lettered_ones_mus
     ],
 )
 def test_bad_redrive_requests_get_a_clear_4xx_and_change_nothing(
-    fns: tuple[Handler, ModuleType, Handler], body: dict[str, Any], code: str
+    fns: tuple[Handler, Handler, Handler], body: dict[str, Any], code: str
 ) -> None:
     _, _, admin = fns
     status, problem = call(admin, "POST", "/admin/dlq/redrive", body=body)
@@ -335,7 +327,7 @@ def test_bad_redrive_requests_get_a_clear_4xx_and_change_nothing(
 
 
 def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
-    fns: tuple[Handler, ModuleType, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    fns: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, admin = fns
     # Given a one-item batch whose item dead-lettered (the batch completed with one failure)
@@ -352,7 +344,7 @@ def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
     )
     batch_id = json.loads(response["body"])["batch_id"]
     (message,) = drain(stack, "BulkQueue")
-    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
+    worker, _ = use_model(worker, [ThrottledSummarizerError("ThrottlingException")])
     worker.lambda_handler(sqs_event(sqs_record(message, receive_count=5)), FakeLambdaContext())
     stack.client("sqs").send_message(QueueUrl=stack.resources["BulkDeadLetterQueue"], MessageBody=message)
 
@@ -376,7 +368,7 @@ def test_redriving_a_batch_item_moves_its_count_from_failed_to_completed(
     assert counts()["pending"] == 1 and counts()["failed"] == 0
     # (back in its own lane: the bulk queue, with its place in the batch's window)
     assert depth(stack, "WorkQueue") == 0 and depth(stack, "BulkDeadLetterQueue") == 0
-    use_model(worker, monkeypatch, [REPLY])
+    worker, _ = use_model(worker, [REPLY])
     deliver_all(stack, worker, "BulkQueue")
     # Then the batch counts it completed (and it stays completed)
     assert counts() == {

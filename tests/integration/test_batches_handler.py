@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +22,9 @@ from tests.support.events import (
     Handler,
     api_event,
     api_handler,
-    load_function,
     sqs_event,
     sqs_record,
+    worker_handler,
 )
 from tests.support.fakes import ScriptedSummarizer
 
@@ -47,13 +46,10 @@ def ndjson(*lines: Any) -> str:
 
 
 @pytest.fixture
-def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, ModuleType]:
-    api, worker = api_handler(), load_function("worker")
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    deps = replace(worker._deps(), summarizer=ScriptedSummarizer([REPLY]))
-    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
-    return api, worker
+def modules(stack: Stack) -> tuple[Handler, Handler]:
+    worker = worker_handler()
+    # The worker calls a scripted model in place of Bedrock
+    return api_handler(), replace(worker, deps=worker.deps.with_summarizer(ScriptedSummarizer([REPLY])))
 
 
 def call(api: Handler, event: dict[str, Any]) -> tuple[int, Any]:
@@ -76,7 +72,7 @@ def post_batch(
     )
 
 
-def drain(stack: Stack, worker: ModuleType, duplicate: bool = False) -> int:
+def drain(stack: Stack, worker: Handler, duplicate: bool = False) -> int:
     """Deliver every queued bulk-lane message to the worker (each twice with ``duplicate``), including
     the items released as earlier ones finish; returns how many messages were delivered."""
     sqs, url, delivered = stack.client("sqs"), stack.resources["BulkQueue"], 0
@@ -118,7 +114,7 @@ def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:
 
 
 def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
-    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str
+    modules: tuple[Handler, Handler], stack: Stack, events_queue: str
 ) -> None:
     api, worker = modules
     # Given a batch of 12 valid lines and one malformed line
@@ -164,7 +160,7 @@ def test_batch_runs_to_completed_with_exact_counts_despite_duplicates(
     assert status == 200 and report["batch_id"] == batch_id and report["custom_id"] == "c00"
 
 
-def test_cancel_leaves_pending_items_cancelled(modules: tuple[Handler, ModuleType], stack: Stack) -> None:
+def test_cancel_leaves_pending_items_cancelled(modules: tuple[Handler, Handler], stack: Stack) -> None:
     api, worker = modules
     _, created = post_batch(api, ndjson(*(item(f"k{n}") for n in range(4))))
     batch_id = created["batch_id"]
@@ -178,7 +174,7 @@ def test_cancel_leaves_pending_items_cancelled(modules: tuple[Handler, ModuleTyp
     assert {x["status"] for x in lines} == {"CANCELLED"}
 
 
-def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[Handler, ModuleType]) -> None:
+def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[Handler, Handler]) -> None:
     api, _ = modules
     _, created = post_batch(api, ndjson(item("a")))
     batch_id = created["batch_id"]
@@ -190,7 +186,7 @@ def test_another_client_cannot_see_or_cancel_a_batch(modules: tuple[Handler, Mod
 
 
 def test_large_batch_results_are_a_presigned_results_file(
-    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a batch over the inline-results limit (lowered to 3 so the test stays small)
     monkeypatch.setattr(batch_logic, "INLINE_RESULTS_MAX_ITEMS", 3)
@@ -233,7 +229,7 @@ def test_results_files_over_one_part_are_uploaded_in_parts(stack: Stack) -> None
     assert stored["Body"].read() == line * 20_000
 
 
-def test_list_batches_newest_first_with_pages(modules: tuple[Handler, ModuleType]) -> None:
+def test_list_batches_newest_first_with_pages(modules: tuple[Handler, Handler]) -> None:
     api, _ = modules
     ids = [post_batch(api, ndjson(item("a")))[1]["batch_id"] for _ in range(3)]
     _, first = call(api, api_event("GET", "/batches", query={"limit": "2"}))
@@ -246,7 +242,7 @@ def test_list_batches_newest_first_with_pages(modules: tuple[Handler, ModuleType
     assert status == 400
 
 
-def test_json_envelope_and_idempotency_key(modules: tuple[Handler, ModuleType], stack: Stack) -> None:
+def test_json_envelope_and_idempotency_key(modules: tuple[Handler, Handler], stack: Stack) -> None:
     api, _ = modules
     body = json.dumps({"reports": [item("a"), item("b")], "metadata": {"run": "1"}})
     headers = {"Content-Type": "application/json", "Idempotency-Key": "batch-1"}
@@ -275,7 +271,7 @@ def test_json_envelope_and_idempotency_key(modules: tuple[Handler, ModuleType], 
     ],
 )
 def test_bad_batches_get_a_clear_4xx_and_write_nothing(
-    modules: tuple[Handler, ModuleType], stack: Stack, body: str, content_type: str, status: int, code: str
+    modules: tuple[Handler, Handler], stack: Stack, body: str, content_type: str, status: int, code: str
 ) -> None:
     api, _ = modules
     got, error = post_batch(api, body, content_type=content_type)

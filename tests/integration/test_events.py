@@ -7,13 +7,13 @@ subscribers and applies their filter policies.
 from __future__ import annotations
 
 import json
-from types import ModuleType
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from medsum.adapters.sns import SnsEventPublisher
 from medsum.errors import NonRetryableSummarizerError
-from medsum.models import Lane
 
 from tests.integration.conftest import Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
@@ -24,17 +24,14 @@ from tests.support.events import (
     Handler,
     api_event,
     api_handler,
-    load_function,
     sqs_event,
+    worker_handler,
 )
 
 
 @pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, ModuleType]:
-    api, worker = api_handler(), load_function("worker")
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    return api, worker
+def modules(stack: Stack) -> tuple[Handler, Handler]:
+    return api_handler(), worker_handler()
 
 
 def subscribe(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
@@ -71,17 +68,17 @@ def submit_as(api: Handler, caller: str) -> str:
 
 
 def test_filter_policy_delivers_only_the_owners_completed_events(
-    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack
 ) -> None:
     api, worker = modules
     # Given clinic-a's subscriber, filtering on its owner ARN and report.completed
     url = subscribe(stack, "clinic-a-completed", {"owner": [CLINIC_A], "type": ["report.completed"]})
     everything = subscribe(stack, "everything")
     # When clinic-a and clinic-b each get a report completed, and clinic-a one failed
-    use_model(worker, monkeypatch, [REPLY])
+    worker, _ = use_model(worker, [REPLY])
     mine, theirs = submit_as(api, CLINIC_A), submit_as(api, CLINIC_B)
     worker.lambda_handler(sqs_event(work(mine), work(theirs)), FakeLambdaContext())
-    use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_access_denied", "denied")])
+    worker, _ = use_model(worker, [NonRetryableSummarizerError("model_access_denied", "denied")])
     failed = submit_as(api, CLINIC_A)
     worker.lambda_handler(sqs_event(work(failed)), FakeLambdaContext())
     # Then the filtered subscriber received exactly clinic-a's report.completed, as the raw envelope
@@ -119,18 +116,31 @@ class FlakySns:
         return self._real.publish(**kwargs)
 
 
+class RecordedDelays:
+    """A work queue that remembers the retry delays it is asked for (and changes nothing)."""
+
+    def __init__(self) -> None:
+        self.delays: list[int] = []
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        self.delays.append(delay_seconds)
+
+
 def test_transient_publish_failure_still_delivers_the_event_once(
-    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack
 ) -> None:
     api, worker = modules
     url = subscribe(stack, "observer")
-    summarizer = use_model(worker, monkeypatch, [REPLY])
-    publisher = worker._deps().publisher
-    monkeypatch.setattr(publisher, "_client", FlakySns(publisher._client, failures=1))
-    delays: list[int] = []
-    monkeypatch.setattr(
-        worker._queue(Lane.INTERACTIVE), "retry_later", lambda _handle, delay: delays.append(delay)
+    worker, summarizer = use_model(worker, [REPLY])
+    # Given SNS failing once, and the interactive lane's queue recording its delays
+    flaky = SnsEventPublisher(
+        stack.resources["ReportEventsTopic"], sns_client=FlakySns(stack.client("sns"), failures=1)
     )
+    queue = RecordedDelays()
+    lane = worker.deps.interactive
+    interactive = replace(lane, deps=replace(lane.deps, publisher=flaky), queue=queue)
+    worker = replace(worker, deps=replace(worker.deps, interactive=interactive))
+    delays = queue.delays
     report_id = submit_as(api, CLINIC_A)
     # When SNS fails during the first delivery
     first = work(report_id)

@@ -11,7 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
+from medsum.consumers.ingest import IngestFunctionDeps
 from medsum.logic.lanes import batch_item_id
+from medsum.settings import IngestSettings
 from moto.sqs.models import sqs_backends
 
 from tests.integration.conftest import REGION, Stack, deployed_stack
@@ -28,28 +30,31 @@ ITEMS = 2_000
 MALFORMED = {17: "{not json", 901: json.dumps({"custom_id": "x-901", "patient_id": "pt-1"}), 1999: "[]"}
 
 
-def _invoke_ingest(function_arn: str, event: Any) -> Mapping[str, Any]:
-    """What the local runtime does for a sandbox, in-process: call the handler, shape Invoke's reply."""
-    assert ":function:" in function_arn and "IngestFunction" in function_arn
-    try:
-        payload = load_function("ingest").lambda_handler(event, FakeLambdaContext())
-    except Exception as exc:
-        return {
-            "FunctionError": "Unhandled",
-            "Payload": {"errorType": type(exc).__name__, "errorMessage": ""},
-        }
-    return {"Payload": payload}
+class IngestInvoker:
+    """What the local runtime does for a sandbox, in-process: call the ingest handler (with the
+    adapters of the deployed stack) and shape Invoke's reply."""
+
+    def __init__(self) -> None:
+        self.deps: IngestFunctionDeps | None = None
+
+    def __call__(self, function_arn: str, event: Any) -> Mapping[str, Any]:
+        assert ":function:" in function_arn and "IngestFunction" in function_arn
+        assert self.deps is not None, "the stack is not deployed yet"
+        try:
+            payload = load_function("ingest").lambda_handler(event, FakeLambdaContext(), deps=self.deps)
+        except Exception as exc:
+            return {
+                "FunctionError": "Unhandled",
+                "Payload": {"errorType": type(exc).__name__, "errorMessage": ""},
+            }
+        return {"Payload": payload}
 
 
 @pytest.fixture
 def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with deployed_stack(monkeypatch, invoker=_invoke_ingest) as deployed:
-        for module in ("api", "ingest"):
-            loaded = load_function(module)
-            for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
-                cached = getattr(loaded, name, None)
-                if cached is not None:
-                    cached.cache_clear()
+    invoker = IngestInvoker()
+    with deployed_stack(monkeypatch, invoker=invoker) as deployed:
+        invoker.deps = IngestFunctionDeps.from_settings(IngestSettings.from_env())
         yield deployed
 
 

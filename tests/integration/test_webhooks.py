@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,8 +24,9 @@ from tests.support.events import (
     Handler,
     api_event,
     api_handler,
-    load_function,
+    notifier_handler,
     sqs_event,
+    worker_handler,
 )
 from tests.support.events import sqs_record as work_record
 from tests.support.receiver import receiver
@@ -35,20 +35,11 @@ PUBLIC_URL = "https://93.184.216.34/hooks/medsum"
 
 
 @pytest.fixture
-def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, ModuleType, ModuleType]:
+def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, Handler, Handler]:
     # The local stack's explicit flag: plain http://127.0.0.1 receivers are allowed (tests only).
     monkeypatch.setenv("ALLOW_LOCAL_HTTP_WEBHOOKS", "true")
-    from medsum.settings import get_notifier_settings
-
-    get_notifier_settings.cache_clear()
-    api = api_handler()  # built from the environment above: its URL policy allows 127.0.0.1
-    worker, notifier = load_function("worker"), load_function("notifier")
-    for module in (worker, notifier):
-        for name in dir(module):
-            cached = getattr(module, name)
-            if hasattr(cached, "cache_clear") and name.startswith("_"):
-                cached.cache_clear()
-    return api, worker, notifier
+    # Built from the environment above: their URL policy allows 127.0.0.1
+    return api_handler(), worker_handler(), notifier_handler()
 
 
 def call(api: Handler, method: str, path: str, body: Any = None, caller: str = CLINIC_A) -> tuple[int, Any]:
@@ -57,9 +48,9 @@ def call(api: Handler, method: str, path: str, body: Any = None, caller: str = C
     return int(response["statusCode"]), json.loads(text) if text else None
 
 
-def complete_report(api: Handler, worker: ModuleType, monkeypatch: pytest.MonkeyPatch) -> str:
+def complete_report(api: Handler, worker: Handler) -> str:
     """Submit a report as clinic-a and let the worker complete it (publishing report.completed)."""
-    use_model(worker, monkeypatch, [REPLY])
+    worker, _ = use_model(worker, [REPLY])
     _, submitted = call(api, "POST", "/summarize", {"patient_id": "pt-9", "report_text": TEXT})
     report_id = str(submitted["report_id"])
     assert worker.lambda_handler(sqs_event(work(report_id)), FakeLambdaContext()) == {"batchItemFailures": []}
@@ -82,7 +73,7 @@ def notifier_records(stack: Stack, wait_seconds: float = 0) -> list[dict[str, An
         time.sleep(0.2)
 
 
-def handle(stack: Stack, notifier: ModuleType, record: dict[str, Any]) -> dict[str, Any]:
+def handle(stack: Stack, notifier: Handler, record: dict[str, Any]) -> dict[str, Any]:
     """Invoke the notifier with one record and, like the poller, delete it unless it failed."""
     result: dict[str, Any] = notifier.lambda_handler(sqs_event(record), FakeLambdaContext())
     if not result["batchItemFailures"]:
@@ -96,7 +87,7 @@ def with_receive_count(record: dict[str, Any], count: int) -> dict[str, Any]:
 
 
 def test_register_list_rotate_delete_and_owner_isolation(
-    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, capsys: pytest.CaptureFixture[str]
+    modules: tuple[Handler, Handler, Handler], stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api, _, _ = modules
     # When clinic-a registers an endpoint
@@ -142,7 +133,7 @@ HOSTILE_URLS = [
 ]
 
 
-def test_hostile_urls_are_refused_at_registration(modules: tuple[Handler, ModuleType, ModuleType]) -> None:
+def test_hostile_urls_are_refused_at_registration(modules: tuple[Handler, Handler, Handler]) -> None:
     api, _, _ = modules
     for url, code in HOSTILE_URLS:
         status, body = call(api, "POST", "/webhooks", {"url": url})
@@ -151,9 +142,8 @@ def test_hostile_urls_are_refused_at_registration(modules: tuple[Handler, Module
 
 
 def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
-    modules: tuple[Handler, ModuleType, ModuleType],
+    modules: tuple[Handler, Handler, Handler],
     stack: Stack,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     api, worker, notifier = modules
@@ -163,7 +153,7 @@ def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
         with receiver([200]) as healthy:
             call(api, "POST", "/webhooks", {"url": healthy.url})
             # When a report completes and the notifier gets its event three times (two failures)
-            report_id = complete_report(api, worker, monkeypatch)
+            report_id = complete_report(api, worker)
             (record,) = notifier_records(stack)
             for count in (1, 2, 3):
                 result = notifier.lambda_handler(
@@ -196,13 +186,13 @@ def test_receiver_failing_twice_gets_exactly_one_verified_delivery(
 
 
 def test_always_failing_receiver_ends_in_the_notifier_dlq_and_replay_resends(
-    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, notifier = modules
     sqs = stack.client("sqs")
     with receiver([500]) as hook:
         call(api, "POST", "/webhooks", {"url": hook.url})
-        report_id = complete_report(api, worker, monkeypatch)
+        report_id = complete_report(api, worker)
         # When every receive (NotifierMaxReceiveCount = 3 here) fails
         for _ in range(3):
             (record,) = notifier_records(stack, wait_seconds=5)
@@ -228,14 +218,14 @@ def test_always_failing_receiver_ends_in_the_notifier_dlq_and_replay_resends(
 
 
 def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
-    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, notifier = modules
     redirect = {302: {"Location": "http://169.254.169.254/latest/meta-data/"}}
     with receiver([410]) as gone, receiver([302], redirect) as moved:
         _, gone_hook = call(api, "POST", "/webhooks", {"url": gone.url})
         call(api, "POST", "/webhooks", {"url": moved.url})
-        complete_report(api, worker, monkeypatch)
+        complete_report(api, worker)
         (record,) = notifier_records(stack)
         # When both answer: 410 and a redirect to the metadata address
         assert handle(stack, notifier, record) == {"batchItemFailures": []}
@@ -243,7 +233,7 @@ def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
         views = {w["webhook_id"]: w for w in call(api, "GET", "/webhooks")[1]["items"]}
         assert views[gone_hook["webhook_id"]]["status"] == "disabled"
         # And the next event does not go to the disabled endpoint
-        complete_report(api, worker, monkeypatch)
+        complete_report(api, worker)
         for next_record in notifier_records(stack):
             handle(stack, notifier, next_record)
         assert len(gone.requests) == 1
@@ -251,7 +241,7 @@ def test_gone_disables_the_endpoint_and_redirects_are_not_followed(
 
 
 def test_per_request_callback_url_is_signed_with_the_default_secret(
-    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, notifier = modules
     body = {"patient_id": "pt-9", "report_text": TEXT, "callback_url": "https://169.254.169.254/x"}
@@ -264,7 +254,7 @@ def test_per_request_callback_url_is_signed_with_the_default_secret(
         status, default = call(api, "POST", "/webhooks/default-secret")
         assert status == 201 and default["secret"].startswith("whsec_")
         # When a report is submitted with a callback_url and completes
-        use_model(worker, monkeypatch, [REPLY])
+        worker, _ = use_model(worker, [REPLY])
         status, submitted = call(api, "POST", "/summarize", body)
         assert status == 202
         report_id = submitted["report_id"]
@@ -280,7 +270,7 @@ def test_per_request_callback_url_is_signed_with_the_default_secret(
 
 
 def test_batch_callback_url_gets_batch_completed_and_items_refuse_one(
-    modules: tuple[Handler, ModuleType, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler, Handler], stack: Stack
 ) -> None:
     api, worker, notifier = modules
     call(api, "POST", "/webhooks/default-secret")
@@ -293,7 +283,7 @@ def test_batch_callback_url_gets_batch_completed_and_items_refuse_one(
         batch_id = batch["batch_id"]
         response = api.lambda_handler(api_event("GET", f"/batches/{batch_id}/results"), FakeLambdaContext())
         (line,) = [json.loads(x) for x in response["body"].splitlines()]
-        use_model(worker, monkeypatch, [REPLY])
+        worker, _ = use_model(worker, [REPLY])
         message = sqs_record_for(line["report_id"], batch_id)
         assert worker.lambda_handler(sqs_event(message), FakeLambdaContext()) == {"batchItemFailures": []}
         for record in notifier_records(stack):
@@ -306,3 +296,22 @@ def test_batch_callback_url_gets_batch_completed_and_items_refuse_one(
 
 def sqs_record_for(report_id: str, batch_id: str) -> dict[str, Any]:
     return work_record(json.dumps({"report_id": report_id, "batch_id": batch_id, "version": 1}))
+
+
+def test_records_that_are_neither_an_event_nor_a_replay_fail_alone(
+    modules: tuple[Handler, Handler, Handler], stack: Stack
+) -> None:
+    api, worker, notifier = modules
+    # Given a real event as the topic delivered it, and three records built from it that are not
+    complete_report(api, worker)
+    (record,) = notifier_records(stack)
+    envelope = json.loads(record["body"])
+    no_owner = {**record, "messageId": "no-owner", "body": json.dumps({**envelope, "MessageAttributes": {}})}
+    not_json = {**record, "messageId": "not-json", "body": "{not json"}
+    stranger = {**record, "messageId": "stranger", "body": json.dumps({"replay": "dlv_1"})}
+
+    # When the notifier gets them in one batch
+    result = notifier.lambda_handler(sqs_event(record, no_owner, not_json, stranger), FakeLambdaContext())
+
+    # Then only the three are batch item failures (the event itself is delivered: no endpoint, no work)
+    assert {f["itemIdentifier"] for f in result["batchItemFailures"]} == {"no-owner", "not-json", "stranger"}

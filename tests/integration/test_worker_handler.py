@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 
 import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
-from medsum.logic.process import WorkerDeps
 
 from tests.integration.conftest import Stack
 from tests.support.events import (
@@ -20,9 +18,9 @@ from tests.support.events import (
     Handler,
     api_event,
     api_handler,
-    load_function,
     sqs_event,
     sqs_record,
+    worker_handler,
 )
 from tests.support.fakes import ScriptedSummarizer
 
@@ -39,11 +37,8 @@ REPLY = json.dumps(
 
 
 @pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, ModuleType]:
-    api, worker = api_handler(), load_function("worker")
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    return api, worker
+def modules(stack: Stack) -> tuple[Handler, Handler]:
+    return api_handler(), worker_handler()
 
 
 @pytest.fixture
@@ -61,13 +56,10 @@ def events_queue(stack: Stack) -> str:
     return str(url)
 
 
-def use_model(
-    worker: ModuleType, monkeypatch: pytest.MonkeyPatch, script: list[str | Exception]
-) -> ScriptedSummarizer:
+def use_model(worker: Handler, script: list[str | Exception]) -> tuple[Handler, ScriptedSummarizer]:
+    """The worker with a scripted model in place of Bedrock (in both lanes)."""
     summarizer = ScriptedSummarizer(script)
-    deps: WorkerDeps = replace(worker._deps(), summarizer=summarizer)
-    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
-    return summarizer
+    return replace(worker, deps=worker.deps.with_summarizer(summarizer)), summarizer
 
 
 def submit(api: Handler) -> str:
@@ -91,10 +83,10 @@ def work(report_id: str, receive_count: int = 1) -> dict[str, Any]:
 
 
 def test_message_to_completed_summary_and_event(
-    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack, events_queue: str
 ) -> None:
     api, worker = modules
-    use_model(worker, monkeypatch, [REPLY])
+    worker, _ = use_model(worker, [REPLY])
     report_id = submit(api)
     # When the worker receives the work message
     result = worker.lambda_handler(sqs_event(work(report_id)), FakeLambdaContext())
@@ -122,27 +114,30 @@ def test_message_to_completed_summary_and_event(
 
 
 def test_partial_batch_failure_reports_only_the_failed_message(
-    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack
 ) -> None:
     api, worker = modules
-    summarizer = use_model(worker, monkeypatch, [REPLY])
+    worker, summarizer = use_model(worker, [REPLY])
     done, other = submit(api), submit(api)
     worker.lambda_handler(sqs_event(work(done)), FakeLambdaContext())
     # Another delivery holds a live lease on `other`
-    worker._deps().repository.claim(other, worker._deps().clock(), 60, "someone-else")
-    duplicate, leased, garbage = work(done), work(other), sqs_record("{not json")
-    result = worker.lambda_handler(sqs_event(duplicate, leased, garbage), FakeLambdaContext())
+    lane = worker.deps.interactive.deps
+    lane.repository.claim(other, lane.clock(), 60, "someone-else")
+    duplicate, leased = work(done), work(other)
+    # And two records that are no work messages: not JSON, and JSON of another shape
+    garbage, stranger = sqs_record("{not json"), sqs_record(json.dumps({"reportId": other}))
+    result = worker.lambda_handler(sqs_event(duplicate, leased, garbage, stranger), FakeLambdaContext())
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-    assert failed == {leased["messageId"], garbage["messageId"]}
+    assert failed == {leased["messageId"], garbage["messageId"], stranger["messageId"]}
     # The duplicate of a completed report caused no second model call
     assert len(summarizer.calls) == 1
 
 
 def test_non_retryable_error_fails_report_and_acknowledges(
-    modules: tuple[Handler, ModuleType], stack: Stack, events_queue: str, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack, events_queue: str
 ) -> None:
     api, worker = modules
-    use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_access_denied", "denied")])
+    worker, _ = use_model(worker, [NonRetryableSummarizerError("model_access_denied", "denied")])
     report_id = submit(api)
     result = worker.lambda_handler(sqs_event(work(report_id)), FakeLambdaContext())
     assert result == {"batchItemFailures": []}
@@ -153,10 +148,10 @@ def test_non_retryable_error_fails_report_and_acknowledges(
 
 
 def test_retryable_error_requeues_then_last_receive_fails_dead_lettered(
-    modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
+    modules: tuple[Handler, Handler], stack: Stack
 ) -> None:
     api, worker = modules
-    use_model(worker, monkeypatch, [ThrottledSummarizerError("ThrottlingException")])
+    worker, _ = use_model(worker, [ThrottledSummarizerError("ThrottlingException")])
     report_id = submit(api)
     first = work(report_id, receive_count=1)
     assert worker.lambda_handler(sqs_event(first), FakeLambdaContext()) == {

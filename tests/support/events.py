@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 import time
 import uuid
@@ -152,7 +151,7 @@ def api_handler(deps: Any = None) -> Handler:
     from medsum.http.deps import ApiDeps
     from medsum.settings import ApiSettings
 
-    environment = ApiSettings.model_validate(dict(os.environ))
+    environment = ApiSettings.from_env()
     return Handler(load_function("api"), deps or ApiDeps.from_settings(environment))
 
 
@@ -161,5 +160,24 @@ def admin_handler(deps: Any = None) -> Handler:
     from medsum.http.deps import OperatorDeps
     from medsum.settings import AdminSettings
 
-    environment = AdminSettings.model_validate(dict(os.environ))
+    environment = AdminSettings.from_env()
     return Handler(load_function("admin"), deps or OperatorDeps.from_settings(environment))
+
+
+def worker_handler(deps: Any = None) -> Handler:
+    """The worker function with ``deps`` (default: the adapters of the current environment)."""
+    from medsum.consumers.worker import WorkerFunctionDeps
+    from medsum.settings import WorkerSettings
+
+    return Handler(
+        load_function("worker"), deps or WorkerFunctionDeps.from_settings(WorkerSettings.from_env())
+    )
+
+
+def notifier_handler(deps: Any = None) -> Handler:
+    """The notifier function with ``deps`` (default: the adapters of the current environment)."""
+    from medsum.consumers.notifier import NotifierFunctionDeps
+    from medsum.settings import NotifierSettings
+
+    environment = NotifierSettings.from_env()
+    return Handler(load_function("notifier"), deps or NotifierFunctionDeps.from_settings(environment))

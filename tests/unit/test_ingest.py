@@ -19,11 +19,16 @@ from medsum.errors import IngestRejectedError, IngestRetryableError
 from medsum.logic.batches import BatchDeps
 from medsum.logic.ingest import (
     Chunk,
+    FinalizeStep,
+    MarkFailedStep,
+    PlanStep,
+    WriteChunkStep,
     batch_id_from_key,
     chunk_lines,
     create_upload_batch,
     fail_upload,
     finalize_upload,
+    parse_step,
     plan_upload,
     upload_key,
     write_chunk,
@@ -31,7 +36,9 @@ from medsum.logic.ingest import (
 from medsum.logic.lanes import batch_item_id
 from medsum.models import BatchStatus, Report, ReportStatus, ReportType, WorkMessage
 from medsum.ports import UploadObject, UploadStore
+from pydantic import ValidationError
 
+from tests.support.events import ROOT
 from tests.support.fakes import FakeQueue, InMemoryBatchRepository, InMemoryRepository
 
 OWNER = "arn:aws:iam::123456789012:user/clinic-a"
@@ -154,6 +161,73 @@ def test_plan_write_finalize_stores_each_item_once_even_when_a_chunk_is_retried(
         (batch_item_id("b1", 0), 0, 2, 7),
         (batch_item_id("b1", 1), 1, 2, 7),
     ]
+
+
+# ---------------------------------------------------------------------------------------------- step inputs
+def _task_inputs() -> dict[str, dict[str, Any]]:
+    """The input each Lambda task of the state machine builds with ``Parameters`` (paths filled in)."""
+    definition = json.loads((ROOT / "statemachine" / "ingest.asl.json").read_text())
+    values = {"bucket": "uploads", "key": upload_key(OWNER, "b1"), "batch_id": "b1", "total": 7}
+    values["error"] = {"Error": "IngestRejectedError", "Cause": "..."}
+    return {
+        name: {
+            k.removesuffix(".$"): values[k.removesuffix(".$")] if k.endswith(".$") else v
+            for k, v in state["Parameters"].items()
+        }
+        for name, state in definition["States"].items()
+        if state["Type"] == "Task" and "Parameters" in state
+    }
+
+
+def test_every_task_input_of_the_state_machine_is_a_step_of_the_function() -> None:
+    # Given: Plan, Finalize and MarkFailed as the state machine calls them
+    inputs = _task_inputs()
+
+    # When
+    steps = {name: parse_step(event) for name, event in inputs.items()}
+
+    # Then
+    assert {name: type(step) for name, step in steps.items()} == {
+        "Plan": PlanStep,
+        "Finalize": FinalizeStep,
+        "MarkFailed": MarkFailedStep,
+    }
+    assert steps["Plan"] == PlanStep(step="plan", bucket="uploads", key=upload_key(OWNER, "b1"))
+    assert steps["Finalize"] == FinalizeStep(step="finalize", batch_id="b1", total=7)
+
+
+def test_each_chunk_of_a_plan_is_the_input_of_its_write_chunk_step() -> None:
+    # Given: a plan of three chunks (the Map state passes each chunk as it is)
+    data = b"\n".join(line(f"c-{n}") for n in range(1, 8)) + b"\n"
+    deps, uploads, _ = _setup(data)
+    plan = plan_upload(deps.batches, uploads, "bucket", upload_key(OWNER, "b1"), chunk_size=3)
+
+    # When
+    steps = [parse_step(item) for item in plan.to_dict()["chunks"]]
+
+    # Then
+    assert all(isinstance(step, WriteChunkStep) for step in steps)
+    assert [(s.batch_id, s.upload, s.chunk) for s in steps if isinstance(s, WriteChunkStep)] == [
+        ("b1", plan.upload, chunk) for chunk in plan.chunks
+    ]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"step": "explode", "batch_id": "b1"},
+        {"step": "finalize", "batch_id": "b1"},
+        {"step": "finalize", "batch_id": "b1", "total": "many"},
+        {"step": "plan", "bucket": "uploads"},
+        {"step": "write_chunk", "batch_id": "b1", "bucket": "u", "key": "k", "etag": "e", "size": 1},
+        {"bucket": "uploads", "key": "k"},
+        [],
+    ],
+)
+def test_an_input_that_is_no_step_is_a_validation_error(event: Any) -> None:
+    # When / Then: a typed error naming what is wrong, never a KeyError
+    with pytest.raises(ValidationError):
+        parse_step(event)
 
 
 def test_finalize_is_retried_when_the_first_window_cannot_be_queued() -> None:

@@ -24,7 +24,10 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from medsum.errors import ConflictError, IngestRejectedError, IngestRetryableError, ReportNotFoundError
 from medsum.logic.batches import BatchDeps, item_report, owner_hash, parse_line
@@ -76,17 +79,6 @@ class Chunk:
             "first_seq": self.first_seq,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Chunk:
-        return cls(
-            start_line=int(data["start_line"]),
-            end_line=int(data["end_line"]),
-            start_byte=int(data["start_byte"]),
-            end_byte=int(data["end_byte"]),
-            skip_lines=tuple(int(n) for n in data.get("skip_lines", ())),
-            first_seq=int(data.get("first_seq", 0)),
-        )
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -114,6 +106,76 @@ class Plan:
             "line_errors": len(self.errors),
             "chunks": [{"step": "write_chunk", **where, "chunk": c.to_dict()} for c in self.chunks],
         }
+
+
+# --------------------------------------------------------------------------------------------------
+# The steps' inputs, as the state machine passes them (``statemachine/ingest.asl.json``)
+# --------------------------------------------------------------------------------------------------
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class PlanStep(_Step):
+    """``Plan``: the uploaded object the S3 event names."""
+
+    step: Literal["plan"]
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class WriteChunkStep(_Step):
+    """``WriteChunk``: one chunk of :meth:`Plan.to_dict`, as the ``Map`` state passes it."""
+
+    step: Literal["write_chunk"]
+    batch_id: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    etag: str
+    size: int = Field(ge=0)
+    chunk: Chunk
+
+    @property
+    def upload(self) -> UploadObject:
+        """The planned version of the uploaded file."""
+        return UploadObject(bucket=self.bucket, key=self.key, etag=self.etag, size=self.size)
+
+
+class FinalizeStep(_Step):
+    """``Finalize``: the batch and how many items the plan found."""
+
+    step: Literal["finalize"]
+    batch_id: str = Field(min_length=1)
+    total: int = Field(ge=0)
+
+
+class MarkFailedStep(_Step):
+    """``MarkFailed``: the uploaded object, and the state's error (exception names: not used, they are
+    not part of the API; the step's own reason is already on the batch)."""
+
+    step: Literal["mark_failed"]
+    key: str = Field(min_length=1)
+    error: dict[str, Any] | None = None
+
+
+#: The input of any of the ingest function's steps, told apart by ``step``.
+IngestStep = Annotated[PlanStep | WriteChunkStep | FinalizeStep | MarkFailedStep, Field(discriminator="step")]
+
+
+@cache
+def _steps() -> TypeAdapter[IngestStep]:
+    return TypeAdapter(IngestStep)
+
+
+def parse_step(event: Any) -> PlanStep | WriteChunkStep | FinalizeStep | MarkFailedStep:
+    """The step an ingest task input asks for.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        Not an input of any step (an unknown ``step``, a missing or malformed field): the task fails
+        and the state machine's ``Catch`` marks the batch failed.
+    """
+    return _steps().validate_python(event)
 
 
 @dataclass(frozen=True)
