@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -63,9 +62,8 @@ def run_inline(items: int) -> Counter[str]:
     from medsum.clock import utcnow
     from medsum.logic.batches import BatchDeps, ParsedBatch, create_batch
     from medsum.models import BatchItemRequest
+    from medsum_local.inprocess import deploy
     from moto import mock_aws
-
-    from tests.integration.conftest import deploy
 
     clients.client.cache_clear()
     with mock_aws():
@@ -124,10 +122,16 @@ def run_upload(items: int) -> Counter[str]:
 
     import boto3
     import pytest
-
-    from tests.integration.conftest import REGION, deployed_stack
-    from tests.integration.test_ingest_state_machine import _invoke_ingest
-    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, api_handler, load_function
+    from medsum_local.inprocess import (
+        CLINIC_A,
+        REGION,
+        FakeLambdaContext,
+        api_event,
+        api_handler,
+        deployed_stack,
+        invoke_in_process,
+        load_function,
+    )
 
     text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
     data = "".join(
@@ -138,7 +142,7 @@ def run_upload(items: int) -> Counter[str]:
     calls: Counter[str] = Counter()
     ingestion: Counter[str] = Counter()
     try:
-        with deployed_stack(patch, invoker=_invoke_ingest) as stack:
+        with deployed_stack(patch, invoker=invoke_in_process) as stack:
             api, ingest = api_handler(), load_function("ingest")
             for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):
                 cached = getattr(ingest, name, None)

@@ -8,14 +8,9 @@ Run: ``.venv/bin/python scripts/export_openapi.py``
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.events import load_function  # noqa: E402
+from medsum_local.inprocess import ROOT, load_function
 
 #: The deployed API's URL (the stack output ``ApiUrl``), as server variables.
 SERVERS: list[dict[str, Any]] = [

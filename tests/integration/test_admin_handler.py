@@ -18,8 +18,8 @@ from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.dlq import AdminDeps
 from medsum.logic.process import WorkerDeps
 from medsum.ports import DeadLetter, DeadLetterQueue
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     CLINIC_A,
     OPERATOR,

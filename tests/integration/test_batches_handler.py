@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from medsum.adapters.uploads import S3UploadStore
 from medsum.logic import batches as batch_logic
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     ACCOUNT,
     CLINIC_A,

@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 from medsum.errors import NonRetryableSummarizerError
 from medsum.models import Lane
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
 from tests.support.events import (
     CLINIC_A,

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from medsum.logic.lanes import batch_item_id
+from medsum_local.inprocess import REGION, Stack, deployed_stack, invoke_in_process
 from moto.sqs.models import sqs_backends
 
-from tests.integration.conftest import REGION, Stack, deployed_stack
 from tests.support.events import (
     ACCOUNT,
     CLINIC_A,
@@ -28,22 +28,9 @@ ITEMS = 2_000
 MALFORMED = {17: "{not json", 901: json.dumps({"custom_id": "x-901", "patient_id": "pt-1"}), 1999: "[]"}
 
 
-def _invoke_ingest(function_arn: str, event: Any) -> Mapping[str, Any]:
-    """What the local runtime does for a sandbox, in-process: call the handler, shape Invoke's reply."""
-    assert ":function:" in function_arn and "IngestFunction" in function_arn
-    try:
-        payload = load_function("ingest").lambda_handler(event, FakeLambdaContext())
-    except Exception as exc:
-        return {
-            "FunctionError": "Unhandled",
-            "Payload": {"errorType": type(exc).__name__, "errorMessage": ""},
-        }
-    return {"Payload": payload}
-
-
 @pytest.fixture
 def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    with deployed_stack(monkeypatch, invoker=_invoke_ingest) as deployed:
+    with deployed_stack(monkeypatch, invoker=invoke_in_process) as deployed:
         for module in ("api", "ingest"):
             loaded = load_function(module)
             for name in ("_repository", "_batches", "_uploads", "_deps", "_batch_deps", "_submit_deps"):

@@ -13,10 +13,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from medsum_local.inprocess import REGION, Stack
 from medsum_local.poller import sqs_record
 from standardwebhooks import Webhook as Verifier
 
-from tests.integration.conftest import REGION, Stack
 from tests.integration.test_worker_handler import REPLY, TEXT, use_model, work
 from tests.support.events import (
     CLINIC_A,

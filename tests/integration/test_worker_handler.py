@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.process import WorkerDeps
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     FakeLambdaContext,
     Handler,

@@ -9,9 +9,10 @@ import json
 from typing import Any
 
 import pytest
+from medsum_local.inprocess import ROOT
 from openapi_spec_validator import validate
 
-from scripts.export_openapi import ROOT, render
+from scripts.export_openapi import render
 
 DOCUMENT: dict[str, Any] = json.loads(render())
 OPERATIONS = [
