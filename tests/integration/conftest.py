@@ -7,9 +7,10 @@ through moto's CloudFormation), so a table key or queue setting that drifts from
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
-from medsum_local.inprocess import Stack, deployed_stack
+from medsum_local.inprocess import Handler, Stack, api_handler, deployed_stack, load_function
 
 
 @pytest.fixture
@@ -18,3 +19,28 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     :func:`medsum_local.inprocess.deployed_stack`)."""
     with deployed_stack(monkeypatch) as deployed:
         yield deployed
+
+
+@pytest.fixture
+def modules(stack: Stack) -> tuple[Handler, ModuleType]:
+    """The api function (deps from the deployed stack) and the worker function's module."""
+    api, worker = api_handler(), load_function("worker")
+    for cached in (worker._deps, worker._queue):
+        cached.cache_clear()
+    return api, worker
+
+
+@pytest.fixture
+def events_queue(stack: Stack) -> str:
+    """An SQS queue subscribed to the events topic (SNS envelopes, not raw delivery), to observe what
+    is published."""
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    url = sqs.create_queue(QueueName="observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=stack.resources["ReportEventsTopic"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    return str(url)

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.dlq import AdminDeps
-from medsum.logic.process import WorkerDeps
 from medsum.ports import DeadLetter, DeadLetterQueue
 from medsum_local.inprocess import Stack
 
@@ -27,46 +26,23 @@ from tests.support.events import (
     Handler,
     admin_handler,
     api_event,
-    api_handler,
-    load_function,
     sqs_event,
     sqs_record,
 )
-from tests.support.fakes import ScriptedSummarizer
+from tests.support.worker import REPLY, TEXT, use_model
 
-TEXT = "FINDINGS: Mild cardiomegaly. No pleural effusion.\nIMPRESSION: Mild cardiomegaly."
-REPLY = json.dumps(
-    {
-        "summary": "Mild cardiomegaly.",
-        "key_findings": [{"text": "Mild cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
-        "diagnoses": [],
-        "medications": [],
-        "follow_up": [],
-    }
-)
 REASON = "bedrock outage INC-42 is over"
 
 
 @pytest.fixture
-def fns(stack: Stack) -> tuple[Handler, ModuleType, Handler]:
-    api, worker, admin = api_handler(), load_function("worker"), admin_handler()
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    return api, worker, admin
+def fns(modules: tuple[Handler, ModuleType]) -> tuple[Handler, ModuleType, Handler]:
+    api, worker = modules
+    return api, worker, admin_handler()
 
 
 def call(fn: Handler, method: str, path: str, *, caller: str | None = OPERATOR, **kw: Any) -> tuple[int, Any]:
     response = fn.lambda_handler(api_event(method, path, caller=caller, **kw), FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def use_model(
-    worker: ModuleType, monkeypatch: pytest.MonkeyPatch, script: list[str | Exception]
-) -> ScriptedSummarizer:
-    summarizer = ScriptedSummarizer(script)
-    deps: WorkerDeps = replace(worker._deps(), summarizer=summarizer)
-    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
-    return summarizer
 
 
 def receive_all(stack: Stack, queue: str) -> list[dict[str, Any]]:

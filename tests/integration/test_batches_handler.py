@@ -4,7 +4,6 @@ TransactWriteItems on PatientReports + Batches)."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -22,12 +21,10 @@ from tests.support.events import (
     FakeLambdaContext,
     Handler,
     api_event,
-    api_handler,
-    load_function,
     sqs_event,
     sqs_record,
 )
-from tests.support.fakes import ScriptedSummarizer
+from tests.support.worker import use_model
 
 REPLY = json.dumps(
     {
@@ -47,13 +44,12 @@ def ndjson(*lines: Any) -> str:
 
 
 @pytest.fixture
-def modules(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> tuple[Handler, ModuleType]:
-    api, worker = api_handler(), load_function("worker")
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    deps = replace(worker._deps(), summarizer=ScriptedSummarizer([REPLY]))
-    monkeypatch.setattr(worker, "_deps", lambda *_: deps)
-    return api, worker
+def modules(
+    modules: tuple[Handler, ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Handler, ModuleType]:
+    """The api and the worker (see conftest.py), with the worker's model answering ``REPLY``."""
+    use_model(modules[1], monkeypatch, [REPLY])
+    return modules
 
 
 def call(api: Handler, event: dict[str, Any]) -> tuple[int, Any]:
@@ -93,15 +89,6 @@ def drain(stack: Stack, worker: ModuleType, duplicate: bool = False) -> int:
         for message in messages:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         delivered += len(messages)
-
-
-@pytest.fixture
-def events_queue(stack: Stack) -> str:
-    sqs, sns = stack.client("sqs"), stack.client("sns")
-    url = sqs.create_queue(QueueName="observer")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.resources["ReportEventsTopic"], Protocol="sqs", Endpoint=arn)
-    return str(url)
 
 
 def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:

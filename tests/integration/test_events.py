@@ -16,25 +16,14 @@ from medsum.errors import NonRetryableSummarizerError
 from medsum.models import Lane
 from medsum_local.inprocess import Stack
 
-from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
 from tests.support.events import (
     CLINIC_A,
     CLINIC_B,
     FakeLambdaContext,
     Handler,
-    api_event,
-    api_handler,
-    load_function,
     sqs_event,
 )
-
-
-@pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, ModuleType]:
-    api, worker = api_handler(), load_function("worker")
-    for cached in (worker._deps, worker._queue):
-        cached.cache_clear()
-    return api, worker
+from tests.support.worker import REPLY, read, submit, use_model, work
 
 
 def subscribe(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
@@ -62,14 +51,6 @@ def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
     return found
 
 
-def submit_as(api: Handler, caller: str) -> str:
-    body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
-    response = api.lambda_handler(
-        api_event("POST", "/summarize", body=body, caller=caller), FakeLambdaContext()
-    )
-    return str(json.loads(response["body"])["report_id"])
-
-
 def test_filter_policy_delivers_only_the_owners_completed_events(
     modules: tuple[Handler, ModuleType], stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,10 +60,10 @@ def test_filter_policy_delivers_only_the_owners_completed_events(
     everything = subscribe(stack, "everything")
     # When clinic-a and clinic-b each get a report completed, and clinic-a one failed
     use_model(worker, monkeypatch, [REPLY])
-    mine, theirs = submit_as(api, CLINIC_A), submit_as(api, CLINIC_B)
+    mine, theirs = submit(api, CLINIC_A), submit(api, CLINIC_B)
     worker.lambda_handler(sqs_event(work(mine), work(theirs)), FakeLambdaContext())
     use_model(worker, monkeypatch, [NonRetryableSummarizerError("model_access_denied", "denied")])
-    failed = submit_as(api, CLINIC_A)
+    failed = submit(api, CLINIC_A)
     worker.lambda_handler(sqs_event(work(failed)), FakeLambdaContext())
     # Then the filtered subscriber received exactly clinic-a's report.completed, as the raw envelope
     (message,) = drain(stack, url)
@@ -131,7 +112,7 @@ def test_transient_publish_failure_still_delivers_the_event_once(
     monkeypatch.setattr(
         worker._queue(Lane.INTERACTIVE), "retry_later", lambda _handle, delay: delays.append(delay)
     )
-    report_id = submit_as(api, CLINIC_A)
+    report_id = submit(api, CLINIC_A)
     # When SNS fails during the first delivery
     first = work(report_id)
     result = worker.lambda_handler(sqs_event(first), FakeLambdaContext())
