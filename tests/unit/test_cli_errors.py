@@ -11,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import REPORT_ID, Reply, Run, fake_session
+from tests.support.cli import REPORT_ID, Reply, Run, fake_session
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
 DETAILS = [
     {"location": "body.patient_id", "problem": "String should match pattern '^[A-Za-z0-9._-]{1,64}$'"},
