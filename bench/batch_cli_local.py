@@ -74,20 +74,12 @@ def run(project: Path, items: int) -> str:
 
 
 def main() -> None:
-    from medsum_local.stack import LocalStack, LocalStackConfig
+    from medsum_local.stack import LocalStack
+    from medsum_local.testing import isolated_config
 
     sizes = [int(a) for a in sys.argv[1:]] or [1_000, 1_500]
     project = Path(tempfile.mkdtemp(prefix="medsum-bench-batch-"))
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=project / ".medsum" / "local-stack.json",
-        parameter_overrides=FAST_RETRIES,
-        bedrock_faults={},
-    )
-    stack = LocalStack(config)
+    stack = LocalStack(isolated_config(ROOT, project, parameter_overrides=FAST_RETRIES))
     stack.start()
     try:
         print("| items | path | submit → completed | items/s | result lines |")

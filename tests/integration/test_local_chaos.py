@@ -20,9 +20,9 @@ import requests
 from medsum_local.deploy import DeploymentError, deploy_template
 from medsum_local.emulator import Emulator
 from medsum_local.logs import Console
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
+from medsum_local.stack import LocalStack, StackInfo
 from medsum_local.template import load_template, with_overrides
-from medsum_local.testing import wait_for
+from medsum_local.testing import isolated_config, wait_for
 
 pytestmark = pytest.mark.enable_socket
 
@@ -48,20 +48,10 @@ def console() -> RecordingConsole:
 
 @pytest.fixture(scope="module")
 def stack(console: RecordingConsole) -> Iterator[LocalStack]:
-    config = LocalStackConfig.from_env(
-        {},
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-        template_overrides={"Resources.SlowQueue.Properties.VisibilityTimeout": str(VISIBILITY_SECONDS)},
-    )
-    local = LocalStack(config, console=console)
-    local.start()
-    yield local
-    local.stop()
+    slow_queue = {"Resources.SlowQueue.Properties.VisibilityTimeout": str(VISIBILITY_SECONDS)}
+    local = LocalStack(isolated_config(APP, environ={}, template_overrides=slow_queue), console=console)
+    with local:
+        yield local
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ import requests
 from botocore.credentials import Credentials
 from medsum_local.gateway import MAX_PAYLOAD_BYTES, AuthError, LocalApiGateway, RouteTable, verify_sigv4
 from medsum_local.identities import IdentityRegistry
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import ApiClient, sign_request
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import ApiClient, isolated_config, sign_request
 from werkzeug.test import Client
 
 APP = Path(__file__).parent / "local_stack_app"
@@ -30,20 +30,9 @@ APP = Path(__file__).parent / "local_stack_app"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-        bedrock_context_tokens=16_384,
-        default_concurrency=2,
-    )
-    local = LocalStack(config)
-    local.start()
-    yield local
-    local.stop()
+    local = LocalStack(isolated_config(APP, environ={}, bedrock_context_tokens=16_384, default_concurrency=2))
+    with local:
+        yield local
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from medsum_local.deploy import parse_parameter_overrides
 from medsum_local.poller import batch_item_failures
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import wait_for
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import isolated_config, wait_for
 
 APP = Path(__file__).parent / "local_stack_app"
 MAX_RECEIVE_COUNT = 2
@@ -26,19 +26,10 @@ MAX_RECEIVE_COUNT = 2
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig.from_env(
-        {"MEDSUM_PARAMETER_OVERRIDES": f"MaxReceiveCount={MAX_RECEIVE_COUNT}"},
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-    )
-    local = LocalStack(config)
-    local.start()
-    yield local
-    local.stop()
+    environ = {"MEDSUM_PARAMETER_OVERRIDES": f"MaxReceiveCount={MAX_RECEIVE_COUNT}"}
+    local = LocalStack(isolated_config(APP, environ=environ))
+    with local:
+        yield local
 
 
 @pytest.fixture(scope="module")
