@@ -7,6 +7,8 @@ Requests are signed by the CLI's signer, :func:`medsum_cli.signing.sign_request`
 from __future__ import annotations
 
 import json as jsonlib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,7 +20,7 @@ from medsum_cli.signing import sign_request
 from medsum_local.identities import Identity
 from medsum_local.stack import LocalStackConfig, StackInfo
 
-__all__ = ["ApiClient", "isolated_config", "sign_request", "wait_for"]
+__all__ = ["ApiClient", "isolated_config", "run_cli", "sign_request", "wait_for"]
 
 T = TypeVar("T")
 
@@ -150,4 +152,17 @@ def isolated_config(
         bedrock_port=0,
         bedrock_faults={},
         **{**place, **overrides},
+    )
+
+
+def run_cli(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``medsum *args`` as a user would, in a process of its own, from ``project`` (where it finds
+    the stack's state file); its exit code and output (text), whatever the exit code."""
+    return subprocess.run(  # noqa: S603 - this interpreter and the test's or bench's own arguments
+        [sys.executable, "-m", "medsum_cli.main", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
