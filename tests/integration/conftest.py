@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 from medsum_local.inprocess import Handler, Stack, api_handler, deployed_stack, load_function
+from medsum_local.stack import LocalStack, StackInfo
 
 
 @pytest.fixture
@@ -44,3 +45,10 @@ def events_queue(stack: Stack) -> str:
         Attributes={"RawMessageDelivery": "false"},
     )
     return str(url)
+
+
+@pytest.fixture(scope="module")
+def info(local_stack: LocalStack) -> StackInfo:
+    """What the module's running offline stack offers (its ``local_stack`` fixture configures it)."""
+    assert local_stack.info is not None
+    return local_stack.info

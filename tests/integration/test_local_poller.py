@@ -25,7 +25,7 @@ MAX_RECEIVE_COUNT = 2
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+def local_stack() -> Iterator[LocalStack]:
     environ = {"MEDSUM_PARAMETER_OVERRIDES": f"MaxReceiveCount={MAX_RECEIVE_COUNT}"}
     local = LocalStack(isolated_config(APP, environ=environ))
     with local:
@@ -33,15 +33,9 @@ def stack() -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="module")
-def info(stack: LocalStack) -> StackInfo:
-    assert stack.info is not None
-    return stack.info
-
-
-@pytest.fixture(scope="module")
-def aws(stack: LocalStack) -> dict[str, Any]:
-    assert stack.emulator is not None
-    return {service: stack.emulator.client(service) for service in ("s3", "sqs", "sns")}
+def aws(local_stack: LocalStack) -> dict[str, Any]:
+    assert local_stack.emulator is not None
+    return {service: local_stack.emulator.client(service) for service in ("s3", "sqs", "sns")}
 
 
 def _observations(aws: dict[str, Any], info: StackInfo, prefix: str) -> list[dict[str, Any]]:
@@ -80,7 +74,7 @@ def _depth(aws: dict[str, Any], queue_url: str) -> int:
 
 
 def test_parameter_overrides_reach_the_deployed_queue(
-    stack: LocalStack, info: StackInfo, aws: dict[str, Any]
+    local_stack: LocalStack, info: StackInfo, aws: dict[str, Any]
 ) -> None:
     attributes = aws["sqs"].get_queue_attributes(
         QueueUrl=info.outputs["PartialQueueUrl"], AttributeNames=["All"]
@@ -89,7 +83,7 @@ def test_parameter_overrides_reach_the_deployed_queue(
 
     assert info.parameters["MaxReceiveCount"] == str(MAX_RECEIVE_COUNT)
     assert int(redrive["maxReceiveCount"]) == MAX_RECEIVE_COUNT
-    assert [p.concurrency for p in stack.pollers] == [2, 2, 2]
+    assert [p.concurrency for p in local_stack.pollers] == [2, 2, 2]
 
 
 def test_partial_batch_failures_stay_and_reach_the_dead_letter_queue(

@@ -20,8 +20,11 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from medsum_cli.client import MedsumClient
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+
+from tests.support.clock import FakeClock
 
 API_URL = "http://127.0.0.1:3000"
 REPORT_ID = "01JDQ3Z6W5Y7K8M9N0P1Q2R3S4"
@@ -160,6 +163,18 @@ def signature_is_valid(
     signer = SigV4Auth(Credentials(auth["key"], secret_key, token), "execute-api", auth["region"])
     string_to_sign = signer.string_to_sign(recomputed, signer.canonical_request(recomputed))
     return hmac.compare_digest(signer.signature(string_to_sign, recomputed), auth["signature"])
+
+
+def client_with(session: requests.Session, clock: FakeClock) -> MedsumClient:
+    """A client of the local API signing as ``AK``/``SK`` over ``session``, waiting on ``clock``."""
+    return MedsumClient(
+        API_URL,
+        Credentials("AK", "SK"),
+        "us-east-1",
+        session=session,
+        sleep=clock.sleep,
+        clock=clock.monotonic,
+    )
 
 
 #: The ``run`` fixture: ``run(argv, session) -> (exit code, stdout, stderr)``.

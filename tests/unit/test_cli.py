@@ -27,6 +27,7 @@ from tests.support.cli import (
     REPORT_ID,
     Reply,
     Run,
+    client_with,
     error,
     fake_session,
     ok,
@@ -583,14 +584,7 @@ def test_wait_reports_each_status_and_returns_the_terminal_view() -> None:
         ok(report_view("PENDING")), ok(report_view("PROCESSING")), ok(report_view("COMPLETED"))
     )
     clock = FakeClock()
-    client = MedsumClient(
-        API_URL,
-        Credentials("AK", "SK"),
-        "us-east-1",
-        session=session,
-        sleep=clock.sleep,
-        clock=clock.monotonic,
-    )
+    client = client_with(session, clock)
     seen: list[str] = []
 
     report = client.wait(
@@ -605,14 +599,7 @@ def test_wait_reports_each_status_and_returns_the_terminal_view() -> None:
 def test_wait_times_out() -> None:
     session, adapter = fake_session(ok(report_view("PROCESSING")))
     clock = FakeClock()
-    client = MedsumClient(
-        API_URL,
-        Credentials("AK", "SK"),
-        "us-east-1",
-        session=session,
-        sleep=clock.sleep,
-        clock=clock.monotonic,
-    )
+    client = client_with(session, clock)
 
     with pytest.raises(WaitTimeoutError) as caught:
         client.wait(REPORT_ID, timeout=5, poll_interval=1.0)

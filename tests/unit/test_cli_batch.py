@@ -15,10 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from botocore.credentials import Credentials
 from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
-from medsum_cli.client import MedsumClient, WaitTimeoutError
+from medsum_cli.client import WaitTimeoutError
 from medsum_cli.main import main
 
 from tests.support.cli import (
@@ -31,6 +30,7 @@ from tests.support.cli import (
     accepted,
     batch_view,
     body_of,
+    client_with,
     error,
     fake_session,
     item_line,
@@ -518,9 +518,7 @@ def test_client_wait_batch_reports_each_update() -> None:
         ok(batch_view("validating")), ok(batch_view("cancelling")), ok(batch_view("cancelled"))
     )
     fake = FakeClock()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
+    client = client_with(session, fake)
     seen: list[str] = []
 
     final = client.wait_batch(BATCH_ID, timeout=60, on_update=lambda batch: seen.append(batch["status"]))
@@ -533,9 +531,7 @@ def test_client_wait_batch_reports_each_update() -> None:
 def test_client_wait_batch_timeout_names_the_batch() -> None:
     session, _ = fake_session(ok(batch_view("in_progress"), 200, **{"Retry-After": "600"}))
     fake = FakeClock()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
+    client = client_with(session, fake)
 
     with pytest.raises(WaitTimeoutError) as caught:
         client.wait_batch(BATCH_ID, timeout=30)

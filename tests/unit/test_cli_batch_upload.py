@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from botocore.credentials import Credentials
 from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
-from medsum_cli.client import ApiError, ConnectionFailedError, MedsumClient, TransportError
+from medsum_cli.client import ApiError, ConnectionFailedError, TransportError
 
 from tests.support.cli import (
     API_URL,
@@ -26,6 +25,7 @@ from tests.support.cli import (
     accepted,
     batch_view,
     body_of,
+    client_with,
     error,
     fake_session,
     item_line,
@@ -91,12 +91,6 @@ def s3_error(status: int, code: str, message: str) -> Reply:
 
 def jsonl(count: int, prefix: str = "c") -> bytes:
     return b"".join(item_line(f"{prefix}-{index:05d}") for index in range(count))
-
-
-def client_with(session: requests.Session, fake: FakeClock) -> MedsumClient:
-    return MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
 
 
 def assert_upload_put(request: requests.PreparedRequest, data: bytes, batch_id: str = UPLOAD_ID) -> None:
