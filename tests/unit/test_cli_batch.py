@@ -1,6 +1,6 @@
 """``medsum batch``: input reading and splitting, signing of NDJSON bodies, waiting, results, errors.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets): every request is recorded with its exact
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets): every request is recorded with its exact
 bytes and headers, and every answer is scripted. The client's clock and sleep are faked, so waiting
 loops run instantly and their delays can be checked.
 """

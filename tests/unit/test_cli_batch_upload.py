@@ -1,6 +1,6 @@
 """``medsum batch submit`` picks the inline or the upload path; the client's upload calls.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets): the signed ``POST /batches/uploads``, the
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets): the signed ``POST /batches/uploads``, the
 unsigned ``PUT`` to the presigned URL and the polls are recorded with their exact bytes and headers.
 """
 

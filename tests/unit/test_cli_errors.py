@@ -1,7 +1,7 @@
 """Why a request was refused: the API's ``details`` on every 4xx, the whole error as JSON under ``--json``,
 and reports that break the API's limits refused before any byte is sent.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets).
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a user sees: tables that keep ids whole at 80 columns and turn into tab-separated text when piped,
 human output for webhook commands (JSON only with ``--json``), and help for every command.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets).
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets).
 """
 
 from __future__ import annotations
