@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -63,9 +62,8 @@ def run_inline(items: int) -> Counter[str]:
     from medsum.clock import utcnow
     from medsum.logic.batches import BatchDeps, ParsedBatch, create_batch
     from medsum.models import BatchItemRequest
+    from medsum_local.inprocess import deploy
     from moto import mock_aws
-
-    from tests.integration.conftest import deploy
 
     clients.client.cache_clear()
     with mock_aws():
@@ -124,12 +122,15 @@ def run_upload(items: int) -> Counter[str]:
 
     import boto3
     import pytest
-    from medsum.consumers.ingest import IngestFunctionDeps
-    from medsum.settings import IngestSettings
-
-    from tests.integration.conftest import REGION, deployed_stack
-    from tests.integration.test_ingest_state_machine import IngestInvoker
-    from tests.support.events import CLINIC_A, FakeLambdaContext, api_event, api_handler
+    from medsum_local.inprocess import (
+        CLINIC_A,
+        REGION,
+        FakeLambdaContext,
+        api_event,
+        api_handler,
+        deployed_stack,
+        invoke_in_process,
+    )
 
     text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
     data = "".join(
@@ -140,9 +141,7 @@ def run_upload(items: int) -> Counter[str]:
     calls: Counter[str] = Counter()
     ingestion: Counter[str] = Counter()
     try:
-        invoker = IngestInvoker()
-        with deployed_stack(patch, invoker=invoker) as stack:
-            invoker.deps = IngestFunctionDeps.from_settings(IngestSettings.from_env())
+        with deployed_stack(patch, invoker=invoke_in_process) as stack:
             api = api_handler()
             _count_calls(calls, items)
             response = api.lambda_handler(

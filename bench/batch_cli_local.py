@@ -15,7 +15,6 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,18 +29,9 @@ FAST_RETRIES = {
 }
 
 
-def cli(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "medsum_cli.main", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def run(project: Path, items: int) -> str:
+    from medsum_local.testing import run_cli
+
     text = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
     source = project / f"batch-{items}.jsonl"
     custom_ids = [f"bench-{items}-{n:05d}" for n in range(items)]
@@ -53,14 +43,14 @@ def run(project: Path, items: int) -> str:
         encoding="utf-8",
     )
     started = time.monotonic()
-    submitted = cli(project, "batch", "submit", str(source), "--wait", "--timeout", "3000", timeout=3100)
+    submitted = run_cli(project, "batch", "submit", str(source), "--wait", "--timeout", "3000", timeout=3100)
     elapsed = time.monotonic() - started
     if submitted.returncode != 0:
         raise SystemExit(f"batch submit failed ({submitted.returncode}): {submitted.stderr[-2000:]}")
     [batch_id] = submitted.stdout.split()
     path = "upload" if f"uploaded batch {batch_id}" in submitted.stderr else "inline"
     out = project / f"results-{items}.jsonl"
-    fetched = cli(project, "batch", "results", batch_id, "-o", str(out), timeout=300)
+    fetched = run_cli(project, "batch", "results", batch_id, "-o", str(out), timeout=300)
     if fetched.returncode != 0:
         raise SystemExit(f"batch results failed: {fetched.stderr[-2000:]}")
     results = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
@@ -74,20 +64,12 @@ def run(project: Path, items: int) -> str:
 
 
 def main() -> None:
-    from medsum_local.stack import LocalStack, LocalStackConfig
+    from medsum_local.stack import LocalStack
+    from medsum_local.testing import isolated_config
 
     sizes = [int(a) for a in sys.argv[1:]] or [1_000, 1_500]
     project = Path(tempfile.mkdtemp(prefix="medsum-bench-batch-"))
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=project / ".medsum" / "local-stack.json",
-        parameter_overrides=FAST_RETRIES,
-        bedrock_faults={},
-    )
-    stack = LocalStack(config)
+    stack = LocalStack(isolated_config(ROOT, project, parameter_overrides=FAST_RETRIES))
     stack.start()
     try:
         print("| items | path | submit → completed | items/s | result lines |")

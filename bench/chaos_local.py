@@ -432,22 +432,14 @@ class ChaosRun:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from medsum_local.bedrock import report_digest
-    from medsum_local.stack import LocalStack, LocalStackConfig
+    from medsum_local.stack import LocalStack
     from medsum_local.template import load_template
+    from medsum_local.testing import isolated_config
 
     parameters, settings = scaled_overrides(load_template(ROOT / "template.yaml"), args.scale)
     state_dir = Path(tempfile.mkdtemp(prefix="medsum-bench-chaos-"))
     observations = Observations()
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=state_dir / ".medsum" / "local-stack.json",
-        bedrock_faults={},
-        parameter_overrides=parameters,
-        template_overrides=settings,
-    )
+    config = isolated_config(ROOT, state_dir, parameter_overrides=parameters, template_overrides=settings)
     stack = LocalStack(
         config,
         log=lambda line: print(line, file=sys.stderr, flush=True),

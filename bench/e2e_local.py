@@ -24,22 +24,15 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def main() -> None:
-    from medsum_local.stack import LocalStack, LocalStackConfig
-    from medsum_local.testing import ApiClient, wait_for
+    from medsum_local.stack import LocalStack
+    from medsum_local.testing import ApiClient, isolated_config, wait_for
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reports", type=int, default=100)
     args = parser.parse_args()
     text = (ROOT / "examples" / "discharge-summary-chf.txt").read_text(encoding="utf-8")
     state_dir = Path(tempfile.mkdtemp(prefix="medsum-bench-"))
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=state_dir / ".medsum" / "local-stack.json",
-        bedrock_faults={},
-    )
+    config = isolated_config(ROOT, state_dir)
     started = time.monotonic()
     with LocalStack(config) as info:
         ready = time.monotonic() - started

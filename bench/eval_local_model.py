@@ -58,17 +58,11 @@ def main() -> int:
         print(f"skipped: data absent ({args.data})")
         return 0
     from medsum_local.logs import Console
-    from medsum_local.stack import LocalStack, LocalStackConfig
+    from medsum_local.stack import LocalStack
+    from medsum_local.testing import isolated_config
 
     project = Path(tempfile.mkdtemp(prefix="medsum-bench-eval-"))
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=project / ".medsum" / "local-stack.json",
-        bedrock_faults={},
-    )
+    config = isolated_config(ROOT, project)
     log_path = project / "stack.log"
     print(f"local stack logs: {log_path}", flush=True)
     codes = []

@@ -224,7 +224,8 @@ def run(bench: Bench, big: int, small: int, quota: float, quota_items: int) -> l
 
 
 def main() -> None:
-    from medsum_local.stack import LocalStack, LocalStackConfig
+    from medsum_local.stack import LocalStack
+    from medsum_local.testing import isolated_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", type=int, default=1000)
@@ -233,15 +234,7 @@ def main() -> None:
     parser.add_argument("--quota-items", type=int, default=300)
     args = parser.parse_args()
     project = Path(tempfile.mkdtemp(prefix="medsum-bench-lanes-"))
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=project / ".medsum" / "local-stack.json",
-        bedrock_faults={},
-    )
-    stack = LocalStack(config)
+    stack = LocalStack(isolated_config(ROOT, project))
     stack.start()
     try:
         assert stack.info is not None

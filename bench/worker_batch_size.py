@@ -26,8 +26,8 @@ from pathlib import Path
 
 import requests
 from medsum_local.logs import Console
-from medsum_local.stack import LocalStack, LocalStackConfig
-from medsum_local.testing import ApiClient
+from medsum_local.stack import LocalStack
+from medsum_local.testing import ApiClient, isolated_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "examples" / "chest-xray-normal.txt").read_text(encoding="utf-8")
@@ -70,15 +70,7 @@ def burst_latencies(api: ApiClient, count: int) -> list[float]:
 def measure(size: int, burst: int, latency: float, rounds: int) -> list[float]:
     project = Path(tempfile.mkdtemp(prefix=f"medsum-bench-batch{size}-"))
     template = template_with_batch_size(size)
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        template=template,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=project / ".medsum" / "local-stack.json",
-        bedrock_faults={},
-    )
+    config = isolated_config(ROOT, project, template=template)
     quiet = (project / "stack.log").open("w", encoding="utf-8")  # the stack's logs, not the table
     # "text" makes the stack capture the sandboxes' output too (with "json" they write to stdout)
     stack = LocalStack(config, log=lambda line: None, console=Console("text", stream=quiet))

@@ -7,17 +7,20 @@ Requests are signed by the CLI's signer, :func:`medsum_cli.signing.sign_request`
 from __future__ import annotations
 
 import json as jsonlib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 from medsum_cli.signing import sign_request
 
 from medsum_local.identities import Identity
-from medsum_local.stack import StackInfo
+from medsum_local.stack import LocalStackConfig, StackInfo
 
-__all__ = ["ApiClient", "sign_request", "wait_for"]
+__all__ = ["ApiClient", "isolated_config", "run_cli", "sign_request", "wait_for"]
 
 T = TypeVar("T")
 
@@ -121,3 +124,45 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
         time.sleep(interval)
+
+
+def isolated_config(
+    project_root: Path,
+    state_dir: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> LocalStackConfig:
+    """A local stack that runs next to any other: every port chosen by the OS, no Bedrock faults
+    (a test or bench sets its own), and its state file in ``state_dir/.medsum/`` (none without).
+
+    ``environ`` and ``overrides`` as :meth:`LocalStackConfig.from_env` (``environ`` default: this
+    process's environment; ``{}`` for none of it).
+    """
+    place: dict[str, Any] = (
+        {"state_file": state_dir / ".medsum" / "local-stack.json"}
+        if state_dir is not None
+        else {"write_state_file": False}
+    )
+    return LocalStackConfig.from_env(
+        environ,
+        project_root=project_root,
+        api_port=0,
+        emulator_port=0,
+        bedrock_port=0,
+        bedrock_faults={},
+        **{**place, **overrides},
+    )
+
+
+def run_cli(project: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``medsum *args`` as a user would, in a process of its own, from ``project`` (where it finds
+    the stack's state file); its exit code and output (text), whatever the exit code."""
+    return subprocess.run(  # noqa: S603 - this interpreter and the test's or bench's own arguments
+        [sys.executable, "-m", "medsum_cli.main", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

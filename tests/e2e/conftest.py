@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 from medsum_local.identities import DEFAULT_IDENTITIES
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import ApiClient, sign_request
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import ApiClient, isolated_config, sign_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,21 +51,16 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def local_stack(stack_dir: Path) -> Iterator[LocalStack]:
     """The running offline stack (``LocalStack``; ``.invoke()``, ``.emulator.client()`` ...)."""
-    config = LocalStackConfig.from_env(
-        project_root=ROOT,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        state_file=stack_dir / ".medsum" / "local-stack.json",
+    config = isolated_config(  # no Bedrock faults: tests set them through the admin routes
+        ROOT,
+        stack_dir,
         parameter_overrides=FAST_RETRIES,
-        bedrock_faults={},  # deterministic: tests set faults through the admin routes
         # A client of its own for schemathesis (test_api_schema_e2e.py): what it creates is nobody else's.
         identities=(*DEFAULT_IDENTITIES, ("fuzzer", "client")),
     )
     stack = LocalStack(config)
-    stack.start()
-    yield stack
-    stack.stop()
+    with stack:
+        yield stack
 
 
 @pytest.fixture(scope="package")

@@ -4,14 +4,12 @@ Bedrock together."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import requests
 from medsum_local.stack import StackInfo
-from medsum_local.testing import ApiClient, wait_for
+from medsum_local.testing import ApiClient, run_cli, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
@@ -140,26 +138,12 @@ def test_another_client_cannot_see_or_cancel_the_batch(api: ApiClient) -> None:
 
 def test_cli_batch_submit_wait_and_results(stack_dir: Path, stack_info: StackInfo, tmp_path: Path) -> None:
     example = ROOT / "examples" / "batch-small.jsonl"
-    submitted = subprocess.run(
-        [sys.executable, "-m", "medsum_cli.main", "batch", "submit", str(example), "--wait", "--json"],
-        cwd=stack_dir,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    submitted = run_cli(stack_dir, "batch", "submit", str(example), "--wait", "--json", timeout=180)
     assert submitted.returncode == 0, submitted.stderr
     batch = json.loads(submitted.stdout)
     assert batch["status"] == "completed"
     out = tmp_path / "out.jsonl"
-    fetched = subprocess.run(
-        [sys.executable, "-m", "medsum_cli.main", "batch", "results", batch["batch_id"], "-o", str(out)],
-        cwd=stack_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    fetched = run_cli(stack_dir, "batch", "results", batch["batch_id"], "-o", str(out), timeout=60)
     assert fetched.returncode == 0, fetched.stderr
     custom_ids = [json.loads(x)["custom_id"] for x in example.read_text().splitlines() if x.strip()]
     assert sorted(json.loads(x)["custom_id"] for x in out.read_text().splitlines()) == sorted(custom_ids)

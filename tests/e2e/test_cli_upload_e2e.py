@@ -11,22 +11,9 @@ tested (``tests/unit/test_cli_batch_upload.py``), and ``bench/batch_cli_local.py
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from medsum_local.testing import ApiClient
-
-
-def cli(stack_dir: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "medsum_cli.main", *args],
-        cwd=stack_dir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from medsum_local.testing import ApiClient, run_cli
 
 
 def write_items(path: Path, custom_ids: list[str], text: str) -> None:
@@ -56,7 +43,7 @@ def test_cli_uploads_an_input_over_5_mb_as_one_batch(stack_dir: Path, api: ApiCl
     assert source.stat().st_size > 5_000_000
 
     # When it is submitted with --wait, the mode left to auto
-    submitted = cli(stack_dir, "batch", "submit", str(source), "--wait", timeout=150)
+    submitted = run_cli(stack_dir, "batch", "submit", str(source), "--wait", timeout=150)
 
     # Then it was uploaded as ONE batch, whose every item completed, results joined on custom_id
     assert submitted.returncode == 0, submitted.stderr
@@ -64,7 +51,7 @@ def test_cli_uploads_an_input_over_5_mb_as_one_batch(stack_dir: Path, api: ApiCl
     assert f"uploaded batch {batch_id} (60 items)" in submitted.stderr
     assert f"batch {batch_id} completed: 60 completed;" in submitted.stderr
     out = tmp_path / "out.jsonl"
-    fetched = cli(stack_dir, "batch", "results", batch_id, "-o", str(out), timeout=60)
+    fetched = run_cli(stack_dir, "batch", "results", batch_id, "-o", str(out), timeout=60)
     assert fetched.returncode == 0, fetched.stderr
     results = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert sorted(result["custom_id"] for result in results) == custom_ids

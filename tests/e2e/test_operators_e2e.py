@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,13 @@ import pytest
 import requests
 from medsum_local.bedrock import report_digest
 from medsum_local.stack import StackInfo
-from medsum_local.testing import ApiClient, wait_for
+from medsum_local.testing import ApiClient, run_cli, wait_for
 
 REASON = "throttling incident over (e2e)"
 
 
 def medsum(stack_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "medsum_cli.main", *args, "--identity", "operator"],
-        cwd=stack_dir,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return run_cli(stack_dir, *args, "--identity", "operator", timeout=180)
 
 
 def set_faults(admin: str, **faults: Any) -> None:

@@ -4,8 +4,6 @@ the gateway, the SQS poller and the local Bedrock."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 import requests
 from medsum_local.bedrock import report_digest
 from medsum_local.stack import StackInfo
-from medsum_local.testing import ApiClient, wait_for
+from medsum_local.testing import ApiClient, run_cli, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PNEUMONIA = (ROOT / "examples" / "chest-xray-pneumonia.txt").read_text(encoding="utf-8")
@@ -218,23 +216,9 @@ def test_list_and_delete(api: ApiClient) -> None:
 
 def test_cli_submit_wait_prints_summary_with_evidence(stack_dir: Path, api: ApiClient) -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "medsum_cli.main",
-            "submit",
-            str(ROOT / "examples" / "chest-xray-pneumonia.txt"),
-            "--type",
-            "radiology",
-            "--wait",
-            "--json",
-        ],
-        cwd=stack_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    example = ROOT / "examples" / "chest-xray-pneumonia.txt"
+    result = run_cli(
+        stack_dir, "submit", str(example), "--type", "radiology", "--wait", "--json", timeout=120
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -16,8 +16,8 @@ import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
 from medsum.logic.dlq import AdminDeps
 from medsum.ports import DeadLetter, DeadLetterQueue
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     CLINIC_A,
     OPERATOR,
@@ -25,40 +25,23 @@ from tests.support.events import (
     Handler,
     admin_handler,
     api_event,
-    api_handler,
     sqs_event,
     sqs_record,
-    worker_handler,
 )
-from tests.support.fakes import ScriptedSummarizer
+from tests.support.worker import REPLY, TEXT, use_model
 
-TEXT = "FINDINGS: Mild cardiomegaly. No pleural effusion.\nIMPRESSION: Mild cardiomegaly."
-REPLY = json.dumps(
-    {
-        "summary": "Mild cardiomegaly.",
-        "key_findings": [{"text": "Mild cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
-        "diagnoses": [],
-        "medications": [],
-        "follow_up": [],
-    }
-)
 REASON = "bedrock outage INC-42 is over"
 
 
 @pytest.fixture
-def fns(stack: Stack) -> tuple[Handler, Handler, Handler]:
-    return api_handler(), worker_handler(), admin_handler()
+def fns(modules: tuple[Handler, Handler]) -> tuple[Handler, Handler, Handler]:
+    api, worker = modules
+    return api, worker, admin_handler()
 
 
 def call(fn: Handler, method: str, path: str, *, caller: str | None = OPERATOR, **kw: Any) -> tuple[int, Any]:
     response = fn.lambda_handler(api_event(method, path, caller=caller, **kw), FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
-
-
-def use_model(worker: Handler, script: list[str | Exception]) -> tuple[Handler, ScriptedSummarizer]:
-    """The worker with a scripted model in place of Bedrock (in both lanes)."""
-    summarizer = ScriptedSummarizer(script)
-    return replace(worker, deps=worker.deps.with_summarizer(summarizer)), summarizer
 
 
 def receive_all(stack: Stack, queue: str) -> list[dict[str, Any]]:

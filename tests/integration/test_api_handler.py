@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from medsum.adapters.sqs import SqsWorkQueue
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import CLINIC_A, CLINIC_B, FakeLambdaContext, Handler, api_event, api_handler
 
 REPORT = {

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from medsum_local.inprocess import Stack, deployed_stack
 
 from scripts.export_openapi import render
-from tests.integration.conftest import Stack, deployed_stack
 from tests.support.events import (
     CLINIC_A,
     OPERATOR,

@@ -4,7 +4,6 @@ TransactWriteItems on PatientReports + Batches)."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from medsum.adapters.uploads import S3UploadStore
 from medsum.logic import batches as batch_logic
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     ACCOUNT,
     CLINIC_A,
@@ -21,12 +20,10 @@ from tests.support.events import (
     FakeLambdaContext,
     Handler,
     api_event,
-    api_handler,
     sqs_event,
     sqs_record,
-    worker_handler,
 )
-from tests.support.fakes import ScriptedSummarizer
+from tests.support.worker import use_model
 
 REPLY = json.dumps(
     {
@@ -46,10 +43,11 @@ def ndjson(*lines: Any) -> str:
 
 
 @pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, Handler]:
-    worker = worker_handler()
-    # The worker calls a scripted model in place of Bedrock
-    return api_handler(), replace(worker, deps=worker.deps.with_summarizer(ScriptedSummarizer([REPLY])))
+def modules(modules: tuple[Handler, Handler]) -> tuple[Handler, Handler]:
+    """The api and the worker (see conftest.py), with the worker's model answering ``REPLY``."""
+    api, worker = modules
+    worker, _ = use_model(worker, [REPLY])
+    return api, worker
 
 
 def call(api: Handler, event: dict[str, Any]) -> tuple[int, Any]:
@@ -89,15 +87,6 @@ def drain(stack: Stack, worker: Handler, duplicate: bool = False) -> int:
         for message in messages:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         delivered += len(messages)
-
-
-@pytest.fixture
-def events_queue(stack: Stack) -> str:
-    sqs, sns = stack.client("sqs"), stack.client("sns")
-    url = sqs.create_queue(QueueName="observer")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=stack.resources["ReportEventsTopic"], Protocol="sqs", Endpoint=arn)
-    return str(url)
 
 
 def batch_events(stack: Stack, url: str) -> list[dict[str, Any]]:

@@ -10,28 +10,19 @@ import json
 from dataclasses import replace
 from typing import Any
 
-import pytest
 from botocore.exceptions import ClientError
 from medsum.adapters.sns import SnsEventPublisher
 from medsum.errors import NonRetryableSummarizerError
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
-from tests.integration.test_worker_handler import REPLY, TEXT, read, use_model, work
 from tests.support.events import (
     CLINIC_A,
     CLINIC_B,
     FakeLambdaContext,
     Handler,
-    api_event,
-    api_handler,
     sqs_event,
-    worker_handler,
 )
-
-
-@pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, Handler]:
-    return api_handler(), worker_handler()
+from tests.support.worker import REPLY, read, submit, use_model, work
 
 
 def subscribe(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
@@ -59,14 +50,6 @@ def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
     return found
 
 
-def submit_as(api: Handler, caller: str) -> str:
-    body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
-    response = api.lambda_handler(
-        api_event("POST", "/summarize", body=body, caller=caller), FakeLambdaContext()
-    )
-    return str(json.loads(response["body"])["report_id"])
-
-
 def test_filter_policy_delivers_only_the_owners_completed_events(
     modules: tuple[Handler, Handler], stack: Stack
 ) -> None:
@@ -76,10 +59,10 @@ def test_filter_policy_delivers_only_the_owners_completed_events(
     everything = subscribe(stack, "everything")
     # When clinic-a and clinic-b each get a report completed, and clinic-a one failed
     worker, _ = use_model(worker, [REPLY])
-    mine, theirs = submit_as(api, CLINIC_A), submit_as(api, CLINIC_B)
+    mine, theirs = submit(api, CLINIC_A), submit(api, CLINIC_B)
     worker.lambda_handler(sqs_event(work(mine), work(theirs)), FakeLambdaContext())
     worker, _ = use_model(worker, [NonRetryableSummarizerError("model_access_denied", "denied")])
-    failed = submit_as(api, CLINIC_A)
+    failed = submit(api, CLINIC_A)
     worker.lambda_handler(sqs_event(work(failed)), FakeLambdaContext())
     # Then the filtered subscriber received exactly clinic-a's report.completed, as the raw envelope
     (message,) = drain(stack, url)
@@ -141,7 +124,7 @@ def test_transient_publish_failure_still_delivers_the_event_once(
     interactive = replace(lane, deps=replace(lane.deps, publisher=flaky), queue=queue)
     worker = replace(worker, deps=replace(worker.deps, interactive=interactive))
     delays = queue.delays
-    report_id = submit_as(api, CLINIC_A)
+    report_id = submit(api, CLINIC_A)
     # When SNS fails during the first delivery
     first = work(report_id)
     result = worker.lambda_handler(sqs_event(first), FakeLambdaContext())

@@ -6,55 +6,30 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from medsum.consumers.ingest import IngestFunctionDeps
 from medsum.logic.lanes import batch_item_id
-from medsum.settings import IngestSettings
+from medsum_local.inprocess import REGION, Stack, deployed_stack, invoke_in_process
 from moto.sqs.models import sqs_backends
 
-from tests.integration.conftest import REGION, Stack, deployed_stack
 from tests.support.events import (
     ACCOUNT,
     CLINIC_A,
     FakeLambdaContext,
     api_event,
     api_handler,
-    load_function,
 )
 
 ITEMS = 2_000
 MALFORMED = {17: "{not json", 901: json.dumps({"custom_id": "x-901", "patient_id": "pt-1"}), 1999: "[]"}
 
 
-class IngestInvoker:
-    """What the local runtime does for a sandbox, in-process: call the ingest handler (with the
-    adapters of the deployed stack) and shape Invoke's reply."""
-
-    def __init__(self) -> None:
-        self.deps: IngestFunctionDeps | None = None
-
-    def __call__(self, function_arn: str, event: Any) -> Mapping[str, Any]:
-        assert ":function:" in function_arn and "IngestFunction" in function_arn
-        assert self.deps is not None, "the stack is not deployed yet"
-        try:
-            payload = load_function("ingest").lambda_handler(event, FakeLambdaContext(), deps=self.deps)
-        except Exception as exc:
-            return {
-                "FunctionError": "Unhandled",
-                "Payload": {"errorType": type(exc).__name__, "errorMessage": ""},
-            }
-        return {"Payload": payload}
-
-
 @pytest.fixture
 def ingest_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    invoker = IngestInvoker()
-    with deployed_stack(monkeypatch, invoker=invoker) as deployed:
-        invoker.deps = IngestFunctionDeps.from_settings(IngestSettings.from_env())
+    with deployed_stack(monkeypatch, invoker=invoke_in_process) as deployed:
         yield deployed
 
 

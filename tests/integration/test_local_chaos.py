@@ -20,9 +20,9 @@ import requests
 from medsum_local.deploy import DeploymentError, deploy_template
 from medsum_local.emulator import Emulator
 from medsum_local.logs import Console
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
+from medsum_local.stack import LocalStack, StackInfo
 from medsum_local.template import load_template, with_overrides
-from medsum_local.testing import wait_for
+from medsum_local.testing import isolated_config, wait_for
 
 pytestmark = pytest.mark.enable_socket
 
@@ -47,27 +47,11 @@ def console() -> RecordingConsole:
 
 
 @pytest.fixture(scope="module")
-def stack(console: RecordingConsole) -> Iterator[LocalStack]:
-    config = LocalStackConfig.from_env(
-        {},
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-        template_overrides={"Resources.SlowQueue.Properties.VisibilityTimeout": str(VISIBILITY_SECONDS)},
-    )
-    local = LocalStack(config, console=console)
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture(scope="module")
-def info(stack: LocalStack) -> StackInfo:
-    assert stack.info is not None
-    return stack.info
+def local_stack(console: RecordingConsole) -> Iterator[LocalStack]:
+    slow_queue = {"Resources.SlowQueue.Properties.VisibilityTimeout": str(VISIBILITY_SECONDS)}
+    local = LocalStack(isolated_config(APP, environ={}, template_overrides=slow_queue), console=console)
+    with local:
+        yield local
 
 
 def _sandboxes(info: StackInfo, function: str) -> list[dict[str, Any]]:
@@ -79,20 +63,20 @@ def _busy(info: StackInfo, function: str) -> dict[str, Any] | None:
     return next((s for s in _sandboxes(info, function) if s["busy"] and s["pid"]), None)
 
 
-def test_template_override_reaches_the_deployed_queue(stack: LocalStack, info: StackInfo) -> None:
-    assert stack.emulator is not None
-    sqs = stack.emulator.client("sqs")
+def test_template_override_reaches_the_deployed_queue(local_stack: LocalStack, info: StackInfo) -> None:
+    assert local_stack.emulator is not None
+    sqs = local_stack.emulator.client("sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=info.outputs["SlowQueueUrl"], AttributeNames=["All"])
 
     assert attributes["Attributes"]["VisibilityTimeout"] == str(VISIBILITY_SECONDS)
 
 
 def test_sandboxes_are_listed_with_their_pids(
-    stack: LocalStack, info: StackInfo, console: RecordingConsole
+    local_stack: LocalStack, info: StackInfo, console: RecordingConsole
 ) -> None:
     # Given the function has run once (its sandbox is warm)
-    assert stack.runtime is not None
-    stack.runtime.invoke("EchoFunction", {"resource": "/public"})
+    assert local_stack.runtime is not None
+    local_stack.runtime.invoke("EchoFunction", {"resource": "/public"})
 
     listed = _sandboxes(info, "EchoFunction")
 
@@ -106,11 +90,11 @@ def test_sandboxes_are_listed_with_their_pids(
 
 
 def test_killed_sandbox_fails_its_invocation_and_the_message_comes_back(
-    stack: LocalStack, info: StackInfo, console: RecordingConsole
+    local_stack: LocalStack, info: StackInfo, console: RecordingConsole
 ) -> None:
-    assert stack.emulator is not None
-    s3, sqs = stack.emulator.client("s3"), stack.emulator.client("sqs")
-    poller = next(p for p in stack.pollers if p.source.function_logical_id == "SlowFunction")
+    assert local_stack.emulator is not None
+    s3, sqs = local_stack.emulator.client("s3"), local_stack.emulator.client("sqs")
+    poller = next(p for p in local_stack.pollers if p.source.function_logical_id == "SlowFunction")
     errors_before = poller.stats["function_errors"]
     # Given a message the slow function is working on (it sleeps a second before recording it)
     test = f"kill-{uuid.uuid4().hex[:8]}"

@@ -21,35 +21,18 @@ import requests
 from botocore.credentials import Credentials
 from medsum_local.gateway import MAX_PAYLOAD_BYTES, AuthError, LocalApiGateway, RouteTable, verify_sigv4
 from medsum_local.identities import IdentityRegistry
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import ApiClient, sign_request
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import ApiClient, isolated_config, sign_request
 from werkzeug.test import Client
 
 APP = Path(__file__).parent / "local_stack_app"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig(
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-        bedrock_context_tokens=16_384,
-        default_concurrency=2,
-    )
-    local = LocalStack(config)
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture(scope="module")
-def info(stack: LocalStack) -> StackInfo:
-    assert stack.info is not None
-    return stack.info
+def local_stack() -> Iterator[LocalStack]:
+    local = LocalStack(isolated_config(APP, environ={}, bedrock_context_tokens=16_384, default_concurrency=2))
+    with local:
+        yield local
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +46,9 @@ def _echo(response: requests.Response) -> dict[str, Any]:
     return answer
 
 
-def _api_id(stack: LocalStack) -> str:
-    assert stack.deployed is not None
-    return stack.deployed.apis[0].api_id
+def _api_id(local_stack: LocalStack) -> str:
+    assert local_stack.deployed is not None
+    return local_stack.deployed.apis[0].api_id
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -238,7 +221,7 @@ def test_verify_sigv4_accepts_a_signature_within_the_clock_skew(info: StackInfo)
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_proxy_event_has_the_rest_api_shape(api: ApiClient, stack: LocalStack, info: StackInfo) -> None:
+def test_proxy_event_has_the_rest_api_shape(api: ApiClient, local_stack: LocalStack, info: StackInfo) -> None:
     # When a signed GET with repeated query parameters reaches /items/{item_id}
     before = int(time.time() * 1000)
     response = api.get("/items/42?x=1&x=2&y=3", headers={"X-Custom": "v"})
@@ -258,7 +241,7 @@ def test_proxy_event_has_the_rest_api_shape(api: ApiClient, stack: LocalStack, i
     assert event["body"] is None
     assert event["isBase64Encoded"] is False
     context = event["requestContext"]
-    assert context["apiId"] == _api_id(stack)
+    assert context["apiId"] == _api_id(local_stack)
     assert context["stage"] == "test"
     assert context["resourcePath"] == "/items/{item_id}"
     assert context["path"] == "/test/items/42"
@@ -348,18 +331,18 @@ def test_payload_over_ten_megabytes_is_rejected(api: ApiClient) -> None:
 
 
 def test_function_runs_with_its_template_environment_and_lambda_context(
-    api: ApiClient, stack: LocalStack, info: StackInfo
+    api: ApiClient, local_stack: LocalStack, info: StackInfo
 ) -> None:
     answer = _echo(api.get("/items/1"))
-    assert stack.deployed is not None
-    echo = stack.deployed.functions["EchoFunction"]
+    assert local_stack.deployed is not None
+    echo = local_stack.deployed.functions["EchoFunction"]
 
     env = answer["env"]
     assert env["GREETING"] == "hello"
     assert env["OBSERVATIONS_BUCKET"] == info.outputs["ObservationsBucket"]  # a resolved !Ref
     assert env["AWS_ENDPOINT_URL"] == info.aws_endpoint_url
     assert env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] == info.bedrock_endpoint_url
-    assert stack.bedrock.context_tokens == 16_384  # LocalStackConfig.bedrock_context_tokens
+    assert local_stack.bedrock.context_tokens == 16_384  # LocalStackConfig.bedrock_context_tokens
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == info.region
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == echo.function_name
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
@@ -392,9 +375,9 @@ def test_function_timeout_kills_the_sandbox_and_the_next_call_gets_a_fresh_one(a
     assert _echo(api.get("/items/1"))["context"]["remaining_ms"] > 0
 
 
-def test_invoke_returns_lambda_invoke_results(stack: LocalStack) -> None:
-    ok = stack.invoke("EchoFunction", {"resource": "/x", "isBase64Encoded": False})
-    failed = stack.invoke("EchoFunction", {"resource": "/boom"})
+def test_invoke_returns_lambda_invoke_results(local_stack: LocalStack) -> None:
+    ok = local_stack.invoke("EchoFunction", {"resource": "/x", "isBase64Encoded": False})
+    failed = local_stack.invoke("EchoFunction", {"resource": "/boom"})
 
     assert ok["StatusCode"] == 200
     assert "FunctionError" not in ok
@@ -408,9 +391,9 @@ def test_invoke_returns_lambda_invoke_results(stack: LocalStack) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_stage_throttling_answers_429_beyond_the_burst(stack: LocalStack, info: StackInfo) -> None:
-    assert stack.deployed is not None
-    api = stack.deployed.apis[0]
+def test_stage_throttling_answers_429_beyond_the_burst(local_stack: LocalStack, info: StackInfo) -> None:
+    assert local_stack.deployed is not None
+    api = local_stack.deployed.apis[0]
     throttled_api = dataclasses.replace(
         api,
         stage={

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from medsum_local.logs import Console
 from medsum_local.runtime import FunctionRuntime, FunctionSpec, LineSink
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import ApiClient, wait_for
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import ApiClient, isolated_config, wait_for
 
 APP = Path(__file__).parent / "local_stack_app"
 SECRET = "secret internal detail"  # what the echo function's /boom raises with
@@ -33,21 +33,9 @@ def printed() -> io.StringIO:
 
 @pytest.fixture(scope="module")
 def info(printed: io.StringIO) -> Iterator[StackInfo]:
-    config = LocalStackConfig(
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-        default_concurrency=1,
-        log_format="text",
-    )
-    local = LocalStack(config, console=Console(config.log_format, stream=printed))
-    local.start()
-    assert local.info is not None
-    yield local.info
-    local.stop()
+    config = isolated_config(APP, environ={}, default_concurrency=1, log_format="text")
+    with LocalStack(config, console=Console(config.log_format, stream=printed)) as info:
+        yield info
 
 
 def _lines(printed: io.StringIO, pattern: str) -> list[str]:

@@ -17,40 +17,25 @@ from typing import Any
 import pytest
 from medsum_local.deploy import parse_parameter_overrides
 from medsum_local.poller import batch_item_failures
-from medsum_local.stack import LocalStack, LocalStackConfig, StackInfo
-from medsum_local.testing import wait_for
+from medsum_local.stack import LocalStack, StackInfo
+from medsum_local.testing import isolated_config, wait_for
 
 APP = Path(__file__).parent / "local_stack_app"
 MAX_RECEIVE_COUNT = 2
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    config = LocalStackConfig.from_env(
-        {"MEDSUM_PARAMETER_OVERRIDES": f"MaxReceiveCount={MAX_RECEIVE_COUNT}"},
-        project_root=APP,
-        api_port=0,
-        emulator_port=0,
-        bedrock_port=0,
-        write_state_file=False,
-        bedrock_faults={},
-    )
-    local = LocalStack(config)
-    local.start()
-    yield local
-    local.stop()
+def local_stack() -> Iterator[LocalStack]:
+    environ = {"MEDSUM_PARAMETER_OVERRIDES": f"MaxReceiveCount={MAX_RECEIVE_COUNT}"}
+    local = LocalStack(isolated_config(APP, environ=environ))
+    with local:
+        yield local
 
 
 @pytest.fixture(scope="module")
-def info(stack: LocalStack) -> StackInfo:
-    assert stack.info is not None
-    return stack.info
-
-
-@pytest.fixture(scope="module")
-def aws(stack: LocalStack) -> dict[str, Any]:
-    assert stack.emulator is not None
-    return {service: stack.emulator.client(service) for service in ("s3", "sqs", "sns")}
+def aws(local_stack: LocalStack) -> dict[str, Any]:
+    assert local_stack.emulator is not None
+    return {service: local_stack.emulator.client(service) for service in ("s3", "sqs", "sns")}
 
 
 def _observations(aws: dict[str, Any], info: StackInfo, prefix: str) -> list[dict[str, Any]]:
@@ -89,7 +74,7 @@ def _depth(aws: dict[str, Any], queue_url: str) -> int:
 
 
 def test_parameter_overrides_reach_the_deployed_queue(
-    stack: LocalStack, info: StackInfo, aws: dict[str, Any]
+    local_stack: LocalStack, info: StackInfo, aws: dict[str, Any]
 ) -> None:
     attributes = aws["sqs"].get_queue_attributes(
         QueueUrl=info.outputs["PartialQueueUrl"], AttributeNames=["All"]
@@ -98,7 +83,7 @@ def test_parameter_overrides_reach_the_deployed_queue(
 
     assert info.parameters["MaxReceiveCount"] == str(MAX_RECEIVE_COUNT)
     assert int(redrive["maxReceiveCount"]) == MAX_RECEIVE_COUNT
-    assert [p.concurrency for p in stack.pollers] == [2, 2, 2]
+    assert [p.concurrency for p in local_stack.pollers] == [2, 2, 2]
 
 
 def test_partial_batch_failures_stay_and_reach_the_dead_letter_queue(

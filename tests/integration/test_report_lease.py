@@ -9,8 +9,8 @@ import pytest
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.errors import ConflictError
 from medsum.models import ReportStatus, Summary, Usage
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.fakes import pending_report
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from medsum.adapters.uploads import RESULTS_PART_BYTES, S3UploadStore
 from medsum.errors import RepositoryError
-
-from tests.integration.conftest import Stack
+from medsum_local.inprocess import Stack
 
 KEY_ID = "alias/aws/s3"
 LINE = b'{"custom_id": "x", "status": "COMPLETED"}\n'

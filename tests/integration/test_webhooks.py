@@ -12,11 +12,10 @@ import time
 from typing import Any
 
 import pytest
+from medsum_local.inprocess import REGION, Stack
 from medsum_local.poller import sqs_record
 from standardwebhooks import Webhook as Verifier
 
-from tests.integration.conftest import REGION, Stack
-from tests.integration.test_worker_handler import REPLY, TEXT, use_model, work
 from tests.support.events import (
     CLINIC_A,
     CLINIC_B,
@@ -30,6 +29,7 @@ from tests.support.events import (
 )
 from tests.support.events import sqs_record as work_record
 from tests.support.receiver import receiver
+from tests.support.worker import REPLY, TEXT, use_model, work
 
 PUBLIC_URL = "https://93.184.216.34/hooks/medsum"
 

@@ -6,80 +6,23 @@ The model is the only fake (a scripted ``Summarizer``); DynamoDB, SQS and SNS ar
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
-import pytest
 from medsum.errors import NonRetryableSummarizerError, ThrottledSummarizerError
+from medsum_local.inprocess import Stack
 
-from tests.integration.conftest import Stack
 from tests.support.events import (
     FakeLambdaContext,
     Handler,
-    api_event,
-    api_handler,
     sqs_event,
     sqs_record,
-    worker_handler,
 )
-from tests.support.fakes import ScriptedSummarizer
-
-TEXT = "FINDINGS: Mild cardiomegaly. No pleural effusion.\nIMPRESSION: Mild cardiomegaly."
-REPLY = json.dumps(
-    {
-        "summary": "Mild cardiomegaly.",
-        "key_findings": [{"text": "Mild cardiomegaly", "evidence": ["Mild cardiomegaly."]}],
-        "diagnoses": [],
-        "medications": [],
-        "follow_up": [],
-    }
-)
-
-
-@pytest.fixture
-def modules(stack: Stack) -> tuple[Handler, Handler]:
-    return api_handler(), worker_handler()
-
-
-@pytest.fixture
-def events_queue(stack: Stack) -> str:
-    """An SQS queue subscribed to the events topic with raw delivery, to observe what is published."""
-    sqs, sns = stack.client("sqs"), stack.client("sns")
-    url = sqs.create_queue(QueueName="observer")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(
-        TopicArn=stack.resources["ReportEventsTopic"],
-        Protocol="sqs",
-        Endpoint=arn,
-        Attributes={"RawMessageDelivery": "false"},
-    )
-    return str(url)
-
-
-def use_model(worker: Handler, script: list[str | Exception]) -> tuple[Handler, ScriptedSummarizer]:
-    """The worker with a scripted model in place of Bedrock (in both lanes)."""
-    summarizer = ScriptedSummarizer(script)
-    return replace(worker, deps=worker.deps.with_summarizer(summarizer)), summarizer
-
-
-def submit(api: Handler) -> str:
-    body = {"patient_id": "pt-9", "report_text": TEXT, "report_type": "radiology"}
-    response = api.lambda_handler(api_event("POST", "/summarize", body=body), FakeLambdaContext())
-    return str(json.loads(response["body"])["report_id"])
-
-
-def read(api: Handler, report_id: str) -> dict[str, Any]:
-    response = api.lambda_handler(api_event("GET", f"/reports/{report_id}"), FakeLambdaContext())
-    return dict(json.loads(response["body"]))
+from tests.support.worker import REPLY, TEXT, read, submit, use_model, work
 
 
 def published(stack: Stack, url: str) -> list[dict[str, Any]]:
     messages = stack.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
-
-
-def work(report_id: str, receive_count: int = 1) -> dict[str, Any]:
-    return sqs_record(json.dumps({"report_id": report_id, "version": 1}), receive_count=receive_count)
 
 
 def test_message_to_completed_summary_and_event(

@@ -6,7 +6,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from medsum.errors import ConflictError, DeadLetterQueueError, EnqueueError, PublishError, ReportNotFoundError
@@ -338,17 +338,6 @@ class ScriptedSummarizer(Summarizer):
         )
 
 
-class FixedClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 class InMemoryBatchRepository(BatchRepository):
     """Batches whose counts come from the report fake's per-batch counters."""
 
@@ -470,22 +459,6 @@ class InMemoryAuditLog(AuditLog):
     def list(self, limit: int, next_token: str | None) -> tuple[list[AuditEntry], str | None]:
         ordered = sorted(self.entries.values(), key=lambda e: e.at, reverse=True)
         return ordered[:limit], None
-
-
-class FakeTimer:
-    """A monotonic clock whose ``sleep`` advances it (no real waiting)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept = 0.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.now += seconds
-        self.slept += seconds
 
 
 def pending_report(report_id: str, text: str, now: datetime) -> Report:

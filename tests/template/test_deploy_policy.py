@@ -201,17 +201,27 @@ def test_roles_may_attach_exactly_the_managed_policies_the_template_attaches(
         assert set(statement["Condition"]["ArnEquals"]["iam:PolicyARN"]) == attached
 
 
+_STORES = ("AWS::DynamoDB::Table", "AWS::S3::Bucket")
+
+
 def test_the_deployer_can_read_no_phi(policy: dict[str, Any], translated: dict[str, Any]) -> None:
-    # Given the stores that hold report text and summaries
+    # Given every table and bucket of the stack (any of them may hold report text or summaries)
     arns = sample_arns(translated)
+    stores = {
+        kind: [lid for lid, r in translated["Resources"].items() if r["Type"] == kind] for kind in _STORES
+    }
+    assert all(stores.values())
 
     # Then the deploy role can neither read nor change their items or objects
-    for table in ("PatientReports", "Batches", "Webhooks", "Deliveries", "OperatorAudit", "IdempotencyTable"):
+    for table in stores["AWS::DynamoDB::Table"]:
         for action in ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteItem"):
             assert not allows(policy, action, arns[table][0]), (table, action)
-    uploads = arns["UploadsBucket"][0]
-    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
-        assert not allows(policy, action, f"{uploads}/uploads/owner/batch.jsonl"), action
+    for bucket in stores["AWS::S3::Bucket"]:
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert not allows(policy, action, f"{arns[bucket][0]}/uploads/owner/batch.jsonl"), (
+                bucket,
+                action,
+            )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -23,7 +23,14 @@ from cfnlint.api import lint_file
 from medsum.adapters.clients import BEDROCK_CONNECT_TIMEOUT
 from medsum.logic.process import SAFETY_MARGIN_SECONDS
 from medsum.modelfamily import PROFILE_PREFIXES, base_model_id
-from medsum.settings import AdminSettings, ApiSettings, IngestSettings, NotifierSettings, WorkerSettings
+from medsum.settings import (
+    AdminSettings,
+    ApiSettings,
+    FunctionSettings,
+    IngestSettings,
+    NotifierSettings,
+    WorkerSettings,
+)
 from medsum_local.deploy import DeploymentError, validate_parameters
 from medsum_local.stack import LOCAL_PARAMETER_DEFAULTS, with_local_defaults
 from medsum_local.template import (
@@ -38,7 +45,6 @@ from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
-from pydantic import BaseModel
 
 from tests.support.cfn import PSEUDO_PARAMETERS, Evaluator
 
@@ -47,79 +53,61 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 REGION = "us-east-1"
 ARTIFACT_BUCKET = "medsum-artifacts"
 
-FUNCTIONS = ("ApiFunction", "WorkerFunction", "AdminFunction", "NotifierFunction")
+#: Every function of the template.
+FUNCTIONS = tuple(
+    logical_id
+    for logical_id, resource in load_template(TEMPLATE_PATH)["Resources"].items()
+    if resource["Type"] == "AWS::Serverless::Function"
+)
+#: The settings model each function's code reads its environment into (``settings_of(...)``).
+SETTINGS: dict[str, type[FunctionSettings]] = {
+    "ApiFunction": ApiSettings,
+    "WorkerFunction": WorkerSettings,
+    "IngestFunction": IngestSettings,
+    "AdminFunction": AdminSettings,
+    "NotifierFunction": NotifierSettings,
+}
 
 # Actions AWS only grants on Resource "*" (none is needed today). Anything added here needs a reason.
 WILDCARD_RESOURCE_ALLOWED_ACTIONS: frozenset[str] = frozenset()
 
-API_ACTIONS = {
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:Query",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:BatchGetItem",
-    "sqs:SendMessage",
-    "s3:PutObject",  # presigned upload URLs (uploads/*) and results files (results/*)
-    "s3:GetObject",  # presigned GETs of results files (results/* only)
-    "s3:AbortMultipartUpload",
-    "sns:Publish",  # batch.completed of an inline batch settled at creation
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-    "kms:Encrypt",  # new webhook signing secrets (only the notifier decrypts them)
+#: What the project's code does to each kind of template resource, in one place: a role may grant on a
+#: resource only actions of its kind. A new action here is a new kind of access and needs its reason.
+ADAPTER_ACTIONS: dict[str, frozenset[str]] = {
+    # The repositories (reports, batches, webhooks, deliveries, audit) and Powertools' idempotency
+    # layer. TransactWriteItems is authorised by the actions of the items it writes.
+    "AWS::DynamoDB::Table": frozenset(
+        {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+        }
+    ),
+    # Work and notifier queues: sending (api, ingest, worker, redrive); Lambda's SQS event source polls
+    # with the function's role (Receive/Delete/GetQueueAttributes), the worker's heartbeat and the
+    # notifier's backoff change visibility; the dead-letter adapter reads and deletes.
+    "AWS::SQS::Queue": frozenset(
+        {
+            "sqs:SendMessage",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        }
+    ),
+    "AWS::SNS::Topic": frozenset({"sns:Publish"}),
+    # Batch files (presigned PUTs, ingestion reads) and results files (multipart writes, presigned GETs).
+    "AWS::S3::Bucket": frozenset({"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"}),
+    # The data key: storage services encrypt with it for the roles; the api encrypts webhook secrets.
+    "AWS::KMS::Key": frozenset({"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"}),
 }
-NOTIFIER_ACTIONS = {
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:GetQueueAttributes",
-    "sqs:ChangeMessageVisibility",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-}
-INGEST_ACTIONS = {
-    "s3:GetObject",
-    "sns:Publish",
-    "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
-    "sqs:SendMessage",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-}
-WORKER_ACTIONS = {
-    "dynamodb:GetItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:GetQueueAttributes",
-    "sqs:ChangeMessageVisibility",
-    "sqs:SendMessage",  # a finished batch item releases the next one (bulk lane)
-    "sns:Publish",
-    "bedrock:InvokeModel",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-}
-ADMIN_ACTIONS = {
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:PutItem",
-    "dynamodb:Query",
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes",
-    "sqs:SendMessage",
-    "kms:Decrypt",
-    "kms:GenerateDataKey",
-}
+#: Actions on resources that are not the template's: the model and guardrail the parameters name
+#: (their exact resources are specified by the Bedrock tests below).
+EXTERNAL_ACTIONS = frozenset({"bedrock:InvokeModel", "bedrock:ApplyGuardrail"})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -191,14 +179,6 @@ def _managed_policy_name(arn: str | dict[str, str]) -> str:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
-
-
-def _aliases(settings: type[BaseModel], *, required_only: bool) -> set[str]:
-    return {
-        str(field.alias)
-        for field in settings.model_fields.values()
-        if field.is_required() or not required_only
-    }
 
 
 def _zip_with_handler() -> bytes:
@@ -575,28 +555,80 @@ def test_function_role_statements_name_their_resources(translated: dict[str, Any
                 assert set(_as_list(statement["Action"])) <= WILDCARD_RESOURCE_ALLOWED_ACTIONS, statement
 
 
-@pytest.mark.parametrize(
-    ("function_id", "expected_actions"),
-    [
-        ("ApiFunction", API_ACTIONS),
-        ("WorkerFunction", WORKER_ACTIONS),
-        ("IngestFunction", INGEST_ACTIONS),
-        ("AdminFunction", ADMIN_ACTIONS),
-        ("NotifierFunction", NOTIFIER_ACTIONS),
-    ],
-)
-def test_function_roles_grant_exactly_the_actions_the_function_needs(
-    translated: dict[str, Any], function_id: str, expected_actions: set[str]
-) -> None:
-    # When
-    granted = {
-        action
-        for statement in _role_statements(translated, function_id)
-        for action in _as_list(statement["Action"])
-    }
+def _named(node: Any, resources: dict[str, Any]) -> set[str]:
+    """The template resources ``node`` refers to (``Ref``, ``Fn::GetAtt``, ``${Name}`` and
+    ``${Name.Attribute}`` in ``Fn::Sub``); parameters and pseudo parameters are not resources."""
+    if isinstance(node, list):
+        return {name for item in node for name in _named(item, resources)}
+    if not isinstance(node, dict):
+        return set()
+    found: set[str] = set()
+    for key, value in node.items():
+        if key == "Ref" and value in resources:
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+        elif key == "Fn::Sub":
+            text = value[0] if isinstance(value, list) else value
+            found |= {m for m in re.findall(r"\$\{([A-Za-z0-9]+)[.}]", text) if m in resources}
+            found |= _named(value[1:] if isinstance(value, list) else [], resources)
+        else:
+            found |= _named(value, resources)
+    return found
 
-    # Then
-    assert granted == expected_actions
+
+def _configured_resources(translated: dict[str, Any], function_id: str) -> set[str]:
+    """What a function is configured to use: the resources its environment and event sources name, and
+    the keys those resources are encrypted with."""
+    resources = translated["Resources"]
+    function = resources[function_id]["Properties"]
+    used = _named(function["Environment"]["Variables"], resources)
+    for resource in resources.values():
+        mapping = resource["Properties"] if resource["Type"] == "AWS::Lambda::EventSourceMapping" else {}
+        if mapping.get("FunctionName") == {"Ref": function_id}:
+            used |= _named(mapping["EventSourceArn"], resources)
+    keys = {
+        name
+        for used_id in used
+        for name in _named(resources[used_id].get("Properties", {}), resources)
+        if resources[name]["Type"] == "AWS::KMS::Key"
+    }
+    return used | keys
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_function_roles_grant_only_their_resource_kinds_actions_on_resources_the_function_uses(
+    translated: dict[str, Any], function_id: str
+) -> None:
+    # Given the resources the function is configured with (its environment and event sources)
+    resources = translated["Resources"]
+    configured = _configured_resources(translated, function_id)
+    for statement in _role_statements(translated, function_id):
+        actions = set(_as_list(statement["Action"]))
+        named = _named(statement["Resource"], resources)
+        # Then every statement names resources of the template the function uses ...
+        if not named:
+            assert actions <= EXTERNAL_ACTIONS, statement
+            continue
+        assert named <= configured, (statement.get("Sid"), named - configured)
+        # ... and grants only what the project's code does to resources of that kind
+        for name in named:
+            assert actions <= ADAPTER_ACTIONS[resources[name]["Type"]], (statement.get("Sid"), name)
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_function_roles_reach_only_indexes_their_tables_have(
+    translated: dict[str, Any], function_id: str
+) -> None:
+    resources = translated["Resources"]
+    for statement in _role_statements(translated, function_id):
+        for resource in _as_list(statement["Resource"]):
+            text = resource.get("Fn::Sub") if isinstance(resource, dict) else None
+            match = re.fullmatch(r"\$\{(\w+)\.Arn\}/index/(\w+)", text) if isinstance(text, str) else None
+            if match:
+                table, index = match.groups()
+                indexes = resources[table]["Properties"].get("GlobalSecondaryIndexes", [])
+                assert index in {i["IndexName"] for i in indexes}, (statement.get("Sid"), table, index)
 
 
 def test_api_function_reaches_its_tables_and_indexes_and_nothing_else(translated: dict[str, Any]) -> None:
@@ -801,16 +833,19 @@ def test_the_worker_may_apply_the_configured_guardrail_and_only_when_one_is_set(
     parameters = {"BedrockGuardrailId": guardrail, "BedrockGuardrailVersion": "3"}
     statements = _resolved_role_statements(translated, "WorkerFunction", parameters)
     granted = {action for s in statements for action in _as_list(s["Action"])}
+    without = {
+        a for s in _resolved_role_statements(translated, "WorkerFunction") for a in _as_list(s["Action"])
+    }
 
-    # Then
+    # Then the guardrail adds ApplyGuardrail on it, and nothing else
     applying = [s for s in statements if "bedrock:ApplyGuardrail" in _as_list(s["Action"])]
     if expected is None:
-        assert applying == [] and granted == WORKER_ACTIONS
+        assert applying == [] and granted == without
     else:
         assert [(s["Action"], s["Resource"], s.get("Condition")) for s in applying] == [
             ("bedrock:ApplyGuardrail", expected, None)
         ]
-        assert granted == WORKER_ACTIONS | {"bedrock:ApplyGuardrail"}
+        assert granted == without | {"bedrock:ApplyGuardrail"}
 
 
 @pytest.mark.parametrize(
@@ -865,8 +900,6 @@ def test_the_worker_gets_the_model_guardrail_and_context_parameters(resources: d
         "BEDROCK_MAX_ATTEMPTS": {"Ref": "BedrockMaxAttempts"},
         "BEDROCK_READ_TIMEOUT_SECONDS": {"Ref": "BedrockReadTimeoutSeconds"},
     }
-    # every setting the worker reads, required or optional, is set by the template
-    assert _aliases(WorkerSettings, required_only=False) <= set(variables)
 
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)
@@ -911,25 +944,34 @@ def test_function_tracing_parameter_sets_lambda_tracing_and_powertools_alike(
         assert variables["POWERTOOLS_TRACE_DISABLED"] == ("false" if xray else "true"), function_id
 
 
-@pytest.mark.parametrize(
-    ("function_id", "settings", "service"),
-    [
-        ("ApiFunction", ApiSettings, "medsum-api"),
-        ("WorkerFunction", WorkerSettings, "medsum-worker"),
-        ("IngestFunction", IngestSettings, "medsum-ingest"),
-        ("AdminFunction", AdminSettings, "medsum-admin"),
-        ("NotifierFunction", NotifierSettings, "medsum-notifier"),
-    ],
-)
-def test_each_function_gets_every_setting_its_code_requires(
-    resources: dict[str, Any], function_id: str, settings: type[BaseModel], service: str
-) -> None:
-    # Given
-    variables = set(_props(resources, function_id)["Environment"]["Variables"])
+def _environment_names(settings: type[FunctionSettings]) -> tuple[set[str], set[str]]:
+    """(every variable, the required variables) a settings model reads from the environment."""
+    names: dict[str, bool] = {}
+    for name, field in settings.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else field.alias
+        names[alias or name.upper()] = field.is_required()
+    return set(names), {name for name, required in names.items() if required}
 
-    # Then
-    assert _aliases(settings, required_only=True) <= variables
-    assert _props(resources, function_id)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == service
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_each_functions_environment_is_exactly_what_its_settings_read(
+    template: dict[str, Any], resources: dict[str, Any], function_id: str
+) -> None:
+    # Given the function's own variables, less Powertools' (POWERTOOLS_*, and the Globals for all)
+    settings = SETTINGS[function_id]
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    variables = {
+        name
+        for name in _props(resources, function_id)["Environment"]["Variables"]
+        if name not in shared and not name.startswith("POWERTOOLS_")
+    }
+    every, required = _environment_names(settings)
+
+    # Then the template sets every variable the settings read and nothing they do not
+    assert variables == every
+    assert required <= variables
+    service = _props(resources, function_id)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert service == "medsum-" + function_id.removesuffix("Function").lower()
 
 
 def test_globals_keep_phi_out_of_logs_and_traces(template: dict[str, Any]) -> None:
@@ -949,6 +991,40 @@ def test_globals_keep_phi_out_of_logs_and_traces(template: dict[str, Any]) -> No
 # --------------------------------------------------------------------------------------------------------
 # Queues
 # --------------------------------------------------------------------------------------------------------
+def _dead_letter_targets(resources: dict[str, Any]) -> dict[str, str]:
+    """Queue -> the queue its redrive policy dead-letters to."""
+    return {
+        logical_id: _named(resource["Properties"]["RedrivePolicy"]["deadLetterTargetArn"], resources).pop()
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in resource["Properties"]
+    }
+
+
+def test_every_queue_dead_letters_and_every_dead_letter_queue_is_watched(resources: dict[str, Any]) -> None:
+    # Given the queues, the dead-letter queues (the targets of redrive policies) and the alarms on queues
+    queues = {lid for lid, r in resources.items() if r["Type"] == "AWS::SQS::Queue"}
+    targets = _dead_letter_targets(resources)
+    dead_letter_queues = set(targets.values())
+    watched = {
+        name
+        for resource in resources.values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"].get("Namespace") == "AWS/SQS"
+        for dimension in resource["Properties"].get("Dimensions", [])
+        if dimension["Name"] == "QueueName"
+        for name in _named(dimension["Value"], resources)
+    }
+
+    # Then every queue but a dead-letter queue redrives to a dead-letter queue of its own ...
+    assert set(targets) == queues - dead_letter_queues
+    assert dead_letter_queues <= queues and len(dead_letter_queues) == len(targets)
+    assert all(
+        resources[t]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600 for t in dead_letter_queues
+    )
+    # ... and every dead-letter queue has an alarm
+    assert dead_letter_queues <= watched
+
+
 def test_work_queue_redrives_to_the_dead_letter_queue(resources: dict[str, Any]) -> None:
     # Given
     queue = _props(resources, "WorkQueue")

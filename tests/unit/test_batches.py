@@ -26,10 +26,10 @@ from medsum.logic.process import Outcome, WorkerDeps, process_report
 from medsum.models import BatchStatus, Lane, ReportStatus, WorkMessage
 from medsum.ports import UploadObject, UploadStore
 
+from tests.support.clock import FakeClock
 from tests.support.fakes import (
     FakePublisher,
     FakeQueue,
-    FixedClock,
     InMemoryBatchRepository,
     InMemoryRepository,
     ScriptedSummarizer,
@@ -104,7 +104,7 @@ class World:
         self.batches = InMemoryBatchRepository(self.reports)
         self.queue = FakeQueue()
         self.publisher = FakePublisher()
-        self.clock = FixedClock()
+        self.clock = FakeClock()
         self.summarizer = ScriptedSummarizer(script or [REPLY])
         self.deps = BatchDeps(reports=self.reports, batches=self.batches, queue=self.queue, window=window)
         self.worker = WorkerDeps(

@@ -6,96 +6,39 @@ from a script, so the tests see exactly the bytes and headers a server would rec
 
 from __future__ import annotations
 
-import hmac
 import io
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from medsum_cli import client as client_module
 from medsum_cli.client import ApiError, MedsumClient, WaitTimeoutError, parse_retry_after
 from medsum_cli.config import ConfigError, find_local_stack, load_local_stack, resolve_settings
-from medsum_cli.main import UsageError, derive_patient_id, main
+from medsum_cli.main import UsageError, derive_patient_id
 from medsum_cli.render import make_console, quote_evidence, render_report
-from medsum_cli.resources import reports as reports_module
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
-pytestmark = pytest.mark.disable_socket
+from tests.support.cli import (
+    API_URL,
+    IDENTITIES,
+    REPORT_ID,
+    Reply,
+    Run,
+    client_with,
+    error,
+    fake_session,
+    ok,
+    parse_authorization,
+    signature_is_valid,
+)
+from tests.support.clock import FakeClock
 
-API_URL = "http://127.0.0.1:3000"
-REPORT_ID = "01JDQ3Z6W5Y7K8M9N0P1Q2R3S4"
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
+
 SOURCE_TEXT = "Chest X-ray: no acute cardiopulmonary disease. Mild cardiomegaly."
-IDENTITIES = {
-    "clinic-a": ("AKIACLINICA000000001", "clinic-a-secret"),
-    "clinic-b": ("AKIACLINICB000000002", "clinic-b-secret"),
-    "operator": ("AKIAOPERATOR00000003", "operator-secret"),
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# Fake transport
-# --------------------------------------------------------------------------------------------------
-Reply = tuple[int, Any, dict[str, str]] | Exception
-
-
-class FakeAdapter(BaseAdapter):
-    """Records every prepared request and answers with the next scripted reply (the last repeats)."""
-
-    def __init__(self, replies: list[Reply]) -> None:
-        super().__init__()
-        self.replies = list(replies)
-        self.requests: list[requests.PreparedRequest] = []
-        self.timeouts: list[Any] = []
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.requests.append(request)
-        self.timeouts.append(kwargs.get("timeout"))
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        if isinstance(reply, Exception):
-            raise reply
-        status, body, headers = reply
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(headers)
-        if body is None:
-            response._content = b""
-        elif isinstance(body, bytes):
-            response._content = body
-        else:
-            response._content = json.dumps(body).encode()
-            response.headers.setdefault("Content-Type", "application/json")
-        response.url = request.url or ""
-        response.request = request
-        response.reason = "scripted"
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-def fake_session(*replies: Reply) -> tuple[requests.Session, FakeAdapter]:
-    adapter = FakeAdapter(list(replies))
-    session = requests.Session()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session, adapter
-
-
-def ok(body: Any, status: int = 200, **headers: str) -> Reply:
-    return (status, body, dict(headers))
-
-
-def error(status: int, code: str, message: str) -> Reply:
-    return (status, {"error": {"code": code, "message": message}}, {})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,128 +93,6 @@ def list_item(report_id: str, status: str = "COMPLETED") -> dict[str, Any]:
         "updated_at": "2026-11-26T06:00:05Z",
         "links": {"self": f"{API_URL}/reports/{report_id}"},
     }
-
-
-def write_local_stack(root: Path, api_url: str = API_URL, region: str = "us-east-1") -> Path:
-    path = root / ".medsum" / "local-stack.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(
-        json.dumps(
-            {
-                "api_url": api_url,
-                "region": region,
-                "aws_endpoint_url": "http://127.0.0.1:4566",
-                "outputs": {"ApiUrl": api_url},
-                "identities": [
-                    {
-                        "name": name,
-                        "role": "operator" if name == "operator" else "client",
-                        "access_key_id": key,
-                        "secret_access_key": secret,
-                        "arn": f"arn:aws:iam::123456789012:user/{name}",
-                    }
-                    for name, (key, secret) in IDENTITIES.items()
-                ],
-            }
-        )
-    )
-    return path
-
-
-# --------------------------------------------------------------------------------------------------
-# SigV4 verification: recompute the signature with botocore, as the API's verifier would
-# --------------------------------------------------------------------------------------------------
-AUTH_PATTERN = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)"
-    r"/aws4_request, "
-    r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>[0-9a-f]{64})$"
-)
-
-
-def parse_authorization(request: requests.PreparedRequest) -> dict[str, str]:
-    match = AUTH_PATTERN.match(request.headers["Authorization"])
-    assert match is not None, request.headers["Authorization"]
-    return match.groupdict()
-
-
-def signature_is_valid(
-    request: requests.PreparedRequest,
-    secret_key: str,
-    *,
-    body: bytes | None = None,
-    token: str | None = None,
-) -> bool:
-    auth = parse_authorization(request)
-    assert auth["service"] == "execute-api"
-    assert request.url is not None
-    signed_names = auth["signed"].split(";")
-    headers = {name: request.headers[name] for name in signed_names if name != "host"}
-    if "host" in signed_names:
-        assert request.headers.get("Host", urlsplit(request.url).netloc) == urlsplit(request.url).netloc
-    payload = request.body if body is None else body
-    if isinstance(payload, str):
-        payload = payload.encode()
-    recomputed = AWSRequest(method=request.method, url=request.url, data=payload or b"", headers=headers)
-    recomputed.context["timestamp"] = request.headers["X-Amz-Date"]
-    signer = SigV4Auth(Credentials(auth["key"], secret_key, token), "execute-api", auth["region"])
-    string_to_sign = signer.string_to_sign(recomputed, signer.canonical_request(recomputed))
-    return hmac.compare_digest(signer.signature(string_to_sign, recomputed), auth["signature"])
-
-
-# --------------------------------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ambient AWS configuration, no instance metadata, no MEDSUM_API_URL; cwd is an empty dir."""
-    for name in (
-        "MEDSUM_API_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the console width; keep lines whole
-    workdir = tmp_path / "empty"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    # Polls and retries do not sleep in tests.
-    monkeypatch.setattr(reports_module, "DEFAULT_POLL_INTERVAL", 0.0)
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project with a running local stack; the cwd is a nested directory of it."""
-    root = tmp_path / "project"
-    write_local_stack(root)
-    nested = root / "reports" / "2026"
-    nested.mkdir(parents=True)
-    monkeypatch.chdir(nested)
-    return nested
-
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def _run(argv: list[str], session: requests.Session | None = None) -> tuple[int, str, str]:
-        code = main(argv, session=session)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return _run
 
 
 # --------------------------------------------------------------------------------------------------
@@ -758,27 +579,12 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 # --------------------------------------------------------------------------------------------------
 # wait loop (client level, with a fake clock)
 # --------------------------------------------------------------------------------------------------
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_wait_reports_each_status_and_returns_the_terminal_view() -> None:
     session, _ = fake_session(
         ok(report_view("PENDING")), ok(report_view("PROCESSING")), ok(report_view("COMPLETED"))
     )
     clock = FakeClock()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=clock.sleep, clock=clock
-    )
+    client = client_with(session, clock)
     seen: list[str] = []
 
     report = client.wait(
@@ -793,9 +599,7 @@ def test_wait_reports_each_status_and_returns_the_terminal_view() -> None:
 def test_wait_times_out() -> None:
     session, adapter = fake_session(ok(report_view("PROCESSING")))
     clock = FakeClock()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=clock.sleep, clock=clock
-    )
+    client = client_with(session, clock)
 
     with pytest.raises(WaitTimeoutError) as caught:
         client.wait(REPORT_ID, timeout=5, poll_interval=1.0)

@@ -1,6 +1,6 @@
 """``medsum batch``: input reading and splitting, signing of NDJSON bodies, waiting, results, errors.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets): every request is recorded with its exact
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets): every request is recorded with its exact
 bytes and headers, and every answer is scripted. The client's clock and sleep are faked, so waiting
 loops run instantly and their delays can be checked.
 """
@@ -15,119 +15,35 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from botocore.credentials import Credentials
 from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
-from medsum_cli import transport as transport_module
-from medsum_cli.client import MedsumClient, WaitTimeoutError
+from medsum_cli.client import WaitTimeoutError
 from medsum_cli.main import main
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import (
+from tests.support.cli import (
     API_URL,
+    BATCH_ID,
     IDENTITIES,
+    SECRET,
     Reply,
     Run,
+    accepted,
+    batch_view,
+    body_of,
+    client_with,
     error,
     fake_session,
+    item_line,
     ok,
     parse_authorization,
     signature_is_valid,
 )
+from tests.support.clock import FakeClock
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env", "fake_time")]
 
-# The fixtures of test_cli.py: isolated environment (autouse), a project with a local stack, and `run`.
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
-BATCH_ID = "01JDQBATCH0000000000000001"
-SECRET = IDENTITIES["clinic-a"][1]
 NDJSON = "application/x-ndjson"
-
-
-class FakeTime:
-    """Stands in for the ``time`` module inside the client: ``sleep`` advances ``monotonic``."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture(autouse=True)
-def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    fake = FakeTime()
-    monkeypatch.setattr(transport_module, "time", fake)
-    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
-    monkeypatch.delenv("FORCE_COLOR", raising=False)
-    return fake
-
-
-# --------------------------------------------------------------------------------------------------
-# Builders
-# --------------------------------------------------------------------------------------------------
-def counts(total: int = 0, **values: int) -> dict[str, int]:
-    result = {"total": total, "pending": 0, "processing": 0, "completed": 0, "failed": 0, "cancelled": 0}
-    result.update(values)
-    return result
-
-
-def batch_view(
-    status: str = "in_progress", batch_id: str = BATCH_ID, errors: list[Any] | None = None, **values: int
-) -> dict[str, Any]:
-    return {
-        "batch_id": batch_id,
-        "status": status,
-        "request_counts": counts(**values),
-        "created_at": "2026-11-26T06:00:00Z",
-        "updated_at": "2026-11-26T06:00:05Z",
-        "completed_at": "2026-11-26T06:01:00Z" if status in ("completed", "cancelled", "failed") else None,
-        "metadata": {},
-        "errors": errors or [],
-        "links": {
-            "self": f"{API_URL}/batches/{batch_id}",
-            "results": f"{API_URL}/batches/{batch_id}/results",
-        },
-    }
-
-
-def accepted(batch_id: str = BATCH_ID, total: int = 2) -> Reply:
-    body = {
-        "batch_id": batch_id,
-        "status": "validating",
-        "request_counts": counts(total, pending=total),
-        "links": {
-            "self": f"{API_URL}/batches/{batch_id}",
-            "results": f"{API_URL}/batches/{batch_id}/results",
-        },
-    }
-    return ok(body, 202, Location=f"/batches/{batch_id}", **{"Retry-After": "3"})
-
-
-def item_line(custom_id: str, text: str = "Chest X-ray: normal.") -> bytes:
-    item = {
-        "custom_id": custom_id,
-        "patient_id": "patient-1",
-        "report_text": text,
-        "report_type": "radiology",
-    }
-    return (json.dumps(item) + "\n").encode()
-
-
-def body_of(request: requests.PreparedRequest) -> bytes:
-    body = request.body
-    if isinstance(body, str):
-        return body.encode()
-    assert isinstance(body, bytes)
-    return body
 
 
 def assert_signed_ndjson(request: requests.PreparedRequest) -> None:
@@ -470,7 +386,7 @@ def test_a_failure_after_the_first_batch_keeps_the_printed_id(project: Path, run
 # submit --wait and batch wait
 # --------------------------------------------------------------------------------------------------
 def test_wait_polls_until_completed_honoring_retry_after_and_exits_0(
-    project: Path, run: Run, fake_time: FakeTime
+    project: Path, run: Run, fake_time: FakeClock
 ) -> None:
     # Given a batch that validates, progresses and completes
     (project / "reports.jsonl").write_bytes(item_line("a-1") + item_line("a-2"))
@@ -520,7 +436,7 @@ def test_wait_json_prints_the_final_batch(project: Path, run: Run) -> None:
     assert err == f"submitted batch {BATCH_ID} (1 item)\n"
 
 
-def test_wait_times_out_with_a_hint(project: Path, run: Run, fake_time: FakeTime) -> None:
+def test_wait_times_out_with_a_hint(project: Path, run: Run, fake_time: FakeClock) -> None:
     (project / "reports.jsonl").write_bytes(item_line("a-1"))
     session, adapter = fake_session(accepted(total=1), ok(batch_view("in_progress", total=1, processing=1)))
 
@@ -601,10 +517,8 @@ def test_client_wait_batch_reports_each_update() -> None:
     session, _ = fake_session(
         ok(batch_view("validating")), ok(batch_view("cancelling")), ok(batch_view("cancelled"))
     )
-    fake = FakeTime()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
+    fake = FakeClock()
+    client = client_with(session, fake)
     seen: list[str] = []
 
     final = client.wait_batch(BATCH_ID, timeout=60, on_update=lambda batch: seen.append(batch["status"]))
@@ -616,10 +530,8 @@ def test_client_wait_batch_reports_each_update() -> None:
 
 def test_client_wait_batch_timeout_names_the_batch() -> None:
     session, _ = fake_session(ok(batch_view("in_progress"), 200, **{"Retry-After": "600"}))
-    fake = FakeTime()
-    client = MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
+    fake = FakeClock()
+    client = client_with(session, fake)
 
     with pytest.raises(WaitTimeoutError) as caught:
         client.wait_batch(BATCH_ID, timeout=30)
@@ -889,7 +801,7 @@ def test_unreachable_api_exits_3_without_a_traceback(project: Path, run: Run) ->
     assert "Traceback" not in err
 
 
-def test_create_is_retried_on_429_with_the_same_bytes(project: Path, run: Run, fake_time: FakeTime) -> None:
+def test_create_is_retried_on_429_with_the_same_bytes(project: Path, run: Run, fake_time: FakeClock) -> None:
     data = item_line("a") + item_line("b")
     (project / "reports.jsonl").write_bytes(data)
     session, adapter = fake_session(

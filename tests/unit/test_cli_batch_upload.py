@@ -1,6 +1,6 @@
 """``medsum batch submit`` picks the inline or the upload path; the client's upload calls.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets): the signed ``POST /batches/uploads``, the
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets): the signed ``POST /batches/uploads``, the
 unsigned ``PUT`` to the presigned URL and the polls are recorded with their exact bytes and headers.
 """
 
@@ -13,22 +13,29 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from botocore.credentials import Credentials
 from medsum_cli import batch_input as batch_module
 from medsum_cli import client as client_module
-from medsum_cli.client import ApiError, ConnectionFailedError, MedsumClient, TransportError
+from medsum_cli.client import ApiError, ConnectionFailedError, TransportError
 
-from tests.unit import test_cli as base
-from tests.unit import test_cli_batch as batch_base
-from tests.unit.test_cli import API_URL, Reply, Run, error, fake_session, ok, signature_is_valid
-from tests.unit.test_cli_batch import SECRET, FakeTime, accepted, batch_view, body_of, item_line
+from tests.support.cli import (
+    API_URL,
+    SECRET,
+    Reply,
+    Run,
+    accepted,
+    batch_view,
+    body_of,
+    client_with,
+    error,
+    fake_session,
+    item_line,
+    ok,
+    signature_is_valid,
+)
+from tests.support.clock import FakeClock
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env", "fake_time")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
-fake_time = batch_base.fake_time
 
 UPLOAD_ID = "01JDQUPLOAD000000000000001"
 BUCKET_URL = "https://medsum-uploads.s3.us-east-1.amazonaws.com"
@@ -84,12 +91,6 @@ def s3_error(status: int, code: str, message: str) -> Reply:
 
 def jsonl(count: int, prefix: str = "c") -> bytes:
     return b"".join(item_line(f"{prefix}-{index:05d}") for index in range(count))
-
-
-def client_with(session: requests.Session, fake: FakeTime) -> MedsumClient:
-    return MedsumClient(
-        API_URL, Credentials("AK", "SK"), "us-east-1", session=session, sleep=fake.sleep, clock=fake.monotonic
-    )
 
 
 def assert_upload_put(request: requests.PreparedRequest, data: bytes, batch_id: str = UPLOAD_ID) -> None:
@@ -347,7 +348,7 @@ def test_a_refused_create_upload_sends_nothing(project: Path, run: Run) -> None:
 # submit --wait on an uploaded batch
 # --------------------------------------------------------------------------------------------------
 def test_wait_follows_an_upload_from_validating_to_completed(
-    project: Path, run: Run, fake_time: FakeTime
+    project: Path, run: Run, fake_time: FakeClock
 ) -> None:
     # Given an upload that validates (zero counts), then runs, then completes
     (project / "big.jsonl").write_bytes(jsonl(1_200))
@@ -421,7 +422,7 @@ def test_wait_on_a_failed_upload_shows_why_and_exits_4(project: Path, run: Run) 
 # --------------------------------------------------------------------------------------------------
 # MedsumClient.create_upload / upload_batch_file
 # --------------------------------------------------------------------------------------------------
-def test_client_create_upload_returns_the_201_body(fake_time: FakeTime) -> None:
+def test_client_create_upload_returns_the_201_body(fake_time: FakeClock) -> None:
     session, adapter = fake_session(upload_created())
 
     created = client_with(session, fake_time).create_upload()
@@ -433,7 +434,7 @@ def test_client_create_upload_returns_the_201_body(fake_time: FakeTime) -> None:
     assert signature_is_valid(request, "SK")
 
 
-def test_client_upload_sends_the_bytes_unsigned_with_the_upload_timeout(fake_time: FakeTime) -> None:
+def test_client_upload_sends_the_bytes_unsigned_with_the_upload_timeout(fake_time: FakeClock) -> None:
     session, adapter = fake_session(stored())
     upload: dict[str, Any] = {"url": presigned_url(), "headers": UPLOAD_HEADERS}
 
@@ -445,7 +446,7 @@ def test_client_upload_sends_the_bytes_unsigned_with_the_upload_timeout(fake_tim
     assert adapter.timeouts == [(client_module.DEFAULT_TIMEOUT[0], client_module.UPLOAD_READ_TIMEOUT)]
 
 
-def test_client_upload_retries_slow_down_then_succeeds(fake_time: FakeTime) -> None:
+def test_client_upload_retries_slow_down_then_succeeds(fake_time: FakeClock) -> None:
     session, adapter = fake_session(s3_error(503, "SlowDown", "Please reduce your request rate."), stored())
     upload = {"url": presigned_url(), "headers": UPLOAD_HEADERS}
 
@@ -468,7 +469,7 @@ def test_client_upload_retries_slow_down_then_succeeds(fake_time: FakeTime) -> N
     ],
 )  # fmt: skip
 def test_client_upload_errors_are_api_errors(
-    fake_time: FakeTime, reply: Reply, status: int, code: str, message: str
+    fake_time: FakeClock, reply: Reply, status: int, code: str, message: str
 ) -> None:
     session, adapter = fake_session(reply)
     upload = {"url": presigned_url(), "headers": UPLOAD_HEADERS}
@@ -489,7 +490,7 @@ def test_client_upload_errors_are_api_errors(
     ],
 )
 def test_client_upload_transport_errors_never_name_the_url(
-    fake_time: FakeTime, failure: Exception, kind: type[Exception], message: str
+    fake_time: FakeClock, failure: Exception, kind: type[Exception], message: str
 ) -> None:
     session, _ = fake_session(failure)
     upload = {"url": presigned_url(), "headers": UPLOAD_HEADERS}
@@ -504,7 +505,7 @@ def test_client_upload_transport_errors_never_name_the_url(
     "upload",
     [{}, {"url": None}, {"url": "ftp://bucket/key"}, {"url": presigned_url(), "headers": ["Content-Type"]}],
 )
-def test_client_upload_refuses_a_malformed_target(fake_time: FakeTime, upload: dict[str, Any]) -> None:
+def test_client_upload_refuses_a_malformed_target(fake_time: FakeClock, upload: dict[str, Any]) -> None:
     session, adapter = fake_session(stored())
 
     with pytest.raises(ApiError) as caught:

@@ -1,7 +1,7 @@
 """Why a request was refused: the API's ``details`` on every 4xx, the whole error as JSON under ``--json``,
 and reports that break the API's limits refused before any byte is sent.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets).
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets).
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import REPORT_ID, Reply, Run, fake_session
+from tests.support.cli import REPORT_ID, Reply, Run, fake_session
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
 DETAILS = [
     {"location": "body.patient_id", "problem": "String should match pattern '^[A-Za-z0-9._-]{1,64}$'"},

@@ -9,14 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import IDENTITIES, Run, error, fake_session, ok, parse_authorization
+from tests.support.cli import IDENTITIES, Run, error, fake_session, ok, parse_authorization
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
 REPORT = "0123456789abcdef0123456789abcdef"
 JOB = "fedcba9876543210fedcba9876543210"

@@ -1,7 +1,7 @@
 """What a user sees: tables that keep ids whole at 80 columns and turn into tab-separated text when piped,
 human output for webhook commands (JSON only with ``--json``), and help for every command.
 
-Same fake HTTP transport as ``test_cli.py`` (no sockets).
+The fake HTTP transport of ``tests/support/cli.py`` (no sockets).
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from typing import Any
 import pytest
 from medsum_cli.main import build_parser
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import Run, fake_session, ok
+from tests.support.cli import Run, fake_session, ok
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
 REPORT_IDS = ["01JDQ3Z6W5Y7K8M9N0P1Q2R3S4", "01JDQ3Z6W5Y7K8M9N0P1Q2R3S5"]
 BATCH_ID = "01JDQBATCH0000000000000001"

@@ -31,11 +31,10 @@ from medsum.models import (
 )
 from medsum.pagetoken import PageTokenCodec
 
+from tests.support.clock import FakeClock
 from tests.support.fakes import (
     FakeDeadLetterQueue,
     FakeQueue,
-    FakeTimer,
-    FixedClock,
     InMemoryAuditLog,
     InMemoryRepository,
 )
@@ -49,8 +48,8 @@ REASON = "outage over"
 
 class Harness:
     def __init__(self) -> None:
-        self.clock = FixedClock()
-        self.timer = FakeTimer()
+        self.clock = FakeClock()
+        self.timer = FakeClock()
         self.repo = InMemoryRepository()
         self.dlq = FakeDeadLetterQueue()
         self.queue = FakeQueue()
@@ -191,7 +190,7 @@ def test_redrive_stays_within_max_per_second(h: Harness, rate: float) -> None:
     for index in range(12):
         h.failed(f"r{index:02d}")
     sends: list[float] = []
-    h.queue.enqueue = spy(h.queue.enqueue, lambda: sends.append(h.timer.now))  # type: ignore[method-assign]
+    h.queue.enqueue = spy(h.queue.enqueue, lambda: sends.append(h.timer.monotonic()))  # type: ignore[method-assign]
     # When they are redriven at ``rate`` per second
     job = redrive(h.deps, OPERATOR, RedriveRequest(all=True, max_per_second=rate, reason=REASON))
     # Then all moved, and no one-second window holds more than ``rate`` sends
@@ -201,12 +200,12 @@ def test_redrive_stays_within_max_per_second(h: Harness, rate: float) -> None:
 
 
 def test_pacer_spaces_calls_and_does_not_sleep_when_late() -> None:
-    timer = FakeTimer()
+    timer = FakeClock()
     pacer = Pacer(4.0, timer.monotonic, timer.sleep)
     pacer.wait()
     pacer.wait()
     assert timer.slept == pytest.approx(0.25)
-    timer.now += 10  # slow work in between: no catch-up burst, no sleep
+    timer.advance(10)  # slow work in between: no catch-up burst, no sleep
     pacer.wait()
     assert timer.slept == pytest.approx(0.25)
 

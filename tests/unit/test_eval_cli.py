@@ -9,14 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit import test_cli as base
-from tests.unit.test_cli import Run, fake_session, ok
+from tests.support.cli import Run, fake_session, ok
 
-pytestmark = pytest.mark.disable_socket
+pytestmark = [pytest.mark.disable_socket, pytest.mark.usefixtures("isolated_env")]
 
-isolated_env = base.isolated_env
-project = base.project
-run = base.run
 
 EFFUSION = (
     "FINDINGS: Heart size normal. Small left pleural effusion.\n\nIMPRESSION: Small left pleural effusion."

@@ -1,7 +1,10 @@
-"""The OpenAPI document tells the truth: it is generated from the routers, current, valid OpenAPI 3.1,
-and describes every answer the API gives (statuses, the error shape, the SigV4 scheme, both batch
-bodies). The statuses the API really answers are checked against it in tests/integration/
-test_api_hostile.py and by schemathesis (tests/e2e/test_api_schema_e2e.py)."""
+"""The OpenAPI document in itself: generated from the routers, current, valid OpenAPI 3.1, and
+describing every kind of answer (statuses, the error shape, the SigV4 scheme, both batch bodies).
+
+Whether it tells the truth about the API's real answers is checked against the handlers: every answer
+of a tour of all operations, status and body (tests/integration/test_api_contract.py), the statuses of
+hostile requests (tests/integration/test_api_hostile.py), and by schemathesis over HTTP
+(tests/e2e/test_api_schema_e2e.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import json
 from typing import Any
 
 import pytest
+from medsum_local.inprocess import ROOT
 from openapi_spec_validator import validate
 
-from scripts.export_openapi import ROOT, render
+from scripts.export_openapi import render
 
 DOCUMENT: dict[str, Any] = json.loads(render())
 OPERATIONS = [

@@ -19,9 +19,9 @@ from medsum.logic.process import Outcome, RequeueError, WorkerDeps, process_repo
 from medsum.models import ReportStatus
 from medsum.ports import ModelReply, ModelRequest
 
+from tests.support.clock import FakeClock
 from tests.support.fakes import (
     FakePublisher,
-    FixedClock,
     InMemoryRepository,
     ScriptedSummarizer,
     pending_report,
@@ -44,7 +44,7 @@ GOOD_REPLY = json.dumps(
 def make_deps(
     summarizer: ScriptedSummarizer, **overrides: object
 ) -> tuple[WorkerDeps, InMemoryRepository, FakePublisher]:
-    repo, publisher, clock = InMemoryRepository(), FakePublisher(), FixedClock()
+    repo, publisher, clock = InMemoryRepository(), FakePublisher(), FakeClock()
     values: dict[str, object] = {
         "repository": repo,
         "summarizer": summarizer,

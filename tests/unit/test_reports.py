@@ -7,7 +7,8 @@ from medsum.errors import EnqueueError, ReportNotFoundError
 from medsum.logic.reports import SubmitDeps, delete_report, get_report, list_reports, submit_report
 from medsum.models import ReportStatus, SummarizeRequest
 
-from tests.support.fakes import FakeQueue, FixedClock, InMemoryRepository
+from tests.support.clock import FakeClock
+from tests.support.fakes import FakeQueue, InMemoryRepository
 
 OWNER_A = "arn:aws:iam::123456789012:user/clinic-a"
 OWNER_B = "arn:aws:iam::123456789012:user/clinic-b"
@@ -18,7 +19,7 @@ def request(patient: str = "p-1") -> SummarizeRequest:
 
 
 def test_submit_writes_pending_and_enqueues_id_only() -> None:
-    repo, queue, clock = InMemoryRepository(), FakeQueue(), FixedClock()
+    repo, queue, clock = InMemoryRepository(), FakeQueue(), FakeClock()
     report = submit_report(
         request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30
     )
@@ -29,7 +30,7 @@ def test_submit_writes_pending_and_enqueues_id_only() -> None:
 
 
 def test_enqueue_failure_marks_the_record_failed_and_raises() -> None:
-    repo, queue, clock = InMemoryRepository(), FakeQueue(fail=True), FixedClock()
+    repo, queue, clock = InMemoryRepository(), FakeQueue(fail=True), FakeClock()
     with pytest.raises(EnqueueError):
         submit_report(
             request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=30
@@ -40,7 +41,7 @@ def test_enqueue_failure_marks_the_record_failed_and_raises() -> None:
 
 
 def test_other_owner_is_answered_like_missing() -> None:
-    repo, queue, clock = InMemoryRepository(), FakeQueue(), FixedClock()
+    repo, queue, clock = InMemoryRepository(), FakeQueue(), FakeClock()
     submit_report(request(), OWNER_A, SubmitDeps(repo, queue), report_id="r1", now=clock(), retention_days=1)
     assert get_report(repo, OWNER_A, "r1").report_id == "r1"
     with pytest.raises(ReportNotFoundError):
@@ -55,7 +56,7 @@ def test_other_owner_is_answered_like_missing() -> None:
 
 
 def test_list_is_per_owner_and_patient_newest_first() -> None:
-    repo, queue, clock = InMemoryRepository(), FakeQueue(), FixedClock()
+    repo, queue, clock = InMemoryRepository(), FakeQueue(), FakeClock()
     deps = SubmitDeps(repo, queue)
     for i in range(3):
         clock.advance(1)

@@ -36,7 +36,7 @@ from medsum.ports import DeliveryLog, SecretCipher, SendResult, WebhookRepositor
 from medsum.signing import sign
 from standardwebhooks import Webhook as Verifier
 
-from tests.support.fakes import FixedClock
+from tests.support.clock import FakeClock
 
 OWNER = "arn:aws:iam::123456789012:user/clinic-a"
 
@@ -140,10 +140,10 @@ def event(report_id: str = "r1") -> ReportEvent:
 
 def make(
     script: dict[str, list[SendResult]], dns: dict[str, str] | None = None, max_receive_count: int = 5
-) -> tuple[NotifierDeps, FakeWebhooks, FakeLog, ScriptedSender, FixedClock]:
+) -> tuple[NotifierDeps, FakeWebhooks, FakeLog, ScriptedSender, FakeClock]:
     # The clock is real time: standardwebhooks checks the signed timestamp against now.
     webhooks, log, sender = FakeWebhooks(), FakeLog(), ScriptedSender(script)
-    clock = FixedClock(datetime.now(UTC))
+    clock = FakeClock(datetime.now(UTC))
     deps = NotifierDeps(
         webhooks=webhooks,
         cipher=FakeCipher(),
