@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from medsum.modelfamily import ModelFamily, family_for
 from medsum.models import (
@@ -309,6 +309,14 @@ class DeadLetter:
     sent_at: datetime
     #: The lane whose dead-letter queue holds the message.
     lane: Lane = Lane.INTERACTIVE
+
+
+class Redelivery(Protocol):
+    """What a queue-driven function (worker, notifier) needs of the queue a message came from
+    (``SqsWorkQueue``): give the received message back with a delay."""
+
+    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
+        """Make the received message visible again ``delay_seconds`` from now."""
 
 
 class DeadLetterQueue(ABC):

@@ -5,14 +5,3 @@ As for the HTTP functions (``medsum.http.deps``): ``lambda_handler(event, contex
 own (fakes at the ports, or the adapters of a moto account). One module per function, so that a function
 imports only its own adapters (cold start).
 """
-
-from __future__ import annotations
-
-from typing import Protocol
-
-
-class Redelivery(Protocol):
-    """What a queue-driven function needs of the queue a message came from (``SqsWorkQueue``)."""
-
-    def retry_later(self, receipt_handle: str, delay_seconds: int) -> None:
-        """Make the received message visible again ``delay_seconds`` from now."""

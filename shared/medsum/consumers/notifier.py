@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from medsum.adapters.http_delivery import Urllib3WebhookSender
 from medsum.adapters.sqs import SqsWorkQueue
 from medsum.adapters.webhooks import DynamoDeliveryLog, DynamoWebhookRepository, KmsSecretCipher
-from medsum.consumers import Redelivery
 from medsum.logic.webhooks import NotifierDeps, UrlPolicy
+from medsum.ports import Redelivery
 from medsum.settings import NotifierSettings
 
 

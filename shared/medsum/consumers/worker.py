@@ -16,10 +16,9 @@ from medsum.adapters.clients import BEDROCK_CONNECT_TIMEOUT, bedrock_client
 from medsum.adapters.dynamodb import DynamoReportRepository
 from medsum.adapters.sns import SnsEventPublisher
 from medsum.adapters.sqs import SqsWorkQueue
-from medsum.consumers import Redelivery
 from medsum.logic.process import WorkerDeps
 from medsum.models import Lane
-from medsum.ports import Summarizer
+from medsum.ports import Redelivery, Summarizer
 from medsum.settings import WorkerSettings
 
 #: Wait before retrying a throttled model call, per lane: the bulk lane waits longer (it yields).
